@@ -1,0 +1,283 @@
+//! Outgoing HTTP from guests: every request is checked before a byte leaves.
+//!
+//! Order of checks for a `wasi:http` request:
+//! 1. the host name must match the manifest's declared hosts **and** the grant's
+//!    allow-list ([`EgressPolicy::check_host`]);
+//! 2. the name is resolved with the runtime's [`Resolve`] (injectable, so tests can
+//!    map a name to 127.0.0.1 or 169.254.169.254);
+//! 3. every resolved address must be public unless its range is granted
+//!    explicitly ([`EgressPolicy::check_ip`]);
+//! 4. the connection goes to a checked address, never to the name again, so a
+//!    second DNS answer cannot swap in another address (DNS rebinding).
+//!
+//! Each decision is recorded as an [`EgressEvent`] in the call's outcome.
+
+use http_body_util::BodyExt;
+use serde::Serialize;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tack_policy::EgressPolicy;
+use tokio::net::TcpStream;
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// Resolves host names to addresses for outgoing guest HTTP.
+pub trait Resolve: Send + Sync + 'static {
+    /// All addresses of `host`.
+    fn resolve<'a>(&'a self, host: &'a str, port: u16) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send + 'a>>;
+}
+
+/// The operating system's resolver.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemResolver;
+
+impl Resolve for SystemResolver {
+    fn resolve<'a>(&'a self, host: &'a str, port: u16) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send + 'a>> {
+        Box::pin(async move {
+            let addrs = tokio::net::lookup_host((host, port)).await?;
+            Ok(addrs.map(|a| a.ip()).collect())
+        })
+    }
+}
+
+/// A resolver with fixed answers, falling back to another resolver for other names.
+///
+/// For tests and for operators who pin names (like `/etc/hosts`).
+#[derive(Clone, Default)]
+pub struct StaticResolver {
+    entries: Vec<(String, Vec<IpAddr>)>,
+    fallback: Option<Arc<dyn Resolve>>,
+}
+
+impl StaticResolver {
+    /// A resolver that knows no names (every other lookup fails).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Answer `host` with `addrs`.
+    pub fn with(mut self, host: &str, addrs: &[IpAddr]) -> Self {
+        self.entries.push((host.to_ascii_lowercase(), addrs.to_vec()));
+        self
+    }
+
+    /// Ask `fallback` for names not listed.
+    pub fn or_else(mut self, fallback: Arc<dyn Resolve>) -> Self {
+        self.fallback = Some(fallback);
+        self
+    }
+}
+
+impl Resolve for StaticResolver {
+    fn resolve<'a>(&'a self, host: &'a str, port: u16) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send + 'a>> {
+        Box::pin(async move {
+            let key = host.to_ascii_lowercase();
+            if let Some((_, addrs)) = self.entries.iter().find(|(h, _)| *h == key) {
+                return Ok(addrs.clone());
+            }
+            match &self.fallback {
+                Some(f) => f.resolve(host, port).await,
+                None => Err(io::Error::new(io::ErrorKind::NotFound, format!("no address known for `{host}`"))),
+            }
+        })
+    }
+}
+
+/// One outgoing request a guest attempted, and what the host decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EgressEvent {
+    /// Method.
+    pub method: String,
+    /// Host as the guest wrote it.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// The address connected to (when allowed) or refused (when that was the reason).
+    pub ip: Option<IpAddr>,
+    /// Whether the request was sent.
+    pub allowed: bool,
+    /// Why it was refused.
+    pub denied: Option<String>,
+}
+
+/// Per-call `wasi:http` hooks: the egress check and the sender.
+pub(crate) struct EgressHooks {
+    pub(crate) policy: Arc<EgressPolicy>,
+    pub(crate) resolver: Arc<dyn Resolve>,
+    pub(crate) events: Arc<Mutex<Vec<EgressEvent>>>,
+}
+
+type SendResult = wasmtime_wasi_http::Result<(
+    http::Response<WasiBody>,
+    Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+)>;
+
+impl WasiHttpHooks for EgressHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> Box<dyn Future<Output = SendResult> + Send> {
+        let policy = self.policy.clone();
+        let resolver = self.resolver.clone();
+        let events = self.events.clone();
+        Box::new(async move { send_checked(request, options, &policy, &*resolver, &events).await })
+    }
+}
+
+async fn send_checked(
+    mut request: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+    policy: &EgressPolicy,
+    resolver: &dyn Resolve,
+    events: &Mutex<Vec<EgressEvent>>,
+) -> SendResult {
+    let uri = request.uri().clone();
+    let use_tls = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+    let host = uri.host().ok_or(HttpError::HttpRequestUriInvalid)?.to_string();
+    let bare_host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let port = uri.port_u16().unwrap_or(if use_tls { 443 } else { 80 });
+    let mut event = EgressEvent {
+        method: request.method().to_string(),
+        host: bare_host.clone(),
+        port,
+        ip: None,
+        allowed: false,
+        denied: None,
+    };
+    let record = |e: EgressEvent| {
+        if let Some(reason) = &e.denied {
+            tracing::warn!(host = %e.host, port = e.port, "{reason}");
+        }
+        events.lock().expect("egress events lock").push(e);
+    };
+
+    if let Err(denied) = policy.check_host(&bare_host, port) {
+        event.denied = Some(denied.to_string());
+        record(event);
+        return Err(HttpError::HttpRequestDenied);
+    }
+
+    let connect_timeout = options
+        .and_then(|o| o.connect_timeout)
+        .unwrap_or(Duration::from_secs(30));
+    let addrs = match bare_host.parse::<IpAddr>() {
+        Ok(ip) => vec![ip],
+        Err(_) => match tokio::time::timeout(connect_timeout, resolver.resolve(&bare_host, port)).await {
+            Err(_) => {
+                event.denied = Some(format!("DNS lookup of `{bare_host}` timed out"));
+                record(event);
+                return Err(HttpError::DnsTimeout);
+            }
+            Ok(Err(e)) => {
+                event.denied = Some(format!("DNS lookup of `{bare_host}` failed: {e}"));
+                record(event);
+                return Err(HttpError::DnsError {
+                    rcode: Some(e.to_string()),
+                    info_code: None,
+                });
+            }
+            Ok(Ok(addrs)) if addrs.is_empty() => {
+                event.denied = Some(format!("`{bare_host}` has no addresses"));
+                record(event);
+                return Err(HttpError::DestinationNotFound);
+            }
+            Ok(Ok(addrs)) => addrs,
+        },
+    };
+    // Every address must pass: a name that mixes public and forbidden answers is refused.
+    for ip in &addrs {
+        if let Err(denied) = policy.check_ip(&bare_host, *ip) {
+            event.ip = Some(*ip);
+            event.denied = Some(denied.to_string());
+            record(event);
+            return Err(HttpError::DestinationIpProhibited);
+        }
+    }
+
+    let mut last_err = None;
+    let mut stream = None;
+    for ip in &addrs {
+        match tokio::time::timeout(connect_timeout, TcpStream::connect(SocketAddr::new(*ip, port))).await {
+            Ok(Ok(s)) => {
+                event.ip = Some(*ip);
+                stream = Some(s);
+                break;
+            }
+            Ok(Err(e)) => last_err = Some(HttpError::Connect(e)),
+            Err(_) => last_err = Some(HttpError::ConnectionTimeout),
+        }
+    }
+    let Some(tcp) = stream else {
+        event.denied = Some(format!("could not connect to `{bare_host}:{port}`"));
+        record(event);
+        return Err(last_err.unwrap_or(HttpError::ConnectionRefused));
+    };
+    event.allowed = true;
+    record(event);
+
+    // Send only the path on the wire; the Host header carries the authority.
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    *request.uri_mut() = http::Uri::builder()
+        .path_and_query(path)
+        .build()
+        .map_err(|_| HttpError::HttpRequestUriInvalid)?;
+
+    let response = if use_tls {
+        let name = rustls::pki_types::ServerName::try_from(bare_host.clone())
+            .map_err(|e| HttpError::DnsError {
+                rcode: Some(format!("`{bare_host}` is not a valid TLS server name: {e}")),
+                info_code: None,
+            })?;
+        let tls = tokio_rustls::TlsConnector::from(tls_config())
+            .connect(name, tcp)
+            .await
+            .map_err(HttpError::Tls)?;
+        exchange(TokioIo::new(tls), request, connect_timeout).await?
+    } else {
+        exchange(TokioIo::new(tcp), request, connect_timeout).await?
+    };
+    Ok(response)
+}
+
+async fn exchange<S>(io: S, request: http::Request<WasiBody>, connect_timeout: Duration) -> SendResult
+where
+    S: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = tokio::time::timeout(connect_timeout, hyper::client::conn::http1::handshake(io))
+        .await
+        .map_err(|_| HttpError::ConnectionTimeout)??;
+    let driver = tokio::spawn(conn);
+    let response = sender.send_request(request).await?;
+    let response = response.map(|body| body.map_err(HttpError::from).boxed_unsync());
+    let done: Box<dyn Future<Output = Result<(), HttpError>> + Send> = Box::new(async move {
+        match driver.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(HttpError::from(e)),
+            Err(e) => Err(HttpError::InternalError(Some(e.to_string()))),
+        }
+    });
+    Ok((response, done))
+}
+
+fn tls_config() -> Arc<rustls::ClientConfig> {
+    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let roots = rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+            };
+            let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .expect("ring supports the default TLS versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            Arc::new(config)
+        })
+        .clone()
+}

@@ -1,0 +1,39 @@
+//! tack's sandboxed plugin runtime.
+//!
+//! Every tool, model adapter and policy in tack is a WebAssembly component. This
+//! crate loads them and runs each call in a fresh, capability-restricted instance:
+//!
+//! - [`Runtime`]: one wasmtime [`Engine`](wasmtime::Engine) per process (pooling
+//!   allocator, copy-on-write memory images, epoch interruption), the linker with
+//!   the host's imports, the compiled-code cache on disk ([`CodeCache`]) and an
+//!   in-memory cache of pre-instantiated components keyed by digest.
+//! - [`Plugin`]: one loaded component: digest, embedded [`Manifest`], WIT world,
+//!   tool list, `InstancePre`.
+//! - [`Sandbox`]: a plugin bound to an [`EffectivePolicy`] (manifest ∩ grant);
+//!   [`Sandbox::call`] validates the arguments against the tool's schema, then runs
+//!   the call in a new `Store` with only what the policy allows, under memory, time,
+//!   fuel, output and concurrency limits.
+//!
+//! What a guest may reach, and how limits surface as errors, is the contract in
+//! `docs/policy.md`; [`CallError`] lists every way a call can fail.
+
+mod bindings;
+mod cache;
+mod clock;
+mod egress;
+mod error;
+mod inspect;
+mod output;
+mod plugin;
+mod runtime;
+mod state;
+mod types;
+
+pub use cache::{CacheOutcome, CodeCache};
+pub use egress::{EgressEvent, Resolve, StaticResolver, SystemResolver};
+pub use error::{ArgumentError, CallError, LoadError};
+pub use inspect::{WorldInfo, read_manifest, world_info};
+pub use plugin::{CallOutcome, Plugin, Sandbox};
+pub use runtime::{Runtime, RuntimeConfig};
+pub use tack_policy::{EffectivePolicy, Grant, Manifest};
+pub use types::{Annotations, CallContext, Content, ErrorCode, LogLevel, LogRecord, ToolDescriptor, ToolError};

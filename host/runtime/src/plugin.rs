@@ -1,0 +1,450 @@
+//! Loaded plugins and the sandboxes their calls run in.
+
+use crate::bindings::ToolPluginPre;
+use crate::cache::CacheOutcome;
+use crate::clock::{CallMonotonicClock, FrozenWallClock};
+use crate::egress::{EgressEvent, EgressHooks};
+use crate::error::{ArgumentError, CallError};
+use crate::inspect::WorldInfo;
+use crate::output::CappedPipe;
+use crate::runtime::Runtime;
+use crate::state::{MemoryLimiter, SandboxState};
+use crate::types::{CallContext, Content, LogRecord, ToolDescriptor, ToolError};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tack_policy::{EffectivePolicy, Grant, Manifest, Mode, PolicyError};
+use tokio::sync::{OnceCell, Semaphore};
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, Trap};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+use wasmtime_wasi_http::WasiHttpCtx;
+
+/// Bytes of stdout and of stderr kept per call.
+const MAX_STDIO: usize = 64 * 1024;
+/// Time allowed for `list-tools`.
+const LIST_TOOLS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A loaded component. Cheap to clone.
+#[derive(Clone)]
+pub struct Plugin {
+    pub(crate) inner: Arc<PluginInner>,
+    pub(crate) cache: CacheOutcome,
+}
+
+pub(crate) struct PluginInner {
+    runtime: Runtime,
+    digest: String,
+    manifest: Manifest,
+    world: WorldInfo,
+    pre: ToolPluginPre<SandboxState>,
+    size: usize,
+    tools: OnceCell<Vec<ToolDescriptor>>,
+    validators: Mutex<HashMap<String, Arc<jsonschema::Validator>>>,
+}
+
+impl PluginInner {
+    pub(crate) fn new(
+        runtime: Runtime,
+        digest: String,
+        manifest: Manifest,
+        world: WorldInfo,
+        pre: ToolPluginPre<SandboxState>,
+        size: usize,
+    ) -> Self {
+        PluginInner {
+            runtime,
+            digest,
+            manifest,
+            world,
+            pre,
+            size,
+            tools: OnceCell::new(),
+            validators: Mutex::default(),
+        }
+    }
+}
+
+impl Plugin {
+    /// `sha256:<hex>` of the component bytes.
+    pub fn digest(&self) -> String {
+        format!("sha256:{}", self.inner.digest)
+    }
+
+    /// Size of the component in bytes.
+    pub fn size(&self) -> usize {
+        self.inner.size
+    }
+
+    /// The manifest embedded in the component (empty if none: then it gets nothing).
+    pub fn manifest(&self) -> &Manifest {
+        &self.inner.manifest
+    }
+
+    /// The component's WIT imports and exports.
+    pub fn world(&self) -> &WorldInfo {
+        &self.inner.world
+    }
+
+    /// Whether native code came from the on-disk cache (or the in-memory one).
+    pub fn cache_outcome(&self) -> CacheOutcome {
+        self.cache
+    }
+
+    /// The tools the plugin offers. Asked once, in a sandbox with nothing granted,
+    /// then cached.
+    pub async fn tools(&self) -> Result<&[ToolDescriptor], CallError> {
+        let tools = self
+            .inner
+            .tools
+            .get_or_try_init(|| async {
+                let mut policy = EffectivePolicy::deny_all();
+                policy.limits.timeout = LIST_TOOLS_TIMEOUT;
+                let sandbox = Sandbox::new(self.clone(), policy);
+                let (mut store, _pipes) = sandbox.store()?;
+                let result = sandbox
+                    .run(&mut store, |store, plugin| {
+                        Box::pin(async move { plugin.tack_plugin_tool().call_list_tools(store).await })
+                    })
+                    .await;
+                let raw = match result {
+                    Ok(raw) => raw,
+                    Err(e) => return Err(sandbox.classify(e, &store, &_pipes)),
+                };
+                let mut tools = Vec::with_capacity(raw.len());
+                for d in raw {
+                    let d = ToolDescriptor::from_wit(d).map_err(CallError::Contract)?;
+                    if tools.iter().any(|t: &ToolDescriptor| t.name == d.name) {
+                        return Err(CallError::Contract(format!("two tools are named `{}`", d.name)));
+                    }
+                    tools.push(d);
+                }
+                Ok(tools)
+            })
+            .await?;
+        Ok(tools)
+    }
+
+    /// Bind the plugin to an operator grant: intersect it with the manifest.
+    ///
+    /// Environment values named without `=value` are read from this process's
+    /// environment.
+    pub fn sandbox(&self, grant: &Grant) -> Result<Sandbox, PolicyError> {
+        let policy = grant.resolve(&self.inner.manifest, |k| std::env::var(k).ok())?;
+        self.sandbox_with_policy(policy)
+    }
+
+    /// Bind the plugin to an already resolved policy.
+    pub fn sandbox_with_policy(&self, policy: EffectivePolicy) -> Result<Sandbox, PolicyError> {
+        let max = self.inner.runtime.config().max_memory;
+        if policy.limits.memory > max {
+            return Err(PolicyError::Invalid {
+                field: "limits.memory".into(),
+                message: format!("{} is more than this runtime's ceiling of {max}", policy.limits.memory),
+            });
+        }
+        if policy.limits.fuel.is_some() && !self.inner.runtime.config().fuel {
+            return Err(PolicyError::Invalid {
+                field: "limits.fuel".into(),
+                message: "fuel limits need a runtime built with fuel metering (RuntimeConfig::fuel)".into(),
+            });
+        }
+        Ok(Sandbox::new(self.clone(), policy))
+    }
+
+    fn validator(&self, tool: &ToolDescriptor) -> Result<Arc<jsonschema::Validator>, CallError> {
+        let mut cache = self.inner.validators.lock().expect("validator cache lock");
+        if let Some(v) = cache.get(&tool.name) {
+            return Ok(v.clone());
+        }
+        let v = jsonschema::validator_for(&tool.input_schema)
+            .map_err(|e| CallError::Contract(format!("tool `{}` has an invalid input schema: {e}", tool.name)))?;
+        let v = Arc::new(v);
+        cache.insert(tool.name.clone(), v.clone());
+        Ok(v)
+    }
+}
+
+/// The result of a call that ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallOutcome {
+    /// The tool's own answer: content, or the tool's structured error.
+    pub result: Result<Vec<Content>, ToolError>,
+    /// Log records the guest emitted.
+    pub logs: Vec<LogRecord>,
+    /// Log records dropped past the per-call cap.
+    pub logs_dropped: u64,
+    /// The guest's stdout (first 64 KiB).
+    pub stdout: String,
+    /// The guest's stderr (first 64 KiB).
+    pub stderr: String,
+    /// Bytes of stdout and stderr dropped past the cap.
+    pub stdio_dropped: u64,
+    /// Outgoing HTTP the guest attempted, allowed or not.
+    pub egress: Vec<EgressEvent>,
+    /// Wall time of the call, including instantiation.
+    pub elapsed: Duration,
+    /// Fuel consumed, if metering is on.
+    pub fuel_used: Option<u64>,
+}
+
+/// A plugin bound to an effective policy; calls run here.
+#[derive(Clone)]
+pub struct Sandbox {
+    plugin: Plugin,
+    policy: Arc<EffectivePolicy>,
+    egress: Arc<tack_policy::EgressPolicy>,
+    slots: Arc<Semaphore>,
+}
+
+struct Pipes {
+    stdout: CappedPipe,
+    stderr: CappedPipe,
+    egress: Arc<Mutex<Vec<EgressEvent>>>,
+}
+
+type BoxFut<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = wasmtime::Result<T>> + Send + 'a>>;
+
+impl Sandbox {
+    fn new(plugin: Plugin, policy: EffectivePolicy) -> Self {
+        let slots = Arc::new(Semaphore::new(policy.limits.max_concurrency as usize));
+        Sandbox {
+            egress: Arc::new(policy.egress.clone()),
+            policy: Arc::new(policy),
+            plugin,
+            slots,
+        }
+    }
+
+    /// The policy calls run under.
+    pub fn policy(&self) -> &EffectivePolicy {
+        &self.policy
+    }
+
+    /// The plugin.
+    pub fn plugin(&self) -> &Plugin {
+        &self.plugin
+    }
+
+    /// Call `tool` with `arguments` (JSON text).
+    ///
+    /// The arguments are checked against the tool's input schema first; then a
+    /// fresh instance runs the call under the policy's limits. `Ok` means the tool
+    /// ran to completion (its answer may still be a [`ToolError`]); `Err` means the
+    /// arguments were rejected or the sandbox stopped the guest.
+    pub async fn call(&self, tool: &str, arguments: &str, ctx: &CallContext) -> Result<CallOutcome, CallError> {
+        let start = Instant::now();
+        let tools = self.plugin.tools().await?;
+        let Some(desc) = tools.iter().find(|t| t.name == tool) else {
+            return Err(CallError::UnknownTool {
+                name: tool.to_string(),
+                available: tools.iter().map(|t| t.name.clone()).collect(),
+            });
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(arguments).map_err(|e| CallError::ArgumentsNotJson(e.to_string()))?;
+        let validator = self.plugin.validator(desc)?;
+        let errors: Vec<ArgumentError> = validator
+            .iter_errors(&value)
+            .map(|e| ArgumentError {
+                pointer: e.instance_path().to_string(),
+                message: e.to_string(),
+            })
+            .collect();
+        if !errors.is_empty() {
+            return Err(CallError::InvalidArguments {
+                tool: tool.to_string(),
+                errors,
+            });
+        }
+
+        let limits = self.policy.limits;
+        let _slot = match tokio::time::timeout(limits.timeout, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            _ => {
+                return Err(CallError::Busy {
+                    max: limits.max_concurrency,
+                    waited: limits.timeout,
+                });
+            }
+        };
+
+        let (mut store, pipes) = self.store()?;
+        let mut wit_ctx = ctx.to_wit();
+        if wit_ctx.call_id.is_empty() {
+            wit_ctx.call_id = format!("call-{}", &sha_suffix(start));
+        }
+        let name = tool.to_string();
+        let args = arguments.to_string();
+        let result = self
+            .run(&mut store, move |store, plugin| {
+                Box::pin(async move { plugin.tack_plugin_tool().call_call_tool(store, &name, &args, &wit_ctx).await })
+            })
+            .await;
+        let raw = match result {
+            Ok(raw) => raw,
+            Err(e) => return Err(self.classify(e, &store, &pipes)),
+        };
+
+        let size: u64 = match &raw {
+            Ok(items) => items
+                .iter()
+                .map(|c| match c {
+                    crate::bindings::tack::plugin::types::Content::Text(t)
+                    | crate::bindings::tack::plugin::types::Content::Json(t) => t.len() as u64,
+                })
+                .sum(),
+            Err(e) => e.message.len() as u64,
+        };
+        if size > limits.max_output.bytes() {
+            return Err(CallError::OutputTooLarge {
+                size,
+                limit: limits.max_output,
+            });
+        }
+        let result = match raw {
+            Ok(items) => Ok(items
+                .into_iter()
+                .map(Content::from_wit)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(CallError::Contract)?),
+            Err(e) => Err(ToolError::from(e)),
+        };
+        let fuel_used = limits
+            .fuel
+            .and_then(|budget| store.get_fuel().ok().map(|left| budget - left));
+        let (stdout, out_dropped) = pipes.stdout.take();
+        let (stderr, err_dropped) = pipes.stderr.take();
+        let state = store.data_mut();
+        Ok(CallOutcome {
+            result,
+            logs: std::mem::take(&mut state.logs),
+            logs_dropped: state.logs_dropped,
+            stdout,
+            stderr,
+            stdio_dropped: out_dropped + err_dropped,
+            egress: std::mem::take(&mut *pipes.egress.lock().expect("egress lock")),
+            elapsed: start.elapsed(),
+            fuel_used,
+        })
+    }
+
+    /// A fresh store with exactly what the policy allows.
+    fn store(&self) -> Result<(Store<SandboxState>, Pipes), CallError> {
+        let runtime = &self.plugin.inner.runtime;
+        let policy = &self.policy;
+        let stdout = CappedPipe::new(MAX_STDIO);
+        let stderr = CappedPipe::new(MAX_STDIO);
+
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .monotonic_clock(CallMonotonicClock(Instant::now()));
+        if !policy.wall_clock {
+            wasi.wall_clock(FrozenWallClock);
+        }
+        for (k, v) in &policy.env {
+            wasi.env(k, v);
+        }
+        for d in &policy.dirs {
+            let perms = match d.mode {
+                Mode::ReadOnly => FsPerms::ReadOnly,
+                Mode::ReadWrite => FsPerms::ReadWrite,
+            };
+            wasi.preopened_dir(&d.host, &d.guest, perms)
+                .map_err(|e| CallError::Setup(format!("cannot open granted directory {}: {e}", d.host.display())))?;
+        }
+
+        let egress = Arc::new(Mutex::new(Vec::new()));
+        let state = SandboxState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            hooks: EgressHooks {
+                policy: self.egress.clone(),
+                resolver: runtime.config().resolver.clone(),
+                events: egress.clone(),
+            },
+            limiter: MemoryLimiter::new(usize::try_from(policy.limits.memory.bytes()).unwrap_or(usize::MAX)),
+            logs: Vec::new(),
+            logs_dropped: 0,
+        };
+        let mut store = Store::new(runtime.engine(), state);
+        store.limiter(|s| &mut s.limiter);
+        let tick = runtime.config().epoch_tick.as_nanos().max(1);
+        let ticks = policy.limits.timeout.as_nanos().div_ceil(tick) + 1;
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        if let Some(fuel) = policy.limits.fuel {
+            store
+                .set_fuel(fuel)
+                .map_err(|e| CallError::Setup(format!("cannot set fuel: {e}")))?;
+        }
+        Ok((store, Pipes { stdout, stderr, egress }))
+    }
+
+    /// Instantiate and run `f` under the wall-time limit.
+    async fn run<T>(
+        &self,
+        store: &mut Store<SandboxState>,
+        f: impl for<'a> FnOnce(&'a mut Store<SandboxState>, &'a crate::bindings::ToolPlugin) -> BoxFut<'a, T> + Send,
+    ) -> wasmtime::Result<T> {
+        let timeout = self.policy.limits.timeout;
+        let pre = &self.plugin.inner.pre;
+        let fut = async {
+            let instance = pre.instantiate_async(&mut *store).await?;
+            f(store, &instance).await
+        };
+        match tokio::time::timeout(timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(wasmtime::Error::new(Trap::Interrupt)),
+        }
+    }
+
+    /// Turn a trap or host error into the specific [`CallError`].
+    fn classify(&self, err: wasmtime::Error, store: &Store<SandboxState>, pipes: &Pipes) -> CallError {
+        let limits = &self.policy.limits;
+        if store.data().limiter.hit {
+            return CallError::MemoryLimit { limit: limits.memory };
+        }
+        match err.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => CallError::Timeout { limit: limits.timeout },
+            Some(Trap::StackOverflow) => CallError::StackOverflow,
+            Some(Trap::OutOfFuel) => CallError::FuelExhausted {
+                limit: limits.fuel.unwrap_or(0),
+            },
+            Some(Trap::UnreachableCodeReached) => {
+                let (stderr, _) = pipes.stderr.take();
+                CallError::Panic {
+                    message: panic_message(&stderr),
+                }
+            }
+            Some(trap) => CallError::Trap(trap.to_string()),
+            None => CallError::Trap(format!("{err:#}")),
+        }
+    }
+}
+
+/// The panic line(s) from a Rust guest's stderr, or a generic note.
+fn panic_message(stderr: &str) -> String {
+    if let Some(pos) = stderr.find("panicked at ") {
+        let rest = &stderr[pos..];
+        let msg: Vec<&str> = rest.lines().take(2).collect();
+        return msg.join(": ").replace(":\n", ": ");
+    }
+    let trimmed = stderr.trim();
+    if trimmed.is_empty() {
+        "the guest aborted (wasm `unreachable`) without a message".into()
+    } else {
+        trimmed.lines().last().unwrap_or(trimmed).to_string()
+    }
+}
+
+fn sha_suffix(start: Instant) -> String {
+    use std::hash::{BuildHasher, RandomState};
+    let h = RandomState::new().hash_one(start);
+    format!("{h:016x}")
+}

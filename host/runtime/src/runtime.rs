@@ -1,0 +1,213 @@
+//! The process-wide runtime: engine, linker, caches, epoch ticker.
+
+use crate::bindings::ToolPluginPre;
+use crate::cache::{CacheOutcome, CodeCache, sha256_hex};
+use crate::egress::{Resolve, SystemResolver};
+use crate::error::LoadError;
+use crate::inspect::{read_manifest, world_info};
+use crate::plugin::{Plugin, PluginInner};
+use crate::state::SandboxState;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+use tack_policy::ByteSize;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How to build a [`Runtime`].
+#[derive(Clone)]
+pub struct RuntimeConfig {
+    /// Compiled-code cache (default: off; the CLI turns it on).
+    pub cache: CodeCache,
+    /// Use the pooling instance allocator (default: on). Off means plain mmap per instance.
+    pub pooling: bool,
+    /// Pool slots: instances that can exist at once across all plugins (default 128).
+    pub max_instances: u32,
+    /// Ceiling on any grant's memory limit, and the size of each pool memory slot (default 1 GiB).
+    pub max_memory: ByteSize,
+    /// Epoch tick: the granularity of wall-time limits (default 5 ms).
+    pub epoch_tick: Duration,
+    /// Compile with fuel metering so grants can set `fuel` (default off: metering costs ~60%).
+    pub fuel: bool,
+    /// Largest wasm stack per call (default 512 KiB).
+    pub max_wasm_stack: usize,
+    /// Resolver for outgoing guest HTTP (default: the system's).
+    pub resolver: Arc<dyn Resolve>,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            cache: CodeCache::disabled(),
+            pooling: true,
+            max_instances: 128,
+            max_memory: ByteSize::mib(1024),
+            epoch_tick: Duration::from_millis(5),
+            fuel: false,
+            max_wasm_stack: 512 * 1024,
+            resolver: Arc::new(SystemResolver),
+        }
+    }
+}
+
+/// The process-wide plugin runtime. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Runtime {
+    pub(crate) inner: Arc<RuntimeInner>,
+}
+
+pub(crate) struct RuntimeInner {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<SandboxState>,
+    pub(crate) config: RuntimeConfig,
+    /// Loaded components by sha256, so a digest is compiled and pre-instantiated once.
+    loaded: Mutex<HashMap<String, Weak<PluginInner>>>,
+}
+
+impl Runtime {
+    /// Build the engine and linker, and start the epoch ticker.
+    pub fn new(config: RuntimeConfig) -> anyhow::Result<Self> {
+        let mut wasm = Config::new();
+        wasm.epoch_interruption(true)
+            .consume_fuel(config.fuel)
+            .max_wasm_stack(config.max_wasm_stack)
+            .async_stack_size(config.max_wasm_stack + 1024 * 1024)
+            .memory_init_cow(true)
+            .wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
+        if config.pooling {
+            let n = config.max_instances;
+            let mut pool = PoolingAllocationConfig::new();
+            pool.total_component_instances(n)
+                .total_core_instances(n * 8)
+                .total_memories(n * 2)
+                .total_tables(n * 8)
+                .total_stacks(n)
+                .max_memory_size(usize::try_from(config.max_memory.bytes())?)
+                .max_memories_per_component(4)
+                .max_tables_per_component(16)
+                .max_core_instances_per_component(32)
+                .max_component_instance_size(1 << 20)
+                .max_core_instance_size(1 << 20)
+                .table_elements(1 << 16);
+            wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
+        let engine = Engine::new(&wasm)?;
+
+        let mut linker: Linker<SandboxState> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        crate::bindings::tack::plugin::logging::add_to_linker::<SandboxState, HasSelf<SandboxState>>(
+            &mut linker,
+            |s| s,
+        )?;
+
+        spawn_epoch_ticker(&engine, config.epoch_tick);
+        Ok(Runtime {
+            inner: Arc::new(RuntimeInner {
+                engine,
+                linker,
+                config,
+                loaded: Mutex::default(),
+            }),
+        })
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// The runtime's configuration.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// Load a component from a file.
+    pub fn load_file(&self, path: impl AsRef<Path>) -> Result<Plugin, LoadError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        self.load(&bytes)
+    }
+
+    /// Load a component from its bytes: check it, read its manifest, compile it
+    /// (or load native code from the cache) and pre-instantiate it.
+    ///
+    /// Loading the same bytes again returns the same plugin without recompiling.
+    pub fn load(&self, bytes: &[u8]) -> Result<Plugin, LoadError> {
+        let digest = sha256_hex(bytes);
+        if let Some(inner) = self.lookup(&digest) {
+            return Ok(Plugin {
+                inner,
+                cache: CacheOutcome::Hit,
+            });
+        }
+
+        if wasmparser::Parser::is_core_wasm(bytes) {
+            return Err(LoadError::NotAComponent(
+                "this is a core WebAssembly module, not a component; build tools for `wasm32-wasip2` (or wrap the module with `wasm-tools component new`)".into(),
+            ));
+        }
+        if !wasmparser::Parser::is_component(bytes) {
+            return Err(LoadError::NotAComponent(
+                "this is not a WebAssembly component (bad magic number); pass the `.wasm` file that `cargo build --target wasm32-wasip2` produced".into(),
+            ));
+        }
+        let world = world_info(bytes).map_err(|e| LoadError::NotAComponent(format!("cannot decode the component: {e:#}")))?;
+        if !world.is_tool_plugin() {
+            return Err(LoadError::Incompatible(format!(
+                "the component does not export `tack:plugin/tool`, so it is not a tool plugin (it exports: {})",
+                if world.exports.is_empty() { "nothing".to_string() } else { world.exports.join(", ") }
+            )));
+        }
+        let manifest = read_manifest(bytes)?.unwrap_or_default();
+
+        let (component, cache) = self
+            .inner
+            .config
+            .cache
+            .load(&self.inner.engine, &digest, bytes)
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Incompatible(format!("the component needs an import tack does not provide: {e:#}")))?;
+        let pre = ToolPluginPre::new(pre)
+            .map_err(|e| LoadError::Incompatible(format!("the component's `tack:plugin/tool` export does not match this host's contract: {e:#}")))?;
+
+        let inner = Arc::new(PluginInner::new(self.clone(), digest.clone(), manifest, world, pre, bytes.len()));
+        self.inner
+            .loaded
+            .lock()
+            .expect("plugin cache lock")
+            .insert(digest, Arc::downgrade(&inner));
+        Ok(Plugin { inner, cache })
+    }
+
+    fn lookup(&self, digest: &str) -> Option<Arc<PluginInner>> {
+        let mut loaded = self.inner.loaded.lock().expect("plugin cache lock");
+        loaded.retain(|_, w| w.strong_count() > 0);
+        loaded.get(digest).and_then(Weak::upgrade)
+    }
+}
+
+/// Advance the engine's epoch every `tick` until the engine is dropped.
+fn spawn_epoch_ticker(engine: &Engine, tick: Duration) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("tack-epoch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(tick);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            }
+        })
+        .expect("spawn the epoch ticker thread");
+}

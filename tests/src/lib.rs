@@ -1,0 +1,111 @@
+//! Helpers shared by tack's integration tests: the guest components built once per
+//! test run, a shared compiled-code cache, and a real HTTP server on loopback.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use tack_runtime::{CodeCache, Runtime, RuntimeConfig};
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// Path of the built guest component `name` (crate name, e.g. `tack_plugin_jq`).
+///
+/// Guests are built by `scripts/build-guests` once per test process, unless
+/// `TACK_GUESTS_PREBUILT=1` says the test command already built them.
+pub fn guest(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        if std::env::var_os("TACK_GUESTS_PREBUILT").is_some() {
+            return;
+        }
+        let script = workspace_root().join("scripts/build-guests");
+        let out = Command::new(&script).output().expect("run scripts/build-guests");
+        assert!(
+            out.status.success(),
+            "building guest components failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    let path = workspace_root()
+        .join("target/wasm32-wasip2/release")
+        .join(format!("{}.wasm", name.replace('-', "_")));
+    assert!(path.exists(), "guest component {} is missing; run scripts/build-guests", path.display());
+    path
+}
+
+/// A compiled-code cache shared by all test processes (compile each guest once per run).
+pub fn test_cache() -> CodeCache {
+    CodeCache::new(workspace_root().join("target/tack-test-cache"))
+}
+
+/// A runtime with the shared test cache and otherwise default settings.
+pub fn runtime() -> Runtime {
+    runtime_with(RuntimeConfig::default())
+}
+
+/// A runtime with the shared test cache and the given settings.
+pub fn runtime_with(config: RuntimeConfig) -> Runtime {
+    Runtime::new(RuntimeConfig {
+        cache: test_cache(),
+        ..config
+    })
+    .expect("runtime starts")
+}
+
+/// A real HTTP/1.1 server on 127.0.0.1 answering every request with
+/// `hello from <path>`, counting the requests it served.
+pub struct LoopbackServer {
+    /// Address it listens on.
+    pub addr: SocketAddr,
+    hits: Arc<AtomicUsize>,
+}
+
+impl LoopbackServer {
+    /// Start the server on an ephemeral port (inside a tokio runtime).
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { break };
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        async move {
+                            let body = format!("hello from {} {}", req.method(), req.uri().path());
+                            Ok::<_, Infallible>(
+                                Response::builder()
+                                    .header("x-served-by", "tack-tests")
+                                    .body(Full::new(Bytes::from(body)))
+                                    .expect("response builds"),
+                            )
+                        }
+                    });
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        });
+        LoopbackServer { addr, hits }
+    }
+
+    /// Requests served so far.
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}

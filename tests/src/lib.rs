@@ -18,7 +18,10 @@ use tack_runtime::{CodeCache, Runtime, RuntimeConfig};
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// Path of the built guest component `name` (crate name, e.g. `tack_plugin_jq`).
@@ -32,7 +35,9 @@ pub fn guest(name: &str) -> PathBuf {
             return;
         }
         let script = workspace_root().join("scripts/build-guests");
-        let out = Command::new(&script).output().expect("run scripts/build-guests");
+        let out = Command::new(&script)
+            .output()
+            .expect("run scripts/build-guests");
         assert!(
             out.status.success(),
             "building guest components failed:\n{}",
@@ -42,7 +47,11 @@ pub fn guest(name: &str) -> PathBuf {
     let path = workspace_root()
         .join("target/wasm32-wasip2/release")
         .join(format!("{}.wasm", name.replace('-', "_")));
-    assert!(path.exists(), "guest component {} is missing; run scripts/build-guests", path.display());
+    assert!(
+        path.exists(),
+        "guest component {} is missing; run scripts/build-guests",
+        path.display()
+    );
     path
 }
 
@@ -76,13 +85,17 @@ pub struct LoopbackServer {
 impl LoopbackServer {
     /// Start the server on an ephemeral port (inside a tokio runtime).
     pub async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         let hits = Arc::new(AtomicUsize::new(0));
         let counter = hits.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { break };
+                let Ok((stream, _)) = listener.accept().await else {
+                    break;
+                };
                 let counter = counter.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<Incoming>| {
@@ -97,7 +110,9 @@ impl LoopbackServer {
                             )
                         }
                     });
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 });
             }
         });

@@ -61,7 +61,10 @@ impl CallArgs {
         let mut grant = match &self.policy {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
-                    Failure::new(EXIT_UNUSABLE, format!("cannot read policy file {}: {e}", path.display()))
+                    Failure::new(
+                        EXIT_UNUSABLE,
+                        format!("cannot read policy file {}: {e}", path.display()),
+                    )
                 })?;
                 Grant::from_toml(&text).map_err(|e| {
                     Failure::new(EXIT_UNUSABLE, format!("{}: {e}", path.display()))
@@ -71,7 +74,10 @@ impl CallArgs {
             None => Grant::default(),
         };
         grant.http.allow.extend(self.allow_host.iter().cloned());
-        grant.http.allow_private.extend(self.allow_private.iter().cloned());
+        grant
+            .http
+            .allow_private
+            .extend(self.allow_private.iter().cloned());
         grant.dirs.extend(self.dirs.iter().cloned());
         grant.env.extend(self.env.iter().cloned());
         grant.wall_clock |= self.wall_clock;
@@ -84,10 +90,17 @@ impl CallArgs {
     }
 
     fn arguments(&self) -> Result<String, Failure> {
-        let read_err = |what: &str, e: std::io::Error| Failure::new(EXIT_BAD_ARGUMENTS, format!("cannot read arguments from {what}: {e}"));
+        let read_err = |what: &str, e: std::io::Error| {
+            Failure::new(
+                EXIT_BAD_ARGUMENTS,
+                format!("cannot read arguments from {what}: {e}"),
+            )
+        };
         if self.args == "-" {
             let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).map_err(|e| read_err("stdin", e))?;
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| read_err("stdin", e))?;
             Ok(s)
         } else if let Some(path) = self.args.strip_prefix('@') {
             std::fs::read_to_string(path).map_err(|e| read_err(path, e))
@@ -106,7 +119,9 @@ pub(crate) async fn run(args: CallArgs, cache: &CacheArgs) -> Result<ExitCode, F
         ..RuntimeConfig::default()
     })
     .map_err(|e| Failure::internal(format!("cannot start the runtime: {e:#}")))?;
-    let plugin = runtime.load_file(&args.file).map_err(|e| Failure::load(&args.file, e))?;
+    let plugin = runtime
+        .load_file(&args.file)
+        .map_err(|e| Failure::load(&args.file, e))?;
     let sandbox = plugin
         .sandbox(&grant)
         .map_err(|e| Failure::new(EXIT_UNUSABLE, format!("cannot apply the grant: {e}")))?;
@@ -120,8 +135,15 @@ pub(crate) async fn run(args: CallArgs, cache: &CacheArgs) -> Result<ExitCode, F
         .map_err(Failure::call)?;
 
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&outcome).expect("JSON serialises"));
-        return Ok(if outcome.result.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_TOOL_ERROR) });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&outcome).expect("JSON serialises")
+        );
+        return Ok(if outcome.result.is_ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(EXIT_TOOL_ERROR)
+        });
     }
     for e in &outcome.egress {
         if let Some(reason) = &e.denied {
@@ -138,7 +160,10 @@ pub(crate) async fn run(args: CallArgs, cache: &CacheArgs) -> Result<ExitCode, F
             for c in contents {
                 match c {
                     Content::Text(t) => println!("{t}"),
-                    Content::Json(v) => println!("{}", serde_json::to_string_pretty(&v).expect("JSON serialises")),
+                    Content::Json(v) => println!(
+                        "{}",
+                        serde_json::to_string_pretty(&v).expect("JSON serialises")
+                    ),
                 }
             }
             Ok(ExitCode::SUCCESS)

@@ -24,9 +24,14 @@ pub(crate) async fn run(args: InspectArgs, cache: &CacheArgs) -> Result<ExitCode
         ..RuntimeConfig::default()
     })
     .map_err(|e| Failure::internal(format!("cannot start the runtime: {e:#}")))?;
-    let plugin = runtime.load_file(&args.file).map_err(|e| Failure::load(&args.file, e))?;
+    let plugin = runtime
+        .load_file(&args.file)
+        .map_err(|e| Failure::load(&args.file, e))?;
     let tools = plugin.tools().await.map_err(|e| {
-        Failure::new(EXIT_UNUSABLE, format!("cannot list the tools of {}: {e}", args.file.display()))
+        Failure::new(
+            EXIT_UNUSABLE,
+            format!("cannot list the tools of {}: {e}", args.file.display()),
+        )
     })?;
     let manifest = plugin.manifest();
 
@@ -39,11 +44,18 @@ pub(crate) async fn run(args: InspectArgs, cache: &CacheArgs) -> Result<ExitCode
             "manifest": manifest,
             "tools": tools,
         });
-        println!("{}", serde_json::to_string_pretty(&doc).expect("JSON serialises"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("JSON serialises")
+        );
         return Ok(ExitCode::SUCCESS);
     }
 
-    let name = if manifest.plugin.name.is_empty() { "(unnamed)" } else { &manifest.plugin.name };
+    let name = if manifest.plugin.name.is_empty() {
+        "(unnamed)"
+    } else {
+        &manifest.plugin.name
+    };
     println!("plugin   {name}");
     if !manifest.plugin.description.is_empty() {
         println!("         {}", manifest.plugin.description);
@@ -63,7 +75,11 @@ pub(crate) async fn run(args: InspectArgs, cache: &CacheArgs) -> Result<ExitCode
     let mut any = false;
     for d in &caps.dirs {
         any = true;
-        let purpose = if d.purpose.is_empty() { String::new() } else { format!("  ({})", d.purpose) };
+        let purpose = if d.purpose.is_empty() {
+            String::new()
+        } else {
+            format!("  ({})", d.purpose)
+        };
         println!("  dir    {} {}{purpose}", d.guest, d.mode);
     }
     for e in &caps.env {

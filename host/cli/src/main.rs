@@ -77,7 +77,11 @@ impl CacheArgs {
         if self.no_cache {
             return tack_runtime::CodeCache::disabled();
         }
-        match self.cache_dir.clone().or_else(tack_runtime::CodeCache::default_dir) {
+        match self
+            .cache_dir
+            .clone()
+            .or_else(tack_runtime::CodeCache::default_dir)
+        {
             Some(dir) => tack_runtime::CodeCache::new(dir),
             None => tack_runtime::CodeCache::disabled(),
         }
@@ -87,7 +91,8 @@ impl CacheArgs {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TACK_LOG").unwrap_or_else(|_| "error".into()),
+            tracing_subscriber::EnvFilter::try_from_env("TACK_LOG")
+                .unwrap_or_else(|_| "error".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -96,9 +101,16 @@ fn main() -> ExitCode {
         cache_dir: cli.cache_dir,
         no_cache: cli.no_cache,
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
-        Err(e) => return report::fail(report::Failure::internal(format!("cannot start the async runtime: {e}"))),
+        Err(e) => {
+            return report::fail(report::Failure::internal(format!(
+                "cannot start the async runtime: {e}"
+            )));
+        }
     };
     let result = rt.block_on(async {
         match cli.command {

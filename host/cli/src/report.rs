@@ -40,9 +40,14 @@ impl Failure {
 
     /// A load failure of the component at `path`.
     pub(crate) fn load(path: &std::path::Path, e: LoadError) -> Self {
-        let f = Failure::new(EXIT_UNUSABLE, format!("cannot load {}: {e}", path.display()));
+        let f = Failure::new(
+            EXIT_UNUSABLE,
+            format!("cannot load {}: {e}", path.display()),
+        );
         match e {
-            LoadError::Read { .. } => f.help("check the path; build plugins with `scripts/build-guests`"),
+            LoadError::Read { .. } => {
+                f.help("check the path; build plugins with `scripts/build-guests`")
+            }
             _ => f,
         }
     }
@@ -50,15 +55,19 @@ impl Failure {
     /// A call failure.
     pub(crate) fn call(e: CallError) -> Self {
         let code = match e {
-            CallError::UnknownTool { .. } | CallError::ArgumentsNotJson(_) | CallError::InvalidArguments { .. } => {
-                EXIT_BAD_ARGUMENTS
-            }
+            CallError::UnknownTool { .. }
+            | CallError::ArgumentsNotJson(_)
+            | CallError::InvalidArguments { .. } => EXIT_BAD_ARGUMENTS,
             CallError::Contract(_) | CallError::Setup(_) => EXIT_UNUSABLE,
             _ => EXIT_SANDBOX,
         };
         let help = match &e {
-            CallError::InvalidArguments { .. } => Some("see the schema with `tack plugin inspect <file.wasm>`"),
-            CallError::ArgumentsNotJson(_) => Some("pass a JSON object, e.g. --args '{\"key\": \"value\"}'"),
+            CallError::InvalidArguments { .. } => {
+                Some("see the schema with `tack plugin inspect <file.wasm>`")
+            }
+            CallError::ArgumentsNotJson(_) => {
+                Some("pass a JSON object, e.g. --args '{\"key\": \"value\"}'")
+            }
             _ => None,
         };
         let f = Failure::new(code, format!("{e} [{}]", e.kind()));

@@ -88,7 +88,9 @@ pub enum Note {
 impl std::fmt::Display for Note {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Note::GrantUnused(s) | Note::DeclaredNotGranted(s) | Note::Narrowed(s) => f.write_str(s),
+            Note::GrantUnused(s) | Note::DeclaredNotGranted(s) | Note::Narrowed(s) => {
+                f.write_str(s)
+            }
         }
     }
 }

@@ -37,9 +37,11 @@ impl HostPattern {
         match &self.host {
             HostMatch::Any => true,
             HostMatch::Exact(h) => *h == host,
-            HostMatch::Suffix(s) => host.len() > s.len() + 1 && host.ends_with(s.as_str()) && {
-                host.as_bytes()[host.len() - s.len() - 1] == b'.'
-            },
+            HostMatch::Suffix(s) => {
+                host.len() > s.len() + 1 && host.ends_with(s.as_str()) && {
+                    host.as_bytes()[host.len() - s.len() - 1] == b'.'
+                }
+            }
         }
     }
 }
@@ -70,11 +72,15 @@ impl FromStr for HostPattern {
             HostMatch::Any
         } else if let Some(rest) = host.strip_prefix("*.") {
             if rest.contains('*') || rest.is_empty() {
-                return Err(format!("`{text}`: `*` may only stand alone or as the first label (`*.example.com`)"));
+                return Err(format!(
+                    "`{text}`: `*` may only stand alone or as the first label (`*.example.com`)"
+                ));
             }
             HostMatch::Suffix(rest.to_string())
         } else if host.contains('*') {
-            return Err(format!("`{text}`: `*` may only stand alone or as the first label (`*.example.com`)"));
+            return Err(format!(
+                "`{text}`: `*` may only stand alone or as the first label (`*.example.com`)"
+            ));
         } else {
             HostMatch::Exact(host)
         };
@@ -85,7 +91,9 @@ impl FromStr for HostPattern {
 fn split_host_port(text: &str) -> Result<(&str, Option<u16>), String> {
     // `[v6]:port`, `[v6]`, bare v6 (two or more colons), `host:port`, `host`.
     let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-        let end = rest.find(']').ok_or_else(|| format!("`{text}`: missing `]`"))?;
+        let end = rest
+            .find(']')
+            .ok_or_else(|| format!("`{text}`: missing `]`"))?;
         let after = &rest[end + 1..];
         let port = after.strip_prefix(':');
         if !after.is_empty() && port.is_none() {
@@ -121,7 +129,9 @@ impl Serialize for HostPattern {
 
 impl<'de> Deserialize<'de> for HostPattern {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -292,9 +302,21 @@ mod tests {
 
     #[test]
     fn bad_patterns_say_why() {
-        assert!(HostPattern::from_str("https://x.com").unwrap_err().contains("no scheme"));
-        assert!(HostPattern::from_str("a.*.com").unwrap_err().contains("first label"));
-        assert!(HostPattern::from_str("x.com:99999").unwrap_err().contains("port"));
+        assert!(
+            HostPattern::from_str("https://x.com")
+                .unwrap_err()
+                .contains("no scheme")
+        );
+        assert!(
+            HostPattern::from_str("a.*.com")
+                .unwrap_err()
+                .contains("first label")
+        );
+        assert!(
+            HostPattern::from_str("x.com:99999")
+                .unwrap_err()
+                .contains("port")
+        );
     }
 
     #[test]
@@ -336,8 +358,13 @@ mod tests {
             Err(EgressDenied::NotGranted { .. })
         ));
         assert!(pol.check_ip("x", "127.0.0.1".parse().unwrap()).is_ok());
-        let err = pol.check_ip("x", "169.254.169.254".parse().unwrap()).unwrap_err();
-        assert!(err.to_string().contains("169.254.169.254, a link-local (cloud metadata) address"));
+        let err = pol
+            .check_ip("x", "169.254.169.254".parse().unwrap())
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("169.254.169.254, a link-local (cloud metadata) address")
+        );
 
         let narrow = EgressPolicy {
             declared: vec![p("api.example.com")],

@@ -55,7 +55,9 @@ impl std::str::FromStr for DirGrant {
             format!("`{s}` is not HOST:GUEST[:ro]; for example `./data:/workspace:ro`")
         })?;
         if host.is_empty() || guest.is_empty() {
-            return Err(format!("`{s}` is not HOST:GUEST[:ro]; both paths are needed"));
+            return Err(format!(
+                "`{s}` is not HOST:GUEST[:ro]; both paths are needed"
+            ));
         }
         Ok(DirGrant {
             host: PathBuf::from(host),
@@ -189,7 +191,11 @@ impl Grant {
         }
 
         // HTTP: a request must match both lists; private ranges only by grant.
-        let declared = caps.http.as_ref().map(|h| h.hosts.clone()).unwrap_or_default();
+        let declared = caps
+            .http
+            .as_ref()
+            .map(|h| h.hosts.clone())
+            .unwrap_or_default();
         if declared.is_empty() && !self.http.allow.is_empty() {
             notes.push(Note::GrantUnused(
                 "outgoing HTTP is granted but the plugin does not declare any; it has none".into(),
@@ -204,7 +210,8 @@ impl Grant {
         let wall_clock = self.wall_clock && caps.wall_clock;
         if caps.wall_clock && !self.wall_clock {
             notes.push(Note::DeclaredNotGranted(
-                "the plugin declares the wall clock but it is not granted; it reads 1970-01-01".into(),
+                "the plugin declares the wall clock but it is not granted; it reads 1970-01-01"
+                    .into(),
             ));
         }
 
@@ -271,12 +278,23 @@ mod tests {
         let tmp = std::env::temp_dir();
         let grant = Grant {
             dirs: vec![
-                DirGrant { host: tmp.clone(), guest: "/data".into(), mode: Mode::ReadWrite },
-                DirGrant { host: tmp.clone(), guest: "/etc".into(), mode: Mode::ReadOnly },
+                DirGrant {
+                    host: tmp.clone(),
+                    guest: "/data".into(),
+                    mode: Mode::ReadWrite,
+                },
+                DirGrant {
+                    host: tmp.clone(),
+                    guest: "/etc".into(),
+                    mode: Mode::ReadOnly,
+                },
             ],
             env: vec!["TZ".into(), "LANG=C".into(), "HOME".into()],
             http: HttpGrant {
-                allow: vec!["api.example.com".parse().unwrap(), "evil.example".parse().unwrap()],
+                allow: vec![
+                    "api.example.com".parse().unwrap(),
+                    "evil.example".parse().unwrap(),
+                ],
                 allow_private: vec![],
             },
             ..Grant::default()
@@ -289,7 +307,10 @@ mod tests {
         assert_eq!(eff.dirs[0].mode, Mode::ReadOnly);
         assert_eq!(
             eff.env,
-            vec![("TZ".to_string(), "UTC".to_string()), ("LANG".into(), "C".into())]
+            vec![
+                ("TZ".to_string(), "UTC".to_string()),
+                ("LANG".into(), "C".into())
+            ]
         );
         assert!(eff.egress.check_host("api.example.com", 443).is_ok());
         assert!(matches!(
@@ -297,15 +318,25 @@ mod tests {
             Err(EgressDenied::NotDeclared { .. })
         ));
         let notes: Vec<String> = eff.notes.iter().map(|n| n.to_string()).collect();
-        assert!(notes.iter().any(|n| n.contains("/etc is granted but the plugin does not declare")));
-        assert!(notes.iter().any(|n| n.contains("HOME is granted but the plugin does not declare")));
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("/etc is granted but the plugin does not declare"))
+        );
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("HOME is granted but the plugin does not declare"))
+        );
         assert!(notes.iter().any(|n| n.contains("declares directory /out")));
         assert!(notes.iter().any(|n| n.contains("mounted ro")));
     }
 
     #[test]
     fn nothing_granted_means_nothing() {
-        let eff = Grant::default().resolve(&manifest(), |_| Some("x".into())).unwrap();
+        let eff = Grant::default()
+            .resolve(&manifest(), |_| Some("x".into()))
+            .unwrap();
         assert!(eff.dirs.is_empty());
         assert!(eff.env.is_empty());
         assert!(!eff.egress.is_enabled());
@@ -319,17 +350,31 @@ mod tests {
             dirs: vec!["/definitely/not/here:/data".parse().unwrap()],
             ..Grant::default()
         };
-        let err = grant.resolve(&manifest(), |_| None).unwrap_err().to_string();
-        assert!(err.contains("cannot grant directory /definitely/not/here"), "{err}");
+        let err = grant
+            .resolve(&manifest(), |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cannot grant directory /definitely/not/here"),
+            "{err}"
+        );
     }
 
     #[test]
     fn dir_flags_parse() {
         let d: DirGrant = "./x:/data:ro".parse().unwrap();
-        assert_eq!((d.host.to_str().unwrap(), d.guest.as_str(), d.mode), ("./x", "/data", Mode::ReadOnly));
+        assert_eq!(
+            (d.host.to_str().unwrap(), d.guest.as_str(), d.mode),
+            ("./x", "/data", Mode::ReadOnly)
+        );
         let d: DirGrant = "/srv:/out".parse().unwrap();
         assert_eq!(d.mode, Mode::ReadWrite);
-        assert!("nodelimiter".parse::<DirGrant>().unwrap_err().contains("HOST:GUEST"));
+        assert!(
+            "nodelimiter"
+                .parse::<DirGrant>()
+                .unwrap_err()
+                .contains("HOST:GUEST")
+        );
     }
 
     #[test]
@@ -351,8 +396,13 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert_eq!(g.limits.timeout.unwrap().0, std::time::Duration::from_secs(5));
-        let err = Grant::from_toml("[limits]\nmemroy = 1\n").unwrap_err().to_string();
+        assert_eq!(
+            g.limits.timeout.unwrap().0,
+            std::time::Duration::from_secs(5)
+        );
+        let err = Grant::from_toml("[limits]\nmemroy = 1\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown field `memroy`"), "{err}");
     }
 }

@@ -23,7 +23,9 @@ mod units;
 pub use effective::{DirMount, EffectivePolicy, Limits, Note};
 pub use egress::{EgressDenied, EgressPolicy, HostPattern, forbidden_ip_reason};
 pub use grant::{DirGrant, Grant, HttpGrant, LimitsGrant};
-pub use manifest::{DirRequest, HttpRequest, Manifest, ManifestCapabilities, ManifestLimits, PluginInfo};
+pub use manifest::{
+    DirRequest, HttpRequest, Manifest, ManifestCapabilities, ManifestLimits, PluginInfo,
+};
 pub use units::{ByteSize, HumanDuration};
 
 use serde::{Deserialize, Serialize};

@@ -97,7 +97,9 @@ impl FromStr for HumanDuration {
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
         let n: u64 = num.parse().map_err(|_| {
-            format!("`{s}` is not a duration; write a whole number with a unit, like `10s` or `500ms`")
+            format!(
+                "`{s}` is not a duration; write a whole number with a unit, like `10s` or `500ms`"
+            )
         })?;
         let d = match unit.trim() {
             "" | "ms" => Duration::from_millis(n),
@@ -162,16 +164,38 @@ mod tests {
         let err = "64XB".parse::<ByteSize>().unwrap_err();
         assert!(err.contains("unknown size unit `XB`"), "{err}");
         assert!("lots".parse::<ByteSize>().is_err());
-        assert!("99999999999GiB".parse::<ByteSize>().unwrap_err().contains("too large"));
+        assert!(
+            "99999999999GiB"
+                .parse::<ByteSize>()
+                .unwrap_err()
+                .contains("too large")
+        );
     }
 
     #[test]
     fn durations_parse_and_print() {
-        assert_eq!("10s".parse::<HumanDuration>().unwrap().0, Duration::from_secs(10));
-        assert_eq!("250ms".parse::<HumanDuration>().unwrap().0, Duration::from_millis(250));
-        assert_eq!("2m".parse::<HumanDuration>().unwrap().0, Duration::from_secs(120));
-        assert_eq!(HumanDuration(Duration::from_millis(1500)).to_string(), "1500ms");
+        assert_eq!(
+            "10s".parse::<HumanDuration>().unwrap().0,
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            "250ms".parse::<HumanDuration>().unwrap().0,
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            "2m".parse::<HumanDuration>().unwrap().0,
+            Duration::from_secs(120)
+        );
+        assert_eq!(
+            HumanDuration(Duration::from_millis(1500)).to_string(),
+            "1500ms"
+        );
         assert_eq!(HumanDuration(Duration::from_secs(3)).to_string(), "3s");
-        assert!("10 parsecs".parse::<HumanDuration>().unwrap_err().contains("parsecs"));
+        assert!(
+            "10 parsecs"
+                .parse::<HumanDuration>()
+                .unwrap_err()
+                .contains("parsecs")
+        );
     }
 }

@@ -63,7 +63,12 @@ impl CodeCache {
     }
 
     /// Load native code for `bytes` (whose sha256 hex is `digest`), compiling on a miss.
-    pub fn load(&self, engine: &Engine, digest: &str, bytes: &[u8]) -> wasmtime::Result<(Component, CacheOutcome)> {
+    pub fn load(
+        &self,
+        engine: &Engine,
+        digest: &str,
+        bytes: &[u8],
+    ) -> wasmtime::Result<(Component, CacheOutcome)> {
         let Some(dir) = &self.dir else {
             return Ok((Component::new(engine, bytes)?, CacheOutcome::Compiled));
         };
@@ -74,7 +79,9 @@ impl CodeCache {
             // the engine fingerprint), into a directory private to this user.
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(c) => return Ok((c, CacheOutcome::Hit)),
-                Err(e) => tracing::warn!(path = %path.display(), "discarding unusable compiled-code cache entry: {e}"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), "discarding unusable compiled-code cache entry: {e}")
+                }
             }
         }
         let component = Component::new(engine, bytes)?;
@@ -96,8 +103,15 @@ fn store(dir: &Path, path: &Path, component: &Component) -> anyhow::Result<()> {
 }
 
 fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
-    let name = format!(".tmp-{}-{:?}", std::process::id(), std::thread::current().id());
-    let name: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.').collect();
+    let name = format!(
+        ".tmp-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    );
+    let name: String = name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
+        .collect();
     let path = dir.join(name);
     let file = std::fs::File::create(&path)?;
     Ok((path, file))
@@ -107,7 +121,10 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
     }
     #[cfg(not(unix))]
     {

@@ -28,7 +28,11 @@ use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpH
 /// Resolves host names to addresses for outgoing guest HTTP.
 pub trait Resolve: Send + Sync + 'static {
     /// All addresses of `host`.
-    fn resolve<'a>(&'a self, host: &'a str, port: u16) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send + 'a>>;
+    fn resolve<'a>(
+        &'a self,
+        host: &'a str,
+        port: u16,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send + 'a>>;
 }
 
 /// The operating system's resolver.
@@ -36,7 +40,11 @@ pub trait Resolve: Send + Sync + 'static {
 pub struct SystemResolver;
 
 impl Resolve for SystemResolver {
-    fn resolve<'a>(&'a self, host: &'a str, port: u16) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send + 'a>> {
+    fn resolve<'a>(
+        &'a self,
+        host: &'a str,
+        port: u16,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send + 'a>> {
         Box::pin(async move {
             let addrs = tokio::net::lookup_host((host, port)).await?;
             Ok(addrs.map(|a| a.ip()).collect())
@@ -61,7 +69,8 @@ impl StaticResolver {
 
     /// Answer `host` with `addrs`.
     pub fn with(mut self, host: &str, addrs: &[IpAddr]) -> Self {
-        self.entries.push((host.to_ascii_lowercase(), addrs.to_vec()));
+        self.entries
+            .push((host.to_ascii_lowercase(), addrs.to_vec()));
         self
     }
 
@@ -73,7 +82,11 @@ impl StaticResolver {
 }
 
 impl Resolve for StaticResolver {
-    fn resolve<'a>(&'a self, host: &'a str, port: u16) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send + 'a>> {
+    fn resolve<'a>(
+        &'a self,
+        host: &'a str,
+        port: u16,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send + 'a>> {
         Box::pin(async move {
             let key = host.to_ascii_lowercase();
             if let Some((_, addrs)) = self.entries.iter().find(|(h, _)| *h == key) {
@@ -81,7 +94,10 @@ impl Resolve for StaticResolver {
             }
             match &self.fallback {
                 Some(f) => f.resolve(host, port).await,
-                None => Err(io::Error::new(io::ErrorKind::NotFound, format!("no address known for `{host}`"))),
+                None => Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("no address known for `{host}`"),
+                )),
             }
         })
     }
@@ -139,8 +155,14 @@ async fn send_checked(
 ) -> SendResult {
     let uri = request.uri().clone();
     let use_tls = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
-    let host = uri.host().ok_or(HttpError::HttpRequestUriInvalid)?.to_string();
-    let bare_host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let host = uri
+        .host()
+        .ok_or(HttpError::HttpRequestUriInvalid)?
+        .to_string();
+    let bare_host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     let port = uri.port_u16().unwrap_or(if use_tls { 443 } else { 80 });
     let mut event = EgressEvent {
         method: request.method().to_string(),
@@ -168,27 +190,29 @@ async fn send_checked(
         .unwrap_or(Duration::from_secs(30));
     let addrs = match bare_host.parse::<IpAddr>() {
         Ok(ip) => vec![ip],
-        Err(_) => match tokio::time::timeout(connect_timeout, resolver.resolve(&bare_host, port)).await {
-            Err(_) => {
-                event.denied = Some(format!("DNS lookup of `{bare_host}` timed out"));
-                record(event);
-                return Err(HttpError::DnsTimeout);
+        Err(_) => {
+            match tokio::time::timeout(connect_timeout, resolver.resolve(&bare_host, port)).await {
+                Err(_) => {
+                    event.denied = Some(format!("DNS lookup of `{bare_host}` timed out"));
+                    record(event);
+                    return Err(HttpError::DnsTimeout);
+                }
+                Ok(Err(e)) => {
+                    event.denied = Some(format!("DNS lookup of `{bare_host}` failed: {e}"));
+                    record(event);
+                    return Err(HttpError::DnsError {
+                        rcode: Some(e.to_string()),
+                        info_code: None,
+                    });
+                }
+                Ok(Ok(addrs)) if addrs.is_empty() => {
+                    event.denied = Some(format!("`{bare_host}` has no addresses"));
+                    record(event);
+                    return Err(HttpError::DestinationNotFound);
+                }
+                Ok(Ok(addrs)) => addrs,
             }
-            Ok(Err(e)) => {
-                event.denied = Some(format!("DNS lookup of `{bare_host}` failed: {e}"));
-                record(event);
-                return Err(HttpError::DnsError {
-                    rcode: Some(e.to_string()),
-                    info_code: None,
-                });
-            }
-            Ok(Ok(addrs)) if addrs.is_empty() => {
-                event.denied = Some(format!("`{bare_host}` has no addresses"));
-                record(event);
-                return Err(HttpError::DestinationNotFound);
-            }
-            Ok(Ok(addrs)) => addrs,
-        },
+        }
     };
     // Every address must pass: a name that mixes public and forbidden answers is refused.
     for ip in &addrs {
@@ -203,7 +227,12 @@ async fn send_checked(
     let mut last_err = None;
     let mut stream = None;
     for ip in &addrs {
-        match tokio::time::timeout(connect_timeout, TcpStream::connect(SocketAddr::new(*ip, port))).await {
+        match tokio::time::timeout(
+            connect_timeout,
+            TcpStream::connect(SocketAddr::new(*ip, port)),
+        )
+        .await
+        {
             Ok(Ok(s)) => {
                 event.ip = Some(*ip);
                 stream = Some(s);
@@ -229,11 +258,12 @@ async fn send_checked(
         .map_err(|_| HttpError::HttpRequestUriInvalid)?;
 
     let response = if use_tls {
-        let name = rustls::pki_types::ServerName::try_from(bare_host.clone())
-            .map_err(|e| HttpError::DnsError {
+        let name = rustls::pki_types::ServerName::try_from(bare_host.clone()).map_err(|e| {
+            HttpError::DnsError {
                 rcode: Some(format!("`{bare_host}` is not a valid TLS server name: {e}")),
                 info_code: None,
-            })?;
+            }
+        })?;
         let tls = tokio_rustls::TlsConnector::from(tls_config())
             .connect(name, tcp)
             .await
@@ -245,13 +275,18 @@ async fn send_checked(
     Ok(response)
 }
 
-async fn exchange<S>(io: S, request: http::Request<WasiBody>, connect_timeout: Duration) -> SendResult
+async fn exchange<S>(
+    io: S,
+    request: http::Request<WasiBody>,
+    connect_timeout: Duration,
+) -> SendResult
 where
     S: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = tokio::time::timeout(connect_timeout, hyper::client::conn::http1::handshake(io))
-        .await
-        .map_err(|_| HttpError::ConnectionTimeout)??;
+    let (mut sender, conn) =
+        tokio::time::timeout(connect_timeout, hyper::client::conn::http1::handshake(io))
+            .await
+            .map_err(|_| HttpError::ConnectionTimeout)??;
     let driver = tokio::spawn(conn);
     let response = sender.send_request(request).await?;
     let response = response.map(|body| body.map_err(HttpError::from).boxed_unsync());
@@ -272,11 +307,13 @@ fn tls_config() -> Arc<rustls::ClientConfig> {
             let roots = rustls::RootCertStore {
                 roots: webpki_roots::TLS_SERVER_ROOTS.into(),
             };
-            let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .expect("ring supports the default TLS versions")
-                .with_root_certificates(roots)
-                .with_no_client_auth();
+            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
             Arc::new(config)
         })
         .clone()

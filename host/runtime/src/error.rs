@@ -74,13 +74,17 @@ pub enum CallError {
         limit: Duration,
     },
     /// The guest tried to use more memory than allowed.
-    #[error("the plugin exceeded its memory limit of {limit} and was stopped (raise it with `--memory`)")]
+    #[error(
+        "the plugin exceeded its memory limit of {limit} and was stopped (raise it with `--memory`)"
+    )]
     MemoryLimit {
         /// The limit.
         limit: ByteSize,
     },
     /// The guest ran out of fuel.
-    #[error("the plugin used up its fuel budget of {limit} and was stopped (raise it with `--fuel`)")]
+    #[error(
+        "the plugin used up its fuel budget of {limit} and was stopped (raise it with `--fuel`)"
+    )]
     FuelExhausted {
         /// The budget.
         limit: u64,
@@ -89,7 +93,9 @@ pub enum CallError {
     #[error("the plugin overflowed its stack (unbounded recursion?) and was stopped")]
     StackOverflow,
     /// The result is larger than allowed.
-    #[error("the plugin returned {size} bytes, more than its output limit of {limit} (raise it with `--max-output`)")]
+    #[error(
+        "the plugin returned {size} bytes, more than its output limit of {limit} (raise it with `--max-output`)"
+    )]
     OutputTooLarge {
         /// Bytes returned.
         size: u64,

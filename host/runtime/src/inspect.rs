@@ -16,7 +16,9 @@ pub struct WorldInfo {
 impl WorldInfo {
     /// Whether the component exports `tack:plugin/tool`, i.e. is a tool plugin.
     pub fn is_tool_plugin(&self) -> bool {
-        self.exports.iter().any(|e| e.starts_with("tack:plugin/tool@") || e == "tack:plugin/tool")
+        self.exports
+            .iter()
+            .any(|e| e.starts_with("tack:plugin/tool@") || e == "tack:plugin/tool")
     }
 }
 
@@ -41,9 +43,11 @@ impl DecodedExt for wit_component::DecodedWasm {
     fn package_world(&self) -> wit_parser::WorldId {
         match self {
             wit_component::DecodedWasm::Component(_, world) => *world,
-            wit_component::DecodedWasm::WitPackage(resolve, pkg) => {
-                *resolve.packages[*pkg].worlds.values().next().expect("a package with a world")
-            }
+            wit_component::DecodedWasm::WitPackage(resolve, pkg) => *resolve.packages[*pkg]
+                .worlds
+                .values()
+                .next()
+                .expect("a package with a world"),
         }
     }
 }

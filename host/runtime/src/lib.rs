@@ -36,4 +36,6 @@ pub use inspect::{WorldInfo, read_manifest, world_info};
 pub use plugin::{CallOutcome, Plugin, Sandbox};
 pub use runtime::{Runtime, RuntimeConfig};
 pub use tack_policy::{EffectivePolicy, Grant, Manifest};
-pub use types::{Annotations, CallContext, Content, ErrorCode, LogLevel, LogRecord, ToolDescriptor, ToolError};
+pub use types::{
+    Annotations, CallContext, Content, ErrorCode, LogLevel, LogRecord, ToolDescriptor, ToolError,
+};

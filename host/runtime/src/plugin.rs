@@ -102,10 +102,12 @@ impl Plugin {
                 let mut policy = EffectivePolicy::deny_all();
                 policy.limits.timeout = LIST_TOOLS_TIMEOUT;
                 let sandbox = Sandbox::new(self.clone(), policy);
-                let (mut store, _pipes) = sandbox.store()?;
+                let (mut store, _pipes) = sandbox.store(LIST_TOOLS_TIMEOUT)?;
                 let result = sandbox
-                    .run(&mut store, |store, plugin| {
-                        Box::pin(async move { plugin.tack_plugin_tool().call_list_tools(store).await })
+                    .run(&mut store, LIST_TOOLS_TIMEOUT, |store, plugin| {
+                        Box::pin(
+                            async move { plugin.tack_plugin_tool().call_list_tools(store).await },
+                        )
                     })
                     .await;
                 let raw = match result {
@@ -116,7 +118,10 @@ impl Plugin {
                 for d in raw {
                     let d = ToolDescriptor::from_wit(d).map_err(CallError::Contract)?;
                     if tools.iter().any(|t: &ToolDescriptor| t.name == d.name) {
-                        return Err(CallError::Contract(format!("two tools are named `{}`", d.name)));
+                        return Err(CallError::Contract(format!(
+                            "two tools are named `{}`",
+                            d.name
+                        )));
                     }
                     tools.push(d);
                 }
@@ -141,13 +146,18 @@ impl Plugin {
         if policy.limits.memory > max {
             return Err(PolicyError::Invalid {
                 field: "limits.memory".into(),
-                message: format!("{} is more than this runtime's ceiling of {max}", policy.limits.memory),
+                message: format!(
+                    "{} is more than this runtime's ceiling of {max}",
+                    policy.limits.memory
+                ),
             });
         }
         if policy.limits.fuel.is_some() && !self.inner.runtime.config().fuel {
             return Err(PolicyError::Invalid {
                 field: "limits.fuel".into(),
-                message: "fuel limits need a runtime built with fuel metering (RuntimeConfig::fuel)".into(),
+                message:
+                    "fuel limits need a runtime built with fuel metering (RuntimeConfig::fuel)"
+                        .into(),
             });
         }
         Ok(Sandbox::new(self.clone(), policy))
@@ -158,8 +168,12 @@ impl Plugin {
         if let Some(v) = cache.get(&tool.name) {
             return Ok(v.clone());
         }
-        let v = jsonschema::validator_for(&tool.input_schema)
-            .map_err(|e| CallError::Contract(format!("tool `{}` has an invalid input schema: {e}", tool.name)))?;
+        let v = jsonschema::validator_for(&tool.input_schema).map_err(|e| {
+            CallError::Contract(format!(
+                "tool `{}` has an invalid input schema: {e}",
+                tool.name
+            ))
+        })?;
         let v = Arc::new(v);
         cache.insert(tool.name.clone(), v.clone());
         Ok(v)
@@ -204,7 +218,8 @@ struct Pipes {
     egress: Arc<Mutex<Vec<EgressEvent>>>,
 }
 
-type BoxFut<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = wasmtime::Result<T>> + Send + 'a>>;
+type BoxFut<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = wasmtime::Result<T>> + Send + 'a>>;
 
 impl Sandbox {
     fn new(plugin: Plugin, policy: EffectivePolicy) -> Self {
@@ -214,6 +229,20 @@ impl Sandbox {
             policy: Arc::new(policy),
             plugin,
             slots,
+        }
+    }
+
+    /// The same sandbox with another wall-time limit for its calls; it shares the
+    /// concurrency slots of `self`, so the two together never exceed
+    /// `max-concurrency`. The time a call waits for a slot counts against its limit.
+    pub fn with_timeout(&self, timeout: Duration) -> Sandbox {
+        let mut policy = (*self.policy).clone();
+        policy.limits.timeout = timeout;
+        Sandbox {
+            plugin: self.plugin.clone(),
+            policy: Arc::new(policy),
+            egress: self.egress.clone(),
+            slots: self.slots.clone(),
         }
     }
 
@@ -233,7 +262,12 @@ impl Sandbox {
     /// fresh instance runs the call under the policy's limits. `Ok` means the tool
     /// ran to completion (its answer may still be a [`ToolError`]); `Err` means the
     /// arguments were rejected or the sandbox stopped the guest.
-    pub async fn call(&self, tool: &str, arguments: &str, ctx: &CallContext) -> Result<CallOutcome, CallError> {
+    pub async fn call(
+        &self,
+        tool: &str,
+        arguments: &str,
+        ctx: &CallContext,
+    ) -> Result<CallOutcome, CallError> {
         let start = Instant::now();
         let tools = self.plugin.tools().await?;
         let Some(desc) = tools.iter().find(|t| t.name == tool) else {
@@ -242,8 +276,8 @@ impl Sandbox {
                 available: tools.iter().map(|t| t.name.clone()).collect(),
             });
         };
-        let value: serde_json::Value =
-            serde_json::from_str(arguments).map_err(|e| CallError::ArgumentsNotJson(e.to_string()))?;
+        let value: serde_json::Value = serde_json::from_str(arguments)
+            .map_err(|e| CallError::ArgumentsNotJson(e.to_string()))?;
         let validator = self.plugin.validator(desc)?;
         let errors: Vec<ArgumentError> = validator
             .iter_errors(&value)
@@ -260,17 +294,23 @@ impl Sandbox {
         }
 
         let limits = self.policy.limits;
-        let _slot = match tokio::time::timeout(limits.timeout, self.slots.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => permit,
-            _ => {
-                return Err(CallError::Busy {
-                    max: limits.max_concurrency,
-                    waited: limits.timeout,
-                });
-            }
-        };
+        let _slot =
+            match tokio::time::timeout(limits.timeout, self.slots.clone().acquire_owned()).await {
+                Ok(Ok(permit)) => permit,
+                _ => {
+                    return Err(CallError::Busy {
+                        max: limits.max_concurrency,
+                        waited: limits.timeout,
+                    });
+                }
+            };
 
-        let (mut store, pipes) = self.store()?;
+        // Waiting for a slot counts against the call's time limit.
+        let remaining = limits
+            .timeout
+            .saturating_sub(start.elapsed())
+            .max(Duration::from_millis(1));
+        let (mut store, pipes) = self.store(remaining)?;
         let mut wit_ctx = ctx.to_wit();
         if wit_ctx.call_id.is_empty() {
             wit_ctx.call_id = format!("call-{}", &sha_suffix(start));
@@ -278,8 +318,13 @@ impl Sandbox {
         let name = tool.to_string();
         let args = arguments.to_string();
         let result = self
-            .run(&mut store, move |store, plugin| {
-                Box::pin(async move { plugin.tack_plugin_tool().call_call_tool(store, &name, &args, &wit_ctx).await })
+            .run(&mut store, remaining, move |store, plugin| {
+                Box::pin(async move {
+                    plugin
+                        .tack_plugin_tool()
+                        .call_call_tool(store, &name, &args, &wit_ctx)
+                        .await
+                })
             })
             .await;
         let raw = match result {
@@ -331,7 +376,7 @@ impl Sandbox {
     }
 
     /// A fresh store with exactly what the policy allows.
-    fn store(&self) -> Result<(Store<SandboxState>, Pipes), CallError> {
+    fn store(&self, timeout: Duration) -> Result<(Store<SandboxState>, Pipes), CallError> {
         let runtime = &self.plugin.inner.runtime;
         let policy = &self.policy;
         let stdout = CappedPipe::new(MAX_STDIO);
@@ -355,8 +400,12 @@ impl Sandbox {
                 Mode::ReadOnly => FsPerms::ReadOnly,
                 Mode::ReadWrite => FsPerms::ReadWrite,
             };
-            wasi.preopened_dir(&d.host, &d.guest, perms)
-                .map_err(|e| CallError::Setup(format!("cannot open granted directory {}: {e}", d.host.display())))?;
+            wasi.preopened_dir(&d.host, &d.guest, perms).map_err(|e| {
+                CallError::Setup(format!(
+                    "cannot open granted directory {}: {e}",
+                    d.host.display()
+                ))
+            })?;
         }
 
         let egress = Arc::new(Mutex::new(Vec::new()));
@@ -369,30 +418,45 @@ impl Sandbox {
                 resolver: runtime.config().resolver.clone(),
                 events: egress.clone(),
             },
-            limiter: MemoryLimiter::new(usize::try_from(policy.limits.memory.bytes()).unwrap_or(usize::MAX)),
+            limiter: MemoryLimiter::new(
+                usize::try_from(policy.limits.memory.bytes()).unwrap_or(usize::MAX),
+            ),
             logs: Vec::new(),
             logs_dropped: 0,
         };
         let mut store = Store::new(runtime.engine(), state);
         store.limiter(|s| &mut s.limiter);
         let tick = runtime.config().epoch_tick.as_nanos().max(1);
-        let ticks = policy.limits.timeout.as_nanos().div_ceil(tick) + 1;
+        let ticks = timeout.as_nanos().div_ceil(tick) + 1;
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
-        if let Some(fuel) = policy.limits.fuel {
+        if runtime.config().fuel {
+            // A metering engine needs fuel in every store; without a budget the
+            // wall-time limit is the only bound.
             store
-                .set_fuel(fuel)
+                .set_fuel(policy.limits.fuel.unwrap_or(u64::MAX))
                 .map_err(|e| CallError::Setup(format!("cannot set fuel: {e}")))?;
         }
-        Ok((store, Pipes { stdout, stderr, egress }))
+        Ok((
+            store,
+            Pipes {
+                stdout,
+                stderr,
+                egress,
+            },
+        ))
     }
 
     /// Instantiate and run `f` under the wall-time limit.
     async fn run<T>(
         &self,
         store: &mut Store<SandboxState>,
-        f: impl for<'a> FnOnce(&'a mut Store<SandboxState>, &'a crate::bindings::ToolPlugin) -> BoxFut<'a, T> + Send,
+        timeout: Duration,
+        f: impl for<'a> FnOnce(
+            &'a mut Store<SandboxState>,
+            &'a crate::bindings::ToolPlugin,
+        ) -> BoxFut<'a, T>
+        + Send,
     ) -> wasmtime::Result<T> {
-        let timeout = self.policy.limits.timeout;
         let pre = &self.plugin.inner.pre;
         let fut = async {
             let instance = pre.instantiate_async(&mut *store).await?;
@@ -405,13 +469,22 @@ impl Sandbox {
     }
 
     /// Turn a trap or host error into the specific [`CallError`].
-    fn classify(&self, err: wasmtime::Error, store: &Store<SandboxState>, pipes: &Pipes) -> CallError {
+    fn classify(
+        &self,
+        err: wasmtime::Error,
+        store: &Store<SandboxState>,
+        pipes: &Pipes,
+    ) -> CallError {
         let limits = &self.policy.limits;
         if store.data().limiter.hit {
-            return CallError::MemoryLimit { limit: limits.memory };
+            return CallError::MemoryLimit {
+                limit: limits.memory,
+            };
         }
         match err.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => CallError::Timeout { limit: limits.timeout },
+            Some(Trap::Interrupt) => CallError::Timeout {
+                limit: limits.timeout,
+            },
             Some(Trap::StackOverflow) => CallError::StackOverflow,
             Some(Trap::OutOfFuel) => CallError::FuelExhausted {
                 limit: limits.fuel.unwrap_or(0),

@@ -156,11 +156,16 @@ impl Runtime {
                 "this is not a WebAssembly component (bad magic number); pass the `.wasm` file that `cargo build --target wasm32-wasip2` produced".into(),
             ));
         }
-        let world = world_info(bytes).map_err(|e| LoadError::NotAComponent(format!("cannot decode the component: {e:#}")))?;
+        let world = world_info(bytes)
+            .map_err(|e| LoadError::NotAComponent(format!("cannot decode the component: {e:#}")))?;
         if !world.is_tool_plugin() {
             return Err(LoadError::Incompatible(format!(
                 "the component does not export `tack:plugin/tool`, so it is not a tool plugin (it exports: {})",
-                if world.exports.is_empty() { "nothing".to_string() } else { world.exports.join(", ") }
+                if world.exports.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    world.exports.join(", ")
+                }
             )));
         }
         let manifest = read_manifest(bytes)?.unwrap_or_default();
@@ -171,15 +176,22 @@ impl Runtime {
             .cache
             .load(&self.inner.engine, &digest, bytes)
             .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
-        let pre = self
-            .inner
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| LoadError::Incompatible(format!("the component needs an import tack does not provide: {e:#}")))?;
+        let pre = self.inner.linker.instantiate_pre(&component).map_err(|e| {
+            LoadError::Incompatible(format!(
+                "the component needs an import tack does not provide: {e:#}"
+            ))
+        })?;
         let pre = ToolPluginPre::new(pre)
             .map_err(|e| LoadError::Incompatible(format!("the component's `tack:plugin/tool` export does not match this host's contract: {e:#}")))?;
 
-        let inner = Arc::new(PluginInner::new(self.clone(), digest.clone(), manifest, world, pre, bytes.len()));
+        let inner = Arc::new(PluginInner::new(
+            self.clone(),
+            digest.clone(),
+            manifest,
+            world,
+            pre,
+            bytes.len(),
+        ));
         self.inner
             .loaded
             .lock()

@@ -43,7 +43,11 @@ impl ToolDescriptor {
                 .map_err(|e| format!("tool `{}` has an {what} that is not JSON: {e}", d.name))
         };
         let input_schema = parse("input schema", &d.input_schema)?;
-        let output_schema = d.output_schema.as_deref().map(|s| parse("output schema", s)).transpose()?;
+        let output_schema = d
+            .output_schema
+            .as_deref()
+            .map(|s| parse("output schema", s))
+            .transpose()?;
         Ok(ToolDescriptor {
             input_schema,
             output_schema,
@@ -97,9 +101,9 @@ impl Content {
     pub(crate) fn from_wit(c: wit::Content) -> Result<Self, String> {
         Ok(match c {
             wit::Content::Text(t) => Content::Text(t),
-            wit::Content::Json(j) => Content::Json(
-                serde_json::from_str(&j).map_err(|e| format!("the plugin returned JSON content that does not parse: {e}"))?,
-            ),
+            wit::Content::Json(j) => Content::Json(serde_json::from_str(&j).map_err(|e| {
+                format!("the plugin returned JSON content that does not parse: {e}")
+            })?),
         })
     }
 }

@@ -15,17 +15,25 @@ fn resolve(field: &str, rel: &str) -> Result<PathBuf, ToolError> {
     if p.is_absolute() {
         return Err(ToolError::invalid(
             field,
-            format!("`{rel}` is absolute; give a path relative to the workspace, like `docs/readme.md`"),
+            format!(
+                "`{rel}` is absolute; give a path relative to the workspace, like `docs/readme.md`"
+            ),
         ));
     }
     if p.components().any(|c| matches!(c, Component::ParentDir)) {
-        return Err(ToolError::invalid(field, format!("`{rel}` contains `..`; paths must stay inside the workspace")));
+        return Err(ToolError::invalid(
+            field,
+            format!("`{rel}` contains `..`; paths must stay inside the workspace"),
+        ));
     }
     Ok(Path::new(ROOT).join(p))
 }
 
 fn display(path: &Path) -> String {
-    path.strip_prefix(ROOT).unwrap_or(path).display().to_string()
+    path.strip_prefix(ROOT)
+        .unwrap_or(path)
+        .display()
+        .to_string()
 }
 
 /// Arguments of `list`.
@@ -66,8 +74,18 @@ fn list(input: ListInput, _: &CallContext) -> Result<ListOutput, ToolError> {
     for e in rd {
         let e = e.map_err(|e| ToolError::io(&input.path, e))?;
         let ft = e.file_type().map_err(|e| ToolError::io(&input.path, e))?;
-        let kind = if ft.is_symlink() { "symlink" } else if ft.is_dir() { "dir" } else { "file" };
-        let size = if ft.is_file() { e.metadata().ok().map(|m| m.len()) } else { None };
+        let kind = if ft.is_symlink() {
+            "symlink"
+        } else if ft.is_dir() {
+            "dir"
+        } else {
+            "file"
+        };
+        let size = if ft.is_file() {
+            e.metadata().ok().map(|m| m.len())
+        } else {
+            None
+        };
         entries.push(Entry {
             name: e.file_name().to_string_lossy().into_owned(),
             kind: kind.into(),
@@ -110,7 +128,10 @@ fn read(input: ReadInput, _: &CallContext) -> Result<ReadOutput, ToolError> {
     use std::io::Read;
     let path = resolve("/path", &input.path)?;
     let file = std::fs::File::open(&path).map_err(|e| ToolError::io(&input.path, e))?;
-    let size = file.metadata().map_err(|e| ToolError::io(&input.path, e))?.len();
+    let size = file
+        .metadata()
+        .map_err(|e| ToolError::io(&input.path, e))?
+        .len();
     let mut buf = Vec::new();
     file.take(input.max_bytes)
         .read_to_end(&mut buf)
@@ -172,7 +193,9 @@ fn write(input: WriteInput, _: &CallContext) -> Result<WriteOutput, ToolError> {
     // never leaves a half-written file.
     let tmp = path.with_file_name(format!(
         ".{}.tack-tmp",
-        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     ));
     std::fs::write(&tmp, input.content.as_bytes()).map_err(|e| ToolError::io(&input.path, e))?;
     if let Err(e) = std::fs::rename(&tmp, &path) {
@@ -226,7 +249,10 @@ struct SearchOutput {
 
 fn search(input: SearchInput, _: &CallContext) -> Result<SearchOutput, ToolError> {
     if input.pattern.is_empty() {
-        return Err(ToolError::invalid("/pattern", "the pattern is empty; give some text to look for"));
+        return Err(ToolError::invalid(
+            "/pattern",
+            "the pattern is empty; give some text to look for",
+        ));
     }
     let root = resolve("/path", &input.path)?;
     let mut matches = Vec::new();
@@ -244,7 +270,9 @@ fn search(input: SearchInput, _: &CallContext) -> Result<SearchOutput, ToolError
             if ft.is_dir() {
                 stack.push(path);
             } else if ft.is_file() {
-                let Ok(text) = std::fs::read_to_string(&path) else { continue };
+                let Ok(text) = std::fs::read_to_string(&path) else {
+                    continue;
+                };
                 for (i, line) in text.lines().enumerate() {
                     if line.contains(&input.pattern) {
                         if matches.len() == input.max_results {

@@ -21,8 +21,12 @@ fn jq(args: JqInput, _ctx: &CallContext) -> Result<Vec<serde_json::Value>, ToolE
     use jaq_core::load::{Arena, File, Loader};
     use jaq_core::{Compiler, Ctx, Vars, data, unwrap_valr};
 
-    let defs = jaq_core::defs().chain(jaq_std::defs()).chain(jaq_json::defs());
-    let funs = jaq_core::funs().chain(jaq_std::funs()).chain(jaq_json::funs());
+    let defs = jaq_core::defs()
+        .chain(jaq_std::defs())
+        .chain(jaq_json::defs());
+    let funs = jaq_core::funs()
+        .chain(jaq_std::funs())
+        .chain(jaq_json::funs());
     let loader = Loader::new(defs);
     let arena = Arena::default();
     let program = File {
@@ -30,18 +34,32 @@ fn jq(args: JqInput, _ctx: &CallContext) -> Result<Vec<serde_json::Value>, ToolE
         path: (),
     };
     let modules = loader.load(&arena, program).map_err(|errs| {
-        ToolError::invalid("/filter", format!("cannot parse filter `{}`: {}", args.filter, describe_load(&errs, &args.filter)))
-    })?;
-    let filter = Compiler::default().with_funs(funs).compile(modules).map_err(|errs| {
-        let names: Vec<String> = errs
-            .iter()
-            .flat_map(|(_, es)| es.iter().map(|(name, _)| format!("`{name}`")))
-            .collect();
         ToolError::invalid(
             "/filter",
-            format!("cannot compile filter `{}`: undefined {}", args.filter, names.join(", ")),
+            format!(
+                "cannot parse filter `{}`: {}",
+                args.filter,
+                describe_load(&errs, &args.filter)
+            ),
         )
     })?;
+    let filter = Compiler::default()
+        .with_funs(funs)
+        .compile(modules)
+        .map_err(|errs| {
+            let names: Vec<String> = errs
+                .iter()
+                .flat_map(|(_, es)| es.iter().map(|(name, _)| format!("`{name}`")))
+                .collect();
+            ToolError::invalid(
+                "/filter",
+                format!(
+                    "cannot compile filter `{}`: undefined {}",
+                    args.filter,
+                    names.join(", ")
+                ),
+            )
+        })?;
 
     let text = serde_json::to_string(&args.input).expect("a JSON value serialises");
     let input = jaq_json::read::parse_single(text.as_bytes())
@@ -51,7 +69,9 @@ fn jq(args: JqInput, _ctx: &CallContext) -> Result<Vec<serde_json::Value>, ToolE
     for out in filter.id.run((ctx, input)).map(unwrap_valr) {
         let val = out.map_err(|e| ToolError::invalid("/filter", format!("filter failed: {e}")))?;
         let json: serde_json::Value = serde_json::from_str(&val.to_string()).map_err(|e| {
-            ToolError::internal(format!("filter produced a value that is not JSON ({val}): {e}"))
+            ToolError::internal(format!(
+                "filter produced a value that is not JSON ({val}): {e}"
+            ))
         })?;
         results.push(json);
     }
@@ -76,8 +96,14 @@ fn describe_load<P>(errs: &jaq_core::load::Errors<&str, P>, code: &str) -> Strin
     for (_, e) in errs {
         match e {
             Error::Io(v) => out.extend(v.iter().map(|(_, m)| m.clone())),
-            Error::Lex(v) => out.extend(v.iter().map(|(exp, found)| expected(exp.as_str(), at(found)))),
-            Error::Parse(v) => out.extend(v.iter().map(|(exp, found)| expected(exp.as_str(), at(found)))),
+            Error::Lex(v) => out.extend(
+                v.iter()
+                    .map(|(exp, found)| expected(exp.as_str(), at(found))),
+            ),
+            Error::Parse(v) => out.extend(
+                v.iter()
+                    .map(|(exp, found)| expected(exp.as_str(), at(found))),
+            ),
         }
     }
     out.join("; ")

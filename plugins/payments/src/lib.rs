@@ -48,13 +48,24 @@ fn demo_ledger() -> Ledger {
     let mut accounts = BTreeMap::new();
     accounts.insert(
         "acct_alice".to_string(),
-        Account { currency: "USD".into(), balance_cents: 12_500, refundable_cents: 4_999 },
+        Account {
+            currency: "USD".into(),
+            balance_cents: 12_500,
+            refundable_cents: 4_999,
+        },
     );
     accounts.insert(
         "acct_bob".to_string(),
-        Account { currency: "EUR".into(), balance_cents: 300, refundable_cents: 0 },
+        Account {
+            currency: "EUR".into(),
+            balance_cents: 300,
+            refundable_cents: 0,
+        },
     );
-    Ledger { accounts, refunds: Vec::new() }
+    Ledger {
+        accounts,
+        refunds: Vec::new(),
+    }
 }
 
 fn load() -> Result<Ledger, ToolError> {
@@ -62,7 +73,10 @@ fn load() -> Result<Ledger, ToolError> {
         Ok(text) => serde_json::from_str(&text)
             .map_err(|e| ToolError::internal(format!("the ledger {LEDGER} is corrupt: {e}"))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(demo_ledger()),
-        Err(e) => Err(ToolError::io("reading the ledger (is a directory granted at /state?)", e)),
+        Err(e) => Err(ToolError::io(
+            "reading the ledger (is a directory granted at /state?)",
+            e,
+        )),
     }
 }
 
@@ -108,7 +122,10 @@ fn read_balance(input: BalanceInput, _: &CallContext) -> Result<Balance, ToolErr
 fn account<'a>(ledger: &'a Ledger, id: &str) -> Result<&'a Account, ToolError> {
     ledger.accounts.get(id).ok_or_else(|| {
         let known: Vec<&str> = ledger.accounts.keys().map(String::as_str).collect();
-        ToolError::not_found(format!("no account `{id}`; known accounts: {}", known.join(", ")))
+        ToolError::not_found(format!(
+            "no account `{id}`; known accounts: {}",
+            known.join(", ")
+        ))
     })
 }
 
@@ -141,14 +158,24 @@ struct RefundOutput {
 
 fn issue_refund(input: RefundInput, ctx: &CallContext) -> Result<RefundOutput, ToolError> {
     if input.amount_cents < 1 {
-        return Err(ToolError::invalid("/amount_cents", "the amount must be at least 1 cent"));
+        return Err(ToolError::invalid(
+            "/amount_cents",
+            "the amount must be at least 1 cent",
+        ));
     }
     let mut ledger = load()?;
     if let Some(key) = &input.idempotency_key
-        && let Some(r) = ledger.refunds.iter().find(|r| r.idempotency_key.as_ref() == Some(key))
+        && let Some(r) = ledger
+            .refunds
+            .iter()
+            .find(|r| r.idempotency_key.as_ref() == Some(key))
     {
         let balance = account(&ledger, &r.account)?.balance_cents;
-        return Ok(RefundOutput { refund: r.clone(), balance_cents: balance, replayed: true });
+        return Ok(RefundOutput {
+            refund: r.clone(),
+            balance_cents: balance,
+            replayed: true,
+        });
     }
     let acct = account(&ledger, &input.account)?.clone();
     if input.amount_cents > acct.refundable_cents {
@@ -170,19 +197,34 @@ fn issue_refund(input: RefundInput, ctx: &CallContext) -> Result<RefundOutput, T
         call_id: ctx.call_id.clone(),
         issued_at,
     };
-    let entry = ledger.accounts.get_mut(&input.account).expect("account checked above");
+    let entry = ledger
+        .accounts
+        .get_mut(&input.account)
+        .expect("account checked above");
     entry.balance_cents += input.amount_cents;
     entry.refundable_cents -= input.amount_cents;
     let balance = entry.balance_cents;
     ledger.refunds.push(refund.clone());
     save(&ledger)?;
-    tack_sdk::log::info(&format!("refund {} of {} cents to {}", refund.refund_id, refund.amount_cents, refund.account));
-    Ok(RefundOutput { refund, balance_cents: balance, replayed: false })
+    tack_sdk::log::info(&format!(
+        "refund {} of {} cents to {}",
+        refund.refund_id, refund.amount_cents, refund.account
+    ));
+    Ok(RefundOutput {
+        refund,
+        balance_cents: balance,
+        replayed: false,
+    })
 }
 
 fn tools() -> Toolbox {
     Toolbox::new()
-        .tool("read_balance", "Read an account's balance and refundable amount.", Annotations::read_only(), read_balance)
+        .tool(
+            "read_balance",
+            "Read an account's balance and refundable amount.",
+            Annotations::read_only(),
+            read_balance,
+        )
         .tool(
             "issue_refund",
             "Refund an amount to an account. Moves money: operators gate this tool.",

@@ -86,9 +86,16 @@ pub fn send(req: &Request, max_body: usize) -> Result<Response, HttpError> {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let path = if path.starts_with('?') { format!("/{path}") } else { path.to_string() };
+    let path = if path.starts_with('?') {
+        format!("/{path}")
+    } else {
+        path.to_string()
+    };
     if authority.is_empty() {
-        return Err(HttpError::InvalidRequest(format!("`{}` has no host", req.url)));
+        return Err(HttpError::InvalidRequest(format!(
+            "`{}` has no host",
+            req.url
+        )));
     }
     let method = match req.method.to_ascii_uppercase().as_str() {
         "GET" => Method::Get,
@@ -111,9 +118,15 @@ pub fn send(req: &Request, max_body: usize) -> Result<Response, HttpError> {
     let outgoing = OutgoingRequest::new(headers);
     let bad = |what: &str| HttpError::InvalidRequest(format!("invalid {what} in `{}`", req.url));
     outgoing.set_method(&method).map_err(|_| bad("method"))?;
-    outgoing.set_scheme(Some(&scheme)).map_err(|_| bad("scheme"))?;
-    outgoing.set_authority(Some(authority)).map_err(|_| bad("host"))?;
-    outgoing.set_path_with_query(Some(&path)).map_err(|_| bad("path"))?;
+    outgoing
+        .set_scheme(Some(&scheme))
+        .map_err(|_| bad("scheme"))?;
+    outgoing
+        .set_authority(Some(authority))
+        .map_err(|_| bad("host"))?;
+    outgoing
+        .set_path_with_query(Some(&path))
+        .map_err(|_| bad("path"))?;
     let body = outgoing.body().map_err(|_| bad("body"))?;
 
     let options = req.timeout_ms.map(|ms| {

@@ -254,19 +254,33 @@ impl Toolbox {
     /// The input schema comes from `I`'s [`JsonSchema`] (doc comments become field
     /// descriptions), the output schema from `O`'s. The result is returned as one
     /// JSON content item.
-    pub fn tool<I, O, F>(self, name: &str, description: &str, annotations: Annotations, f: F) -> Self
+    pub fn tool<I, O, F>(
+        self,
+        name: &str,
+        description: &str,
+        annotations: Annotations,
+        f: F,
+    ) -> Self
     where
         I: DeserializeOwned + JsonSchema,
         O: Serialize + JsonSchema,
         F: Fn(I, &CallContext) -> Result<O, ToolError> + 'static,
     {
-        self.tool_many(name, description, annotations, move |input, ctx| f(input, ctx).map(|o| vec![o]))
+        self.tool_many(name, description, annotations, move |input, ctx| {
+            f(input, ctx).map(|o| vec![o])
+        })
     }
 
     /// Add tool `name`, whose result is a sequence of values: each becomes its own
     /// JSON content item (like the outputs of a jq filter). The output schema is
     /// that of one item.
-    pub fn tool_many<I, O, F>(mut self, name: &str, description: &str, annotations: Annotations, f: F) -> Self
+    pub fn tool_many<I, O, F>(
+        mut self,
+        name: &str,
+        description: &str,
+        annotations: Annotations,
+        f: F,
+    ) -> Self
     where
         I: DeserializeOwned + JsonSchema,
         O: Serialize + JsonSchema,
@@ -276,8 +290,10 @@ impl Toolbox {
             valid_tool_name(name),
             "tool name `{name}` must match [a-z][a-z0-9_-]* and be at most 64 characters"
         );
-        let input_schema = serde_json::to_string(&schemars::schema_for!(I)).expect("schema serialises");
-        let output_schema = serde_json::to_string(&schemars::schema_for!(O)).expect("schema serialises");
+        let input_schema =
+            serde_json::to_string(&schemars::schema_for!(I)).expect("schema serialises");
+        let output_schema =
+            serde_json::to_string(&schemars::schema_for!(O)).expect("schema serialises");
         let handler: Handler = Box::new(move |args, ctx| {
             let de = &mut serde_json::Deserializer::from_str(args);
             let input: I = serde_path_to_error::deserialize(de).map_err(|e| {
@@ -290,7 +306,9 @@ impl Toolbox {
                 .map(|o| {
                     serde_json::to_string(o)
                         .map(wit::Content::Json)
-                        .map_err(|e| ToolError::internal(format!("result does not serialise to JSON: {e}")))
+                        .map_err(|e| {
+                            ToolError::internal(format!("result does not serialise to JSON: {e}"))
+                        })
                 })
                 .collect()
         });
@@ -316,11 +334,20 @@ impl Toolbox {
         self.entries.iter().map(|e| e.descriptor.clone()).collect()
     }
 
-    fn dispatch(&self, name: &str, args: &str, ctx: &CallContext) -> Result<Vec<wit::Content>, ToolError> {
+    fn dispatch(
+        &self,
+        name: &str,
+        args: &str,
+        ctx: &CallContext,
+    ) -> Result<Vec<wit::Content>, ToolError> {
         match self.entries.iter().find(|e| e.descriptor.name == name) {
             Some(e) => (e.handler)(args, ctx),
             None => {
-                let known: Vec<&str> = self.entries.iter().map(|e| e.descriptor.name.as_str()).collect();
+                let known: Vec<&str> = self
+                    .entries
+                    .iter()
+                    .map(|e| e.descriptor.name.as_str())
+                    .collect();
                 Err(ToolError::not_found(format!(
                     "no tool named `{name}`; this component offers: {}",
                     known.join(", ")
@@ -422,7 +449,11 @@ macro_rules! manifest {
     ($path:literal) => {
         #[used]
         #[unsafe(link_section = "tack-manifest")]
-        static __TACK_MANIFEST: [u8; include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/", $path)).len()] =
-            *include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/", $path));
+        static __TACK_MANIFEST: [u8; include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/",
+            $path
+        ))
+        .len()] = *include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/", $path));
     };
 }

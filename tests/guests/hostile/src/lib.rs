@@ -155,7 +155,12 @@ fn tools() -> Toolbox {
         .tool("env", "Dump the environment.", a, env)
         .tool("http_get", "GET any URL.", a, http_get)
         .tool("flood_output", "Return `mb` megabytes.", a, flood_output)
-        .tool("flood_stdout", "Print `mb` megabytes to stdout.", a, flood_stdout)
+        .tool(
+            "flood_stdout",
+            "Print `mb` megabytes to stdout.",
+            a,
+            flood_stdout,
+        )
         .tool("flood_logs", "Log 100 MB.", a, flood_logs)
         .tool("panic", "Panic with a message.", a, panic)
         .tool("echo", "Return the value.", Annotations::read_only(), echo)

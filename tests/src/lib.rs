@@ -2,7 +2,7 @@
 //! test run, a shared compiled-code cache, and a real HTTP server on loopback.
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -75,7 +75,7 @@ pub fn runtime_with(config: RuntimeConfig) -> Runtime {
 }
 
 /// A real HTTP/1.1 server on 127.0.0.1 answering every request with
-/// `hello from <path>`, counting the requests it served.
+/// `hello from <METHOD> <path>` (plus ` (<n> bytes)` when a body came), counting the requests it served.
 pub struct LoopbackServer {
     /// Address it listens on.
     pub addr: SocketAddr,
@@ -101,7 +101,17 @@ impl LoopbackServer {
                     let service = service_fn(move |req: Request<Incoming>| {
                         counter.fetch_add(1, Ordering::SeqCst);
                         async move {
-                            let body = format!("hello from {} {}", req.method(), req.uri().path());
+                            let (parts, body) = req.into_parts();
+                            let received = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes().len())
+                                .unwrap_or(0);
+                            let mut body =
+                                format!("hello from {} {}", parts.method, parts.uri.path());
+                            if received > 0 {
+                                body.push_str(&format!(" ({received} bytes)"));
+                            }
                             Ok::<_, Infallible>(
                                 Response::builder()
                                     .header("x-served-by", "tack-tests")

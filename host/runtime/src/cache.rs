@@ -7,6 +7,8 @@
 //!   place, so a crash never leaves a half-written entry under a real name.
 //! - The directory is created private (0700): loading an entry runs its native
 //!   code, so whoever can write the directory can run code as tack.
+//! - Entries are read into memory, never mapped, so truncating a file under a
+//!   running host cannot crash it.
 //! - The engine fingerprint covers the wasmtime version and every setting that
 //!   changes generated code; an entry from another engine is never loaded.
 //!   A corrupt or incompatible entry is recompiled and replaced.
@@ -73,11 +75,14 @@ impl CodeCache {
             return Ok((Component::new(engine, bytes)?, CacheOutcome::Compiled));
         };
         let path = dir.join(format!("{digest}-{}.cwasm", engine_fingerprint(engine)));
-        if path.exists() {
+        // Read the entry into memory rather than mapping the file: a mapped file
+        // that someone truncates later would crash the process (SIGBUS).
+        if let Ok(native) = std::fs::read(&path) {
             // SAFETY: entries are written only by `store` below from
             // `Component::serialize` of this engine configuration (the name includes
-            // the engine fingerprint), into a directory private to this user.
-            match unsafe { Component::deserialize_file(engine, &path) } {
+            // the engine fingerprint), into a directory private to this user;
+            // wasmtime checks the header and engine compatibility before use.
+            match unsafe { Component::deserialize(engine, &native) } {
                 Ok(c) => return Ok((c, CacheOutcome::Hit)),
                 Err(e) => {
                     tracing::warn!(path = %path.display(), "discarding unusable compiled-code cache entry: {e}")

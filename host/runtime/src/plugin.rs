@@ -184,6 +184,8 @@ impl Plugin {
 #[derive(Debug, Clone, Serialize)]
 pub struct CallOutcome {
     /// The tool's own answer: content, or the tool's structured error.
+    /// Serialised as `{"content": [...]}` or `{"error": {...}}`.
+    #[serde(serialize_with = "serialize_result")]
     pub result: Result<Vec<Content>, ToolError>,
     /// Log records the guest emitted.
     pub logs: Vec<LogRecord>,
@@ -201,6 +203,19 @@ pub struct CallOutcome {
     pub elapsed: Duration,
     /// Fuel consumed, if metering is on.
     pub fuel_used: Option<u64>,
+}
+
+fn serialize_result<S: serde::Serializer>(
+    r: &Result<Vec<Content>, ToolError>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(1))?;
+    match r {
+        Ok(content) => map.serialize_entry("content", content)?,
+        Err(error) => map.serialize_entry("error", error)?,
+    }
+    map.end()
 }
 
 /// A plugin bound to an effective policy; calls run here.

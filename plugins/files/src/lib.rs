@@ -255,37 +255,37 @@ fn search(input: SearchInput, _: &CallContext) -> Result<SearchOutput, ToolError
         ));
     }
     let root = resolve("/path", &input.path)?;
-    let mut matches = Vec::new();
+    // Collect every regular file first, then scan in path order.
+    let mut files = Vec::new();
     let mut stack = vec![root];
+    while let Some(dir) = stack.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| ToolError::io(display(&dir), e))?;
+        for e in entries.filter_map(Result::ok) {
+            match e.file_type() {
+                Ok(ft) if ft.is_dir() => stack.push(e.path()),
+                Ok(ft) if ft.is_file() => files.push(e.path()),
+                _ => {}
+            }
+        }
+    }
+    files.sort();
+    let mut matches = Vec::new();
     let mut truncated = false;
-    'walk: while let Some(dir) = stack.pop() {
-        let mut entries: Vec<_> = std::fs::read_dir(&dir)
-            .map_err(|e| ToolError::io(display(&dir), e))?
-            .filter_map(Result::ok)
-            .collect();
-        entries.sort_by_key(|e| std::cmp::Reverse(e.file_name()));
-        for e in entries {
-            let Ok(ft) = e.file_type() else { continue };
-            let path = e.path();
-            if ft.is_dir() {
-                stack.push(path);
-            } else if ft.is_file() {
-                let Ok(text) = std::fs::read_to_string(&path) else {
-                    continue;
-                };
-                for (i, line) in text.lines().enumerate() {
-                    if line.contains(&input.pattern) {
-                        if matches.len() == input.max_results {
-                            truncated = true;
-                            break 'walk;
-                        }
-                        matches.push(Match {
-                            path: display(&path),
-                            line: i + 1,
-                            text: line.chars().take(500).collect(),
-                        });
-                    }
+    'scan: for path in files {
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        for (i, line) in text.lines().enumerate() {
+            if line.contains(&input.pattern) {
+                if matches.len() == input.max_results {
+                    truncated = true;
+                    break 'scan;
                 }
+                matches.push(Match {
+                    path: display(&path),
+                    line: i + 1,
+                    text: line.chars().take(500).collect(),
+                });
             }
         }
     }

@@ -138,20 +138,32 @@ pub fn send(req: &Request, max_body: usize) -> Result<Response, HttpError> {
     let future = outgoing_handler::handle(outgoing, options)
         .map_err(|e| HttpError::Transport(describe(&e)))?;
 
+    // A server may answer before it has read the whole body (and close the stream);
+    // then its answer counts, and the write error only matters if there is none.
+    let mut write_error = None;
     {
         let stream = body.write().map_err(|_| bad("body"))?;
         for chunk in req.body.chunks(4096) {
-            stream
-                .blocking_write_and_flush(chunk)
-                .map_err(|e| HttpError::Transport(format!("writing the body: {e:?}")))?;
+            if let Err(e) = stream.blocking_write_and_flush(chunk) {
+                write_error = Some(format!("writing the body: {e:?}"));
+                break;
+            }
         }
     }
-    OutgoingBody::finish(body, None).map_err(|e| HttpError::Transport(describe(&e)))?;
+    if let Err(e) = OutgoingBody::finish(body, None) {
+        write_error.get_or_insert_with(|| describe(&e));
+    }
 
     let response = loop {
         match future.get() {
             Some(Ok(Ok(r))) => break r,
-            Some(Ok(Err(e))) => return Err(HttpError::Transport(describe(&e))),
+            Some(Ok(Err(e))) => {
+                let mut message = describe(&e);
+                if let Some(w) = write_error {
+                    message = format!("{message} ({w})");
+                }
+                return Err(HttpError::Transport(message));
+            }
             Some(Err(())) => return Err(HttpError::Transport("response already taken".into())),
             None => future.subscribe().block(),
         }

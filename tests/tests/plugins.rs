@@ -1,0 +1,456 @@
+//! The first-party plugins doing their jobs through the runtime, as an agent would
+//! call them: real components, real files, real HTTP on loopback.
+
+use serde_json::json;
+use std::sync::Arc;
+use tack_policy::{DirGrant, Grant, Mode};
+use tack_runtime::{
+    CallContext, CallError, CallOutcome, Content, ErrorCode, RuntimeConfig, Sandbox, StaticResolver,
+};
+use tack_tests::{LoopbackServer, guest, runtime, runtime_with};
+
+async fn call(
+    sandbox: &Sandbox,
+    tool: &str,
+    args: serde_json::Value,
+) -> Result<CallOutcome, CallError> {
+    sandbox
+        .call(tool, &args.to_string(), &CallContext::default())
+        .await
+}
+
+fn results(out: &CallOutcome) -> Vec<serde_json::Value> {
+    match &out.result {
+        Ok(items) => items
+            .iter()
+            .map(|c| match c {
+                Content::Json(v) => v.clone(),
+                Content::Text(t) => panic!("unexpected text content {t}"),
+            })
+            .collect(),
+        Err(e) => panic!("expected success, got tool error {e}"),
+    }
+}
+
+fn one(out: &CallOutcome) -> serde_json::Value {
+    let mut r = results(out);
+    assert_eq!(r.len(), 1, "{r:?}");
+    r.remove(0)
+}
+
+fn dir(host: &std::path::Path, guest: &str, mode: Mode) -> DirGrant {
+    DirGrant {
+        host: host.to_path_buf(),
+        guest: guest.into(),
+        mode,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jq_runs_filters() {
+    let rt = runtime();
+    let plugin = rt.load_file(guest("tack_plugin_jq")).unwrap();
+    let tools = plugin.tools().await.unwrap();
+    assert_eq!(tools.len(), 1);
+    assert!(tools[0].annotations.read_only);
+    assert!(plugin.manifest().capabilities.dirs.is_empty());
+    let sb = plugin.sandbox(&Grant::default()).unwrap();
+
+    let out = call(&sb, "jq", json!({"filter": ".a", "input": {"a": 1}}))
+        .await
+        .unwrap();
+    assert_eq!(results(&out), vec![json!(1)]);
+
+    let out = call(
+        &sb,
+        "jq",
+        json!({"filter": ".items[] | select(.price > 10) | .name", "input": {"items": [
+            {"name": "tea", "price": 4}, {"name": "pot", "price": 30}, {"name": "cup", "price": 12}
+        ]}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(results(&out), vec![json!("pot"), json!("cup")]);
+
+    let out = call(
+        &sb,
+        "jq",
+        json!({"filter": "[.[] | . * 2] | add", "input": [1, 2, 3]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(results(&out), vec![json!(12)]);
+
+    // A filter that does not parse is the tool's own invalid-arguments error, naming the field.
+    let out = call(&sb, "jq", json!({"filter": ".a |||", "input": {}}))
+        .await
+        .unwrap();
+    let err = out.result.unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidArguments);
+    assert_eq!(err.field.as_deref(), Some("/filter"));
+    assert!(err.message.contains("column 4"), "{}", err.message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_violations_name_the_field_before_the_guest_runs() {
+    let rt = runtime();
+    let plugin = rt.load_file(guest("tack_plugin_jq")).unwrap();
+    let sb = plugin.sandbox(&Grant::default()).unwrap();
+
+    let err = call(&sb, "jq", json!({"filter": 42, "input": {}}))
+        .await
+        .unwrap_err();
+    match &err {
+        CallError::InvalidArguments { tool, errors } => {
+            assert_eq!(tool, "jq");
+            assert_eq!(errors.len(), 1);
+            assert_eq!(errors[0].pointer, "/filter");
+            assert!(
+                errors[0].message.contains("not of type \"string\""),
+                "{}",
+                errors[0].message
+            );
+        }
+        other => panic!("expected InvalidArguments, got {other}"),
+    }
+    assert!(err.to_string().contains("at `/filter`"), "{err}");
+
+    let err = call(&sb, "jq", json!({"filter": ".a"})).await.unwrap_err();
+    assert!(
+        err.to_string().contains("\"input\" is a required property"),
+        "{err}"
+    );
+
+    let err = sb
+        .call("jq", "{not json", &CallContext::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CallError::ArgumentsNotJson(_)), "{err}");
+
+    let err = call(&sb, "nope", json!({})).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("no tool named `nope`; it offers: jq"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_lists_reads_writes_and_searches_inside_its_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("docs")).unwrap();
+    std::fs::write(
+        tmp.path().join("docs/guide.md"),
+        "# Guide\ninstall tack\nrun tack\n",
+    )
+    .unwrap();
+    std::fs::write(tmp.path().join("readme.md"), "tack readme\n").unwrap();
+
+    let rt = runtime();
+    let plugin = rt.load_file(guest("tack_plugin_files")).unwrap();
+    let names: Vec<String> = plugin
+        .tools()
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.name.clone())
+        .collect();
+    assert_eq!(names, ["list", "read", "write", "search"]);
+    let write_tool = plugin
+        .tools()
+        .await
+        .unwrap()
+        .iter()
+        .find(|t| t.name == "write")
+        .unwrap()
+        .clone();
+    assert!(write_tool.annotations.destructive);
+
+    let sb = plugin
+        .sandbox(&Grant {
+            dirs: vec![dir(tmp.path(), "/workspace", Mode::ReadWrite)],
+            ..Grant::default()
+        })
+        .unwrap();
+
+    let out = call(&sb, "list", json!({})).await.unwrap();
+    assert_eq!(
+        one(&out),
+        json!({"entries": [
+            {"name": "docs", "kind": "dir", "size": null},
+            {"name": "readme.md", "kind": "file", "size": 12}
+        ]})
+    );
+
+    let out = call(
+        &sb,
+        "read",
+        json!({"path": "docs/guide.md", "max_bytes": 7}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        one(&out),
+        json!({"path": "docs/guide.md", "content": "# Guide", "size": 30, "truncated": true})
+    );
+
+    let out = call(
+        &sb,
+        "write",
+        json!({"path": "out/new.txt", "content": "hello", "create_dirs": true}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        one(&out),
+        json!({"path": "out/new.txt", "bytes": 5, "replaced": false})
+    );
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("out/new.txt")).unwrap(),
+        "hello"
+    );
+
+    let out = call(
+        &sb,
+        "write",
+        json!({"path": "readme.md", "content": "x", "overwrite": false}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.result.unwrap_err().code, ErrorCode::Conflict);
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("readme.md")).unwrap(),
+        "tack readme\n"
+    );
+
+    let out = call(&sb, "search", json!({"pattern": "tack"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        one(&out),
+        json!({"matches": [
+            {"path": "docs/guide.md", "line": 2, "text": "install tack"},
+            {"path": "docs/guide.md", "line": 3, "text": "run tack"},
+            {"path": "readme.md", "line": 1, "text": "tack readme"}
+        ], "truncated": false})
+    );
+
+    let out = call(&sb, "read", json!({"path": "../etc/passwd"}))
+        .await
+        .unwrap();
+    let err = out.result.unwrap_err();
+    assert_eq!(
+        (err.code, err.field.as_deref()),
+        (ErrorCode::InvalidArguments, Some("/path"))
+    );
+    let out = call(&sb, "read", json!({"path": "/etc/passwd"}))
+        .await
+        .unwrap();
+    assert!(out.result.unwrap_err().message.contains("is absolute"));
+
+    // Granted read-only, the same plugin cannot write.
+    let ro = plugin
+        .sandbox(&Grant {
+            dirs: vec![dir(tmp.path(), "/workspace", Mode::ReadOnly)],
+            ..Grant::default()
+        })
+        .unwrap();
+    let out = call(&ro, "write", json!({"path": "readme.md", "content": "x"}))
+        .await
+        .unwrap();
+    assert_eq!(out.result.unwrap_err().code, ErrorCode::PermissionDenied);
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("readme.md")).unwrap(),
+        "tack readme\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_without_a_grant_sees_nothing() {
+    let rt = runtime();
+    let plugin = rt.load_file(guest("tack_plugin_files")).unwrap();
+    let sb = plugin.sandbox(&Grant::default()).unwrap();
+    assert!(
+        sb.policy()
+            .notes
+            .iter()
+            .any(|n| n.to_string().contains("declares directory /workspace"))
+    );
+    let out = call(&sb, "list", json!({})).await.unwrap();
+    assert_eq!(out.result.unwrap_err().code, ErrorCode::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_fetches_from_an_allowed_host_on_loopback() {
+    let server = LoopbackServer::start().await;
+    let port = server.addr.port();
+    let rt = runtime_with(RuntimeConfig {
+        resolver: Arc::new(
+            StaticResolver::new().with("service.internal", &["127.0.0.1".parse().unwrap()]),
+        ),
+        ..RuntimeConfig::default()
+    });
+    let plugin = rt.load_file(guest("tack_plugin_http")).unwrap();
+    let mut grant = Grant::default();
+    grant.http.allow = vec![format!("service.internal:{port}").parse().unwrap()];
+    grant.http.allow_private = vec!["127.0.0.1/32".parse().unwrap()];
+    let sb = plugin.sandbox(&grant).unwrap();
+
+    let out = call(
+        &sb,
+        "get",
+        json!({"url": format!("http://service.internal:{port}/status?x=1")}),
+    )
+    .await
+    .unwrap();
+    let v = one(&out);
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["body"], "hello from GET /status");
+    assert_eq!(v["headers"]["x-served-by"], "tack-tests");
+    assert_eq!(v["truncated"], false);
+
+    let out = call(
+        &sb,
+        "post",
+        json!({"url": format!("http://service.internal:{port}/refunds"), "body": "{\"amount\": 5}"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(one(&out)["body"], "hello from POST /refunds (13 bytes)");
+
+    let out = call(
+        &sb,
+        "get",
+        json!({"url": format!("http://service.internal:{port}/"), "max_bytes": 5}),
+    )
+    .await
+    .unwrap();
+    let v = one(&out);
+    assert_eq!(
+        (v["body"].as_str(), v["truncated"].as_bool()),
+        (Some("hello"), Some(true))
+    );
+    assert_eq!(server.hits(), 3);
+
+    // Another port on the same host is not in the grant.
+    let out = call(&sb, "get", json!({"url": "http://service.internal:1/"}))
+        .await
+        .unwrap();
+    assert_eq!(out.result.unwrap_err().code, ErrorCode::PermissionDenied);
+    assert!(
+        out.egress[0]
+            .denied
+            .as_deref()
+            .unwrap()
+            .contains("not in the grant's allow-list")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_reads_balances_and_issues_idempotent_refunds() {
+    let state = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let plugin = rt.load_file(guest("tack_plugin_payments")).unwrap();
+    let tools = plugin.tools().await.unwrap();
+    let annotations: Vec<(String, bool, bool)> = tools
+        .iter()
+        .map(|t| {
+            (
+                t.name.clone(),
+                t.annotations.read_only,
+                t.annotations.destructive,
+            )
+        })
+        .collect();
+    assert_eq!(
+        annotations,
+        [
+            ("read_balance".to_string(), true, false),
+            ("issue_refund".to_string(), false, true)
+        ]
+    );
+    let sb = plugin
+        .sandbox(&Grant {
+            dirs: vec![dir(state.path(), "/state", Mode::ReadWrite)],
+            wall_clock: true,
+            ..Grant::default()
+        })
+        .unwrap();
+
+    let out = call(&sb, "read_balance", json!({"account": "acct_alice"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        one(&out),
+        json!({"account": "acct_alice", "currency": "USD", "balance_cents": 12500, "refundable_cents": 4999})
+    );
+
+    let refund = json!({"account": "acct_alice", "amount_cents": 1250, "reason": "damaged", "idempotency_key": "k1"});
+    let ctx = CallContext {
+        call_id: "call-audit-1".into(),
+        ..CallContext::default()
+    };
+    let out = sb
+        .call("issue_refund", &refund.to_string(), &ctx)
+        .await
+        .unwrap();
+    let v = one(&out);
+    assert_eq!(v["balance_cents"], 13750);
+    assert_eq!(v["replayed"], false);
+    assert_eq!(v["refund"]["refund_id"], "rf_1");
+    assert_eq!(v["refund"]["call_id"], "call-audit-1");
+    assert!(
+        v["refund"]["issued_at"].as_u64().unwrap() > 1_700_000_000,
+        "wall clock granted"
+    );
+    assert!(
+        out.logs
+            .iter()
+            .any(|l| l.message.contains("refund rf_1 of 1250 cents"))
+    );
+
+    // Same key: replayed, not paid twice; the ledger persisted across instances.
+    let out = call(&sb, "issue_refund", refund.clone()).await.unwrap();
+    let v = one(&out);
+    assert_eq!(
+        (v["replayed"].as_bool(), v["balance_cents"].as_i64()),
+        (Some(true), Some(13750))
+    );
+
+    let out = call(
+        &sb,
+        "issue_refund",
+        json!({"account": "acct_alice", "amount_cents": 999999, "reason": "x"}),
+    )
+    .await
+    .unwrap();
+    let err = out.result.unwrap_err();
+    assert_eq!(err.code, ErrorCode::Conflict);
+    assert!(
+        err.message.contains("only 3749 cents are refundable"),
+        "{}",
+        err.message
+    );
+
+    let out = call(&sb, "read_balance", json!({"account": "acct_carol"}))
+        .await
+        .unwrap();
+    let err = out.result.unwrap_err();
+    assert_eq!(err.code, ErrorCode::NotFound);
+    assert!(err.message.contains("known accounts: acct_alice, acct_bob"));
+
+    let err = call(
+        &sb,
+        "issue_refund",
+        json!({"account": "acct_alice", "amount_cents": 0, "reason": "x"}),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("at `/amount_cents`"), "{err}");
+
+    let ledger: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state.path().join("ledger.json")).unwrap())
+            .unwrap();
+    assert_eq!(ledger["refunds"].as_array().unwrap().len(), 1);
+    assert!(!state.path().join(".ledger.json.tmp").exists());
+}

@@ -232,7 +232,12 @@ impl From<ToolError> for wit::ToolError {
 type Handler = Box<dyn Fn(&str, &CallContext) -> Result<Vec<wit::Content>, ToolError>>;
 
 struct Entry {
-    descriptor: wit::ToolDescriptor,
+    name: String,
+    description: String,
+    annotations: Annotations,
+    /// Input and output schema; generated only when the tools are listed, so a
+    /// plain call (a fresh instance every time) does not pay for it.
+    schemas: fn() -> (String, String),
     handler: Handler,
 }
 
@@ -290,10 +295,6 @@ impl Toolbox {
             valid_tool_name(name),
             "tool name `{name}` must match [a-z][a-z0-9_-]* and be at most 64 characters"
         );
-        let input_schema =
-            serde_json::to_string(&schemars::schema_for!(I)).expect("schema serialises");
-        let output_schema =
-            serde_json::to_string(&schemars::schema_for!(O)).expect("schema serialises");
         let handler: Handler = Box::new(move |args, ctx| {
             let de = &mut serde_json::Deserializer::from_str(args);
             let input: I = serde_path_to_error::deserialize(de).map_err(|e| {
@@ -313,25 +314,35 @@ impl Toolbox {
                 .collect()
         });
         self.entries.push(Entry {
-            descriptor: wit::ToolDescriptor {
-                name: name.to_string(),
-                description: description.to_string(),
-                input_schema,
-                output_schema: Some(output_schema),
-                annotations: wit::ToolAnnotations {
-                    destructive: annotations.destructive,
-                    read_only: annotations.read_only,
-                    idempotent: annotations.idempotent,
-                    open_world: annotations.open_world,
-                },
-            },
+            name: name.to_string(),
+            description: description.to_string(),
+            annotations,
+            schemas: schemas::<I, O>,
             handler,
         });
         self
     }
 
     fn descriptors(&self) -> Vec<wit::ToolDescriptor> {
-        self.entries.iter().map(|e| e.descriptor.clone()).collect()
+        self.entries
+            .iter()
+            .map(|e| {
+                let (input_schema, output_schema) = (e.schemas)();
+                let a = e.annotations;
+                wit::ToolDescriptor {
+                    name: e.name.clone(),
+                    description: e.description.clone(),
+                    input_schema,
+                    output_schema: Some(output_schema),
+                    annotations: wit::ToolAnnotations {
+                        destructive: a.destructive,
+                        read_only: a.read_only,
+                        idempotent: a.idempotent,
+                        open_world: a.open_world,
+                    },
+                }
+            })
+            .collect()
     }
 
     fn dispatch(
@@ -340,14 +351,10 @@ impl Toolbox {
         args: &str,
         ctx: &CallContext,
     ) -> Result<Vec<wit::Content>, ToolError> {
-        match self.entries.iter().find(|e| e.descriptor.name == name) {
+        match self.entries.iter().find(|e| e.name == name) {
             Some(e) => (e.handler)(args, ctx),
             None => {
-                let known: Vec<&str> = self
-                    .entries
-                    .iter()
-                    .map(|e| e.descriptor.name.as_str())
-                    .collect();
+                let known: Vec<&str> = self.entries.iter().map(|e| e.name.as_str()).collect();
                 Err(ToolError::not_found(format!(
                     "no tool named `{name}`; this component offers: {}",
                     known.join(", ")
@@ -355,6 +362,13 @@ impl Toolbox {
             }
         }
     }
+}
+
+/// JSON Schemas of a tool's input and output types.
+fn schemas<I: JsonSchema, O: JsonSchema>() -> (String, String) {
+    let input = serde_json::to_string(&schemars::schema_for!(I)).expect("schema serialises");
+    let output = serde_json::to_string(&schemars::schema_for!(O)).expect("schema serialises");
+    (input, output)
 }
 
 fn valid_tool_name(name: &str) -> bool {

@@ -309,16 +309,21 @@ impl Sandbox {
         }
 
         let limits = self.policy.limits;
-        let _slot =
-            match tokio::time::timeout(limits.timeout, self.slots.clone().acquire_owned()).await {
-                Ok(Ok(permit)) => permit,
-                _ => {
-                    return Err(CallError::Busy {
-                        max: limits.max_concurrency,
-                        waited: limits.timeout,
-                    });
+        let busy = || CallError::Busy {
+            max: limits.max_concurrency,
+            waited: limits.timeout,
+        };
+        // Fast path without a timer; wait (within the time limit) only when full.
+        let _slot = match self.slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                match tokio::time::timeout(limits.timeout, self.slots.clone().acquire_owned()).await
+                {
+                    Ok(Ok(permit)) => permit,
+                    _ => return Err(busy()),
                 }
-            };
+            }
+        };
 
         // Waiting for a slot counts against the call's time limit.
         let remaining = limits

@@ -199,10 +199,15 @@ pub struct CallOutcome {
     pub stdio_dropped: u64,
     /// Outgoing HTTP the guest attempted, allowed or not.
     pub egress: Vec<EgressEvent>,
-    /// Wall time of the call, including instantiation.
+    /// Wall time of the call, including instantiation (serialised as `elapsed_us`).
+    #[serde(rename = "elapsed_us", serialize_with = "serialize_micros")]
     pub elapsed: Duration,
     /// Fuel consumed, if metering is on.
     pub fuel_used: Option<u64>,
+}
+
+fn serialize_micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 fn serialize_result<S: serde::Serializer>(

@@ -32,6 +32,10 @@ pub struct RuntimeConfig {
     pub fuel: bool,
     /// Largest wasm stack per call (default 512 KiB).
     pub max_wasm_stack: usize,
+    /// Bytes of each pool memory slot kept resident between instances (default
+    /// 16 MiB): faster calls, at the price of up to `max_instances` times this in
+    /// resident memory at the high-water mark.
+    pub keep_resident: ByteSize,
     /// Resolver for outgoing guest HTTP (default: the system's).
     pub resolver: Arc<dyn Resolve>,
 }
@@ -46,6 +50,7 @@ impl Default for RuntimeConfig {
             epoch_tick: Duration::from_millis(5),
             fuel: false,
             max_wasm_stack: 512 * 1024,
+            keep_resident: ByteSize::mib(16),
             resolver: Arc::new(SystemResolver),
         }
     }
@@ -94,7 +99,7 @@ impl Runtime {
             // (PAGEMAP_SCAN, Linux 6.7+) instead of unmapping them: the next call
             // then takes no page faults and no TLB shootdowns. Where the ioctl is
             // missing, wasmtime falls back to madvise.
-            pool.linear_memory_keep_resident(16 << 20)
+            pool.linear_memory_keep_resident(usize::try_from(config.keep_resident.bytes())?)
                 .table_keep_resident(1 << 16)
                 .async_stack_keep_resident(128 << 10)
                 .pagemap_scan(wasmtime::Enabled::Auto);

@@ -338,7 +338,7 @@ impl Sandbox {
         let (mut store, pipes) = self.store(remaining)?;
         let mut wit_ctx = ctx.to_wit();
         if wit_ctx.call_id.is_empty() {
-            wit_ctx.call_id = format!("call-{}", &sha_suffix(start));
+            wit_ctx.call_id = ulid::Ulid::generate().to_string();
         }
         let name = tool.to_string();
         let args = arguments.to_string();
@@ -539,10 +539,4 @@ fn panic_message(stderr: &str) -> String {
     } else {
         trimmed.lines().last().unwrap_or(trimmed).to_string()
     }
-}
-
-fn sha_suffix(start: Instant) -> String {
-    use std::hash::{BuildHasher, RandomState};
-    let h = RandomState::new().hash_one(start);
-    format!("{h:016x}")
 }

@@ -66,7 +66,7 @@ impl ToolDescriptor {
 /// Who a call is made for.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallContext {
-    /// Unique id of the call; generated when empty.
+    /// Unique id of the call; a ULID is generated when empty.
     pub call_id: String,
     /// The agent run, if any.
     pub run_id: Option<String>,

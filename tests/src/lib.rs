@@ -14,7 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use tack_runtime::{CodeCache, Runtime, RuntimeConfig};
+use tack_runtime::{
+    CallContext, CallError, CallOutcome, CodeCache, Content, Runtime, RuntimeConfig, Sandbox,
+    ToolError,
+};
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
@@ -132,5 +135,45 @@ impl LoopbackServer {
     /// Requests served so far.
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
+    }
+}
+
+/// Call `tool` with `args` and a default call context.
+pub async fn call(
+    sandbox: &Sandbox,
+    tool: &str,
+    args: serde_json::Value,
+) -> Result<CallOutcome, CallError> {
+    sandbox
+        .call(tool, &args.to_string(), &CallContext::default())
+        .await
+}
+
+/// The JSON items of a successful outcome; panics on a tool error or text content.
+pub fn json_results(out: &CallOutcome) -> Vec<serde_json::Value> {
+    match &out.result {
+        Ok(items) => items
+            .iter()
+            .map(|c| match c {
+                Content::Json(v) => v.clone(),
+                Content::Text(t) => panic!("unexpected text content {t}"),
+            })
+            .collect(),
+        Err(e) => panic!("expected success, got tool error {e}"),
+    }
+}
+
+/// The single JSON item of a successful outcome.
+pub fn one_json(out: &CallOutcome) -> serde_json::Value {
+    let mut items = json_results(out);
+    assert_eq!(items.len(), 1, "expected one item: {items:?}");
+    items.remove(0)
+}
+
+/// The tool error of an outcome; panics on success.
+pub fn tool_error(out: &CallOutcome) -> &ToolError {
+    match &out.result {
+        Err(e) => e,
+        Ok(items) => panic!("expected a tool error, got {items:?}"),
     }
 }

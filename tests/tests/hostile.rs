@@ -11,10 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tack_policy::{ByteSize, DirGrant, Grant, HumanDuration, Mode};
 use tack_runtime::{
-    CallContext, CallError, CallOutcome, Content, ErrorCode, Plugin, Runtime, RuntimeConfig,
-    Sandbox, StaticResolver, SystemResolver,
+    CallError, ErrorCode, Plugin, Runtime, RuntimeConfig, Sandbox, StaticResolver, SystemResolver,
 };
-use tack_tests::{LoopbackServer, guest, runtime_with};
+use tack_tests::{LoopbackServer, call, guest, one_json, runtime_with, tool_error};
 
 const SECRET: &str = "the host's secret, never to be read by a plugin";
 
@@ -89,12 +88,12 @@ impl Fixture {
         let out = call(sandbox, "echo", json!({"value": {"still": "serving"}}))
             .await
             .expect("normal call succeeds");
-        assert_eq!(json_result(&out), json!({"still": "serving"}));
+        assert_eq!(one_json(&out), json!({"still": "serving"}));
         let out = call(sandbox, "count", json!({}))
             .await
             .expect("count succeeds");
         assert_eq!(
-            json_result(&out),
+            one_json(&out),
             json!(1),
             "a fresh instance starts with fresh globals"
         );
@@ -130,33 +129,6 @@ fn snapshot(root: &Path, skip: &Path) -> BTreeMap<PathBuf, String> {
         }
     }
     out
-}
-
-async fn call(
-    sandbox: &Sandbox,
-    tool: &str,
-    args: serde_json::Value,
-) -> Result<CallOutcome, CallError> {
-    sandbox
-        .call(tool, &args.to_string(), &CallContext::default())
-        .await
-}
-
-fn json_result(out: &CallOutcome) -> serde_json::Value {
-    match &out.result {
-        Ok(items) => match items.as_slice() {
-            [Content::Json(v)] => v.clone(),
-            other => panic!("expected one JSON item, got {other:?}"),
-        },
-        Err(e) => panic!("expected success, got tool error {e}"),
-    }
-}
-
-fn tool_error(out: &CallOutcome) -> &tack_runtime::ToolError {
-    match &out.result {
-        Err(e) => e,
-        Ok(items) => panic!("expected a tool error, got {items:?}"),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,7 +178,7 @@ async fn memory_bomb_hits_the_memory_limit() {
     assert!(err.to_string().contains("memory limit of 32MiB"), "{err}");
     // Under the limit the same tool works.
     let out = call(&sb, "membomb", json!({"mb": 4})).await.unwrap();
-    assert_eq!(json_result(&out), json!(4));
+    assert_eq!(one_json(&out), json!(4));
     f.assert_survived(&sb).await;
 }
 
@@ -228,7 +200,7 @@ async fn filesystem_escapes_are_refused() {
     let out = call(&sb, "read_file", json!({"path": "/data/inside.txt"}))
         .await
         .unwrap();
-    assert_eq!(json_result(&out), json!("inside"));
+    assert_eq!(one_json(&out), json!("inside"));
 
     let escapes = [
         "/data/../outside/secret.txt",
@@ -310,7 +282,7 @@ async fn host_environment_is_invisible() {
     // Nothing granted: an empty environment.
     let sb = f.sandbox(|_| {});
     let out = call(&sb, "env", json!({})).await.unwrap();
-    assert_eq!(json_result(&out), json!([]));
+    assert_eq!(one_json(&out), json!([]));
 
     // Granted but undeclared names are not passed; declared and granted ones are.
     let sb = f.sandbox(|g| {
@@ -322,7 +294,7 @@ async fn host_environment_is_invisible() {
         ]
     });
     let out = call(&sb, "env", json!({})).await.unwrap();
-    assert_eq!(json_result(&out), json!([["TACK_ALLOWED_VAR", "visible"]]));
+    assert_eq!(one_json(&out), json!([["TACK_ALLOWED_VAR", "visible"]]));
     assert!(sb.policy().notes.iter().any(|n| {
         n.to_string()
             .contains("TACK_SECRET_VAR is granted but the plugin does not declare it")
@@ -335,7 +307,7 @@ async fn wall_clock_is_frozen_unless_granted() {
     let f = Fixture::new();
     let sb = f.sandbox(|_| {});
     let out = call(&sb, "wall_clock", json!({})).await.unwrap();
-    assert_eq!(json_result(&out), json!(0));
+    assert_eq!(one_json(&out), json!(0));
     f.assert_survived(&sb).await;
 }
 
@@ -450,7 +422,7 @@ async fn allowed_name_resolving_to_loopback_or_metadata_is_refused() {
     )
     .await
     .unwrap();
-    assert_eq!(json_result(&out), json!(200));
+    assert_eq!(one_json(&out), json!(200));
     assert_eq!(server.hits(), 1);
     assert_eq!(out.egress[0].ip, Some(loopback));
     f.assert_survived(&sb).await;
@@ -476,7 +448,7 @@ async fn hundred_megabytes_of_stdout_and_logs_are_capped() {
     let f = Fixture::new();
     let sb = f.sandbox(|g| g.limits.timeout = Some(HumanDuration(Duration::from_secs(60))));
     let out = call(&sb, "flood_stdout", json!({"mb": 100})).await.unwrap();
-    assert_eq!(json_result(&out), json!("flooded"));
+    assert_eq!(one_json(&out), json!("flooded"));
     assert_eq!(out.stdout.len(), 64 * 1024);
     assert_eq!(out.stdio_dropped, 100 * 1024 * 1024 - 64 * 1024);
 

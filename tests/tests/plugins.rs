@@ -4,39 +4,8 @@
 use serde_json::json;
 use std::sync::Arc;
 use tack_policy::{DirGrant, Grant, Mode};
-use tack_runtime::{
-    CallContext, CallError, CallOutcome, Content, ErrorCode, RuntimeConfig, Sandbox, StaticResolver,
-};
-use tack_tests::{LoopbackServer, guest, runtime, runtime_with};
-
-async fn call(
-    sandbox: &Sandbox,
-    tool: &str,
-    args: serde_json::Value,
-) -> Result<CallOutcome, CallError> {
-    sandbox
-        .call(tool, &args.to_string(), &CallContext::default())
-        .await
-}
-
-fn results(out: &CallOutcome) -> Vec<serde_json::Value> {
-    match &out.result {
-        Ok(items) => items
-            .iter()
-            .map(|c| match c {
-                Content::Json(v) => v.clone(),
-                Content::Text(t) => panic!("unexpected text content {t}"),
-            })
-            .collect(),
-        Err(e) => panic!("expected success, got tool error {e}"),
-    }
-}
-
-fn one(out: &CallOutcome) -> serde_json::Value {
-    let mut r = results(out);
-    assert_eq!(r.len(), 1, "{r:?}");
-    r.remove(0)
-}
+use tack_runtime::{CallContext, CallError, ErrorCode, RuntimeConfig, StaticResolver};
+use tack_tests::{LoopbackServer, call, guest, json_results, one_json, runtime, runtime_with};
 
 fn dir(host: &std::path::Path, guest: &str, mode: Mode) -> DirGrant {
     DirGrant {
@@ -59,7 +28,7 @@ async fn jq_runs_filters() {
     let out = call(&sb, "jq", json!({"filter": ".a", "input": {"a": 1}}))
         .await
         .unwrap();
-    assert_eq!(results(&out), vec![json!(1)]);
+    assert_eq!(json_results(&out), vec![json!(1)]);
 
     let out = call(
         &sb,
@@ -70,7 +39,7 @@ async fn jq_runs_filters() {
     )
     .await
     .unwrap();
-    assert_eq!(results(&out), vec![json!("pot"), json!("cup")]);
+    assert_eq!(json_results(&out), vec![json!("pot"), json!("cup")]);
 
     let out = call(
         &sb,
@@ -79,7 +48,7 @@ async fn jq_runs_filters() {
     )
     .await
     .unwrap();
-    assert_eq!(results(&out), vec![json!(12)]);
+    assert_eq!(json_results(&out), vec![json!(12)]);
 
     // A filter that does not parse is the tool's own invalid-arguments error, naming the field.
     let out = call(&sb, "jq", json!({"filter": ".a |||", "input": {}}))
@@ -175,7 +144,7 @@ async fn files_lists_reads_writes_and_searches_inside_its_directory() {
 
     let out = call(&sb, "list", json!({})).await.unwrap();
     assert_eq!(
-        one(&out),
+        one_json(&out),
         json!({"entries": [
             {"name": "docs", "kind": "dir", "size": null},
             {"name": "readme.md", "kind": "file", "size": 12}
@@ -190,7 +159,7 @@ async fn files_lists_reads_writes_and_searches_inside_its_directory() {
     .await
     .unwrap();
     assert_eq!(
-        one(&out),
+        one_json(&out),
         json!({"path": "docs/guide.md", "content": "# Guide", "size": 30, "truncated": true})
     );
 
@@ -202,7 +171,7 @@ async fn files_lists_reads_writes_and_searches_inside_its_directory() {
     .await
     .unwrap();
     assert_eq!(
-        one(&out),
+        one_json(&out),
         json!({"path": "out/new.txt", "bytes": 5, "replaced": false})
     );
     assert_eq!(
@@ -227,7 +196,7 @@ async fn files_lists_reads_writes_and_searches_inside_its_directory() {
         .await
         .unwrap();
     assert_eq!(
-        one(&out),
+        one_json(&out),
         json!({"matches": [
             {"path": "docs/guide.md", "line": 2, "text": "install tack"},
             {"path": "docs/guide.md", "line": 3, "text": "run tack"},
@@ -303,7 +272,7 @@ async fn http_fetches_from_an_allowed_host_on_loopback() {
     )
     .await
     .unwrap();
-    let v = one(&out);
+    let v = one_json(&out);
     assert_eq!(v["status"], 200);
     assert_eq!(v["body"], "hello from GET /status");
     assert_eq!(v["headers"]["x-served-by"], "tack-tests");
@@ -316,7 +285,10 @@ async fn http_fetches_from_an_allowed_host_on_loopback() {
     )
     .await
     .unwrap();
-    assert_eq!(one(&out)["body"], "hello from POST /refunds (13 bytes)");
+    assert_eq!(
+        one_json(&out)["body"],
+        "hello from POST /refunds (13 bytes)"
+    );
 
     let out = call(
         &sb,
@@ -325,7 +297,7 @@ async fn http_fetches_from_an_allowed_host_on_loopback() {
     )
     .await
     .unwrap();
-    let v = one(&out);
+    let v = one_json(&out);
     assert_eq!(
         (v["body"].as_str(), v["truncated"].as_bool()),
         (Some("hello"), Some(true))
@@ -381,7 +353,7 @@ async fn payments_reads_balances_and_issues_idempotent_refunds() {
         .await
         .unwrap();
     assert_eq!(
-        one(&out),
+        one_json(&out),
         json!({"account": "acct_alice", "currency": "USD", "balance_cents": 12500, "refundable_cents": 4999})
     );
 
@@ -394,7 +366,7 @@ async fn payments_reads_balances_and_issues_idempotent_refunds() {
         .call("issue_refund", &refund.to_string(), &ctx)
         .await
         .unwrap();
-    let v = one(&out);
+    let v = one_json(&out);
     assert_eq!(v["balance_cents"], 13750);
     assert_eq!(v["replayed"], false);
     assert_eq!(v["refund"]["refund_id"], "rf_1");
@@ -411,7 +383,7 @@ async fn payments_reads_balances_and_issues_idempotent_refunds() {
 
     // Same key: replayed, not paid twice; the ledger persisted across instances.
     let out = call(&sb, "issue_refund", refund.clone()).await.unwrap();
-    let v = one(&out);
+    let v = one_json(&out);
     assert_eq!(
         (v["replayed"].as_bool(), v["balance_cents"].as_i64()),
         (Some(true), Some(13750))

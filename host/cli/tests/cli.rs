@@ -17,6 +17,13 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Assert the exit code and that stderr contains `needle`.
+fn expect_failure(out: &Output, code: i32, needle: &str) {
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    assert!(stderr.contains(needle), "expected `{needle}` in:\n{stderr}");
+}
+
 fn wasm(name: &str) -> String {
     guest(name).display().to_string()
 }
@@ -68,8 +75,7 @@ fn schema_error_names_the_field_and_exits_3() {
         "--args",
         "{oops",
     ]);
-    assert_eq!(out.status.code(), Some(3));
-    assert!(text(&out.stderr).contains("arguments are not valid JSON"));
+    expect_failure(&out, 3, "arguments are not valid JSON");
 }
 
 #[test]
@@ -82,8 +88,11 @@ fn tool_error_exits_1() {
         "--args",
         r#"{"filter": ".a + 1", "input": {"a": "x"}}"#,
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("the tool `jq` failed: invalid-arguments: filter failed"));
+    expect_failure(
+        &out,
+        1,
+        "the tool `jq` failed: invalid-arguments: filter failed",
+    );
 }
 
 #[test]
@@ -136,12 +145,7 @@ fn grants_come_from_flags() {
         "--args",
         r#"{"path": "a.txt", "content": "b"}"#,
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("permission-denied"),
-        "{}",
-        text(&out.stderr)
-    );
+    expect_failure(&out, 1, "permission-denied");
     assert_eq!(
         std::fs::read_to_string(dir.path().join("a.txt")).unwrap(),
         "alpha\n"
@@ -152,12 +156,7 @@ fn grants_come_from_flags() {
 fn sandbox_limits_exit_5_and_say_which() {
     let hostile = wasm("tack_guest_hostile");
     let out = tack(&["tool", "call", &hostile, "spin", "--timeout", "100ms"]);
-    assert_eq!(out.status.code(), Some(5));
-    assert!(
-        text(&out.stderr).contains("exceeded its time limit of 100ms"),
-        "{}",
-        text(&out.stderr)
-    );
+    expect_failure(&out, 5, "exceeded its time limit of 100ms");
 
     let out = tack(&[
         "tool",
@@ -169,20 +168,10 @@ fn sandbox_limits_exit_5_and_say_which() {
         "--args",
         r#"{"mb": 100}"#,
     ]);
-    assert_eq!(out.status.code(), Some(5));
-    assert!(
-        text(&out.stderr).contains("memory limit of 16MiB"),
-        "{}",
-        text(&out.stderr)
-    );
+    expect_failure(&out, 5, "memory limit of 16MiB");
 
     let out = tack(&["tool", "call", &hostile, "spin", "--fuel", "1000000"]);
-    assert_eq!(out.status.code(), Some(5));
-    assert!(
-        text(&out.stderr).contains("fuel budget of 1000000"),
-        "{}",
-        text(&out.stderr)
-    );
+    expect_failure(&out, 5, "fuel budget of 1000000");
 
     let out = tack(&[
         "tool",
@@ -192,12 +181,7 @@ fn sandbox_limits_exit_5_and_say_which() {
         "--args",
         r#"{"message": "kaboom"}"#,
     ]);
-    assert_eq!(out.status.code(), Some(5));
-    assert!(
-        text(&out.stderr).contains("the plugin panicked"),
-        "{}",
-        text(&out.stderr)
-    );
+    expect_failure(&out, 5, "the plugin panicked");
     assert!(
         text(&out.stderr).contains("kaboom"),
         "{}",
@@ -209,18 +193,12 @@ fn sandbox_limits_exit_5_and_say_which() {
 fn unusable_inputs_exit_4_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     let out = tack(&["plugin", "inspect", "/no/such/file.wasm"]);
-    assert_eq!(out.status.code(), Some(4));
-    assert!(text(&out.stderr).contains("cannot read /no/such/file.wasm"));
+    expect_failure(&out, 4, "cannot read /no/such/file.wasm");
 
     let core = dir.path().join("core.wasm");
     std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
     let out = tack(&["plugin", "inspect", core.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(4));
-    assert!(
-        text(&out.stderr).contains("core WebAssembly module, not a component"),
-        "{}",
-        text(&out.stderr)
-    );
+    expect_failure(&out, 4, "core WebAssembly module, not a component");
 
     let policy = dir.path().join("grant.toml");
     std::fs::write(&policy, "[limits]\nmemroy = \"1MiB\"\n").unwrap();
@@ -232,23 +210,13 @@ fn unusable_inputs_exit_4_with_a_reason() {
         "--policy",
         policy.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(4));
-    assert!(
-        text(&out.stderr).contains("unknown field `memroy`"),
-        "{}",
-        text(&out.stderr)
-    );
+    expect_failure(&out, 4, "unknown field `memroy`");
 }
 
 #[test]
 fn bad_flags_exit_2() {
     let out = tack(&["tool", "call", "x.wasm", "t", "--dir", "nocolon"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("is not HOST:GUEST[:ro]"),
-        "{}",
-        text(&out.stderr)
-    );
+    expect_failure(&out, 2, "is not HOST:GUEST[:ro]");
     let out = tack(&["tool", "call", "x.wasm", "t", "--memory", "lots"]);
     assert_eq!(out.status.code(), Some(2));
     let out = tack(&[
@@ -259,12 +227,7 @@ fn bad_flags_exit_2() {
         "--allow-host",
         "https://x.com/",
     ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("no scheme or path"),
-        "{}",
-        text(&out.stderr)
-    );
+    expect_failure(&out, 2, "no scheme or path");
 }
 
 #[test]

@@ -299,14 +299,14 @@ impl Sandbox {
         let value: serde_json::Value = serde_json::from_str(arguments)
             .map_err(|e| CallError::ArgumentsNotJson(e.to_string()))?;
         let validator = self.plugin.validator(desc)?;
-        let errors: Vec<ArgumentError> = validator
-            .iter_errors(&value)
-            .map(|e| ArgumentError {
-                pointer: e.instance_path().to_string(),
-                message: e.to_string(),
-            })
-            .collect();
-        if !errors.is_empty() {
+        if !validator.is_valid(&value) {
+            let errors = validator
+                .iter_errors(&value)
+                .map(|e| ArgumentError {
+                    pointer: e.instance_path().to_string(),
+                    message: e.to_string(),
+                })
+                .collect();
             return Err(CallError::InvalidArguments {
                 tool: tool.to_string(),
                 errors,

@@ -484,11 +484,20 @@ async fn concurrency_limit_refuses_excess_calls() {
     let f = Fixture::new();
     let sb = f.sandbox(|g| {
         g.limits.max_concurrency = Some(1);
-        g.limits.timeout = Some(HumanDuration(Duration::from_secs(2)));
+        g.limits.timeout = Some(HumanDuration(Duration::from_secs(5)));
     });
     let busy = sb.clone();
     let spinner = tokio::spawn(async move { call(&busy, "spin", json!({})).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Wait until the spinner holds the only slot.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sb.running() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the spinning call never started"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(sb.running(), 1);
     let err = call(
         &sb.with_timeout(Duration::from_millis(200)),
         "echo",

@@ -266,6 +266,12 @@ impl Sandbox {
         }
     }
 
+    /// Calls of this sandbox (and of its [`with_timeout`](Self::with_timeout)
+    /// siblings) running now.
+    pub fn running(&self) -> usize {
+        self.policy.limits.max_concurrency as usize - self.slots.available_permits()
+    }
+
     /// The policy calls run under.
     pub fn policy(&self) -> &EffectivePolicy {
         &self.policy

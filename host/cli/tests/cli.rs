@@ -13,6 +13,13 @@ fn tack(args: &[&str]) -> Output {
         .expect("run tack")
 }
 
+/// `tack tool call FILE TOOL REST...`
+fn tool_call(file: &str, tool: &str, rest: &[&str]) -> Output {
+    let mut args = vec!["tool", "call", file, tool];
+    args.extend_from_slice(rest);
+    tack(&args)
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -30,28 +37,22 @@ fn wasm(name: &str) -> String {
 
 #[test]
 fn jq_filter_returns_one() {
-    let out = tack(&[
-        "tool",
-        "call",
+    let out = tool_call(
         &wasm("tack_plugin_jq"),
         "jq",
-        "--args",
-        r#"{"filter": ".a", "input": {"a": 1}}"#,
-    ]);
+        &["--args", r#"{"filter": ".a", "input": {"a": 1}}"#],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "1\n");
 }
 
 #[test]
 fn schema_error_names_the_field_and_exits_3() {
-    let out = tack(&[
-        "tool",
-        "call",
+    let out = tool_call(
         &wasm("tack_plugin_jq"),
         "jq",
-        "--args",
-        r#"{"filter": 1, "input": {}}"#,
-    ]);
+        &["--args", r#"{"filter": 1, "input": {}}"#],
+    );
     assert_eq!(out.status.code(), Some(3));
     let err = text(&out.stderr);
     assert!(
@@ -67,27 +68,17 @@ fn schema_error_names_the_field_and_exits_3() {
         "{err}"
     );
 
-    let out = tack(&[
-        "tool",
-        "call",
-        &wasm("tack_plugin_jq"),
-        "jq",
-        "--args",
-        "{oops",
-    ]);
+    let out = tool_call(&wasm("tack_plugin_jq"), "jq", &["--args", "{oops"]);
     expect_failure(&out, 3, "arguments are not valid JSON");
 }
 
 #[test]
 fn tool_error_exits_1() {
-    let out = tack(&[
-        "tool",
-        "call",
+    let out = tool_call(
         &wasm("tack_plugin_jq"),
         "jq",
-        "--args",
-        r#"{"filter": ".a + 1", "input": {"a": "x"}}"#,
-    ]);
+        &["--args", r#"{"filter": ".a + 1", "input": {"a": "x"}}"#],
+    );
     expect_failure(
         &out,
         1,
@@ -122,29 +113,24 @@ fn grants_come_from_flags() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.txt"), "alpha\n").unwrap();
     let grant = format!("{}:/workspace:ro", dir.path().display());
-    let out = tack(&[
-        "tool",
-        "call",
+    let out = tool_call(
         &wasm("tack_plugin_files"),
         "read",
-        "--dir",
-        &grant,
-        "--args",
-        r#"{"path": "a.txt"}"#,
-    ]);
+        &["--dir", &grant, "--args", r#"{"path": "a.txt"}"#],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("\"content\": \"alpha\\n\""));
 
-    let out = tack(&[
-        "tool",
-        "call",
+    let out = tool_call(
         &wasm("tack_plugin_files"),
         "write",
-        "--dir",
-        &grant,
-        "--args",
-        r#"{"path": "a.txt", "content": "b"}"#,
-    ]);
+        &[
+            "--dir",
+            &grant,
+            "--args",
+            r#"{"path": "a.txt", "content": "b"}"#,
+        ],
+    );
     expect_failure(&out, 1, "permission-denied");
     assert_eq!(
         std::fs::read_to_string(dir.path().join("a.txt")).unwrap(),
@@ -155,32 +141,20 @@ fn grants_come_from_flags() {
 #[test]
 fn sandbox_limits_exit_5_and_say_which() {
     let hostile = wasm("tack_guest_hostile");
-    let out = tack(&["tool", "call", &hostile, "spin", "--timeout", "100ms"]);
+    let out = tool_call(&hostile, "spin", &["--timeout", "100ms"]);
     expect_failure(&out, 5, "exceeded its time limit of 100ms");
 
-    let out = tack(&[
-        "tool",
-        "call",
+    let out = tool_call(
         &hostile,
         "membomb",
-        "--memory",
-        "16MiB",
-        "--args",
-        r#"{"mb": 100}"#,
-    ]);
+        &["--memory", "16MiB", "--args", r#"{"mb": 100}"#],
+    );
     expect_failure(&out, 5, "memory limit of 16MiB");
 
-    let out = tack(&["tool", "call", &hostile, "spin", "--fuel", "1000000"]);
+    let out = tool_call(&hostile, "spin", &["--fuel", "1000000"]);
     expect_failure(&out, 5, "fuel budget of 1000000");
 
-    let out = tack(&[
-        "tool",
-        "call",
-        &hostile,
-        "panic",
-        "--args",
-        r#"{"message": "kaboom"}"#,
-    ]);
+    let out = tool_call(&hostile, "panic", &["--args", r#"{"message": "kaboom"}"#]);
     expect_failure(&out, 5, "the plugin panicked");
     assert!(
         text(&out.stderr).contains("kaboom"),
@@ -202,47 +176,37 @@ fn unusable_inputs_exit_4_with_a_reason() {
 
     let policy = dir.path().join("grant.toml");
     std::fs::write(&policy, "[limits]\nmemroy = \"1MiB\"\n").unwrap();
-    let out = tack(&[
-        "tool",
-        "call",
+    let out = tool_call(
         &wasm("tack_plugin_jq"),
         "jq",
-        "--policy",
-        policy.to_str().unwrap(),
-    ]);
+        &["--policy", policy.to_str().unwrap()],
+    );
     expect_failure(&out, 4, "unknown field `memroy`");
 }
 
 #[test]
 fn bad_flags_exit_2() {
-    let out = tack(&["tool", "call", "x.wasm", "t", "--dir", "nocolon"]);
+    let out = tool_call("x.wasm", "t", &["--dir", "nocolon"]);
     expect_failure(&out, 2, "is not HOST:GUEST[:ro]");
-    let out = tack(&["tool", "call", "x.wasm", "t", "--memory", "lots"]);
+    let out = tool_call("x.wasm", "t", &["--memory", "lots"]);
     assert_eq!(out.status.code(), Some(2));
-    let out = tack(&[
-        "tool",
-        "call",
-        "x.wasm",
-        "t",
-        "--allow-host",
-        "https://x.com/",
-    ]);
+    let out = tool_call("x.wasm", "t", &["--allow-host", "https://x.com/"]);
     expect_failure(&out, 2, "no scheme or path");
 }
 
 #[test]
 fn json_outcome_reports_egress_decisions() {
-    let out = tack(&[
-        "tool",
-        "call",
+    let out = tool_call(
         &wasm("tack_plugin_http"),
         "get",
-        "--json",
-        "--allow-host",
-        "169.254.169.254",
-        "--args",
-        r#"{"url": "http://169.254.169.254/latest/meta-data/"}"#,
-    ]);
+        &[
+            "--json",
+            "--allow-host",
+            "169.254.169.254",
+            "--args",
+            r#"{"url": "http://169.254.169.254/latest/meta-data/"}"#,
+        ],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["egress"][0]["allowed"], false);

@@ -218,3 +218,35 @@ fn json_outcome_reports_egress_decisions() {
     );
     assert_eq!(doc["result"]["error"]["code"], "permission-denied");
 }
+
+#[test]
+fn a_component_without_a_manifest_gets_nothing() {
+    let out = tack(&["plugin", "inspect", &wasm("tack_guest_echo")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.contains("plugin   (unnamed)"), "{s}");
+    assert!(
+        s.contains("none (the plugin runs with no filesystem, network, environment or clock)"),
+        "{s}"
+    );
+
+    // Granting a directory to it changes nothing: it declared none.
+    let dir = tempfile::tempdir().unwrap();
+    let grant = format!("{}:/workspace", dir.path().display());
+    let out = tool_call(
+        &wasm("tack_guest_echo"),
+        "echo",
+        &["--dir", &grant, "--args", r#"{"value": 5}"#],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("note: directory"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("is not mounted"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -24,7 +24,7 @@ struct Fixture {
     outside: PathBuf,
     before: BTreeMap<PathBuf, String>,
     plugin: Plugin,
-    _runtime: Runtime,
+    runtime: Runtime,
 }
 
 impl Fixture {
@@ -57,7 +57,7 @@ impl Fixture {
             outside,
             before,
             plugin,
-            _runtime: runtime,
+            runtime,
         }
     }
 
@@ -509,4 +509,41 @@ async fn concurrency_limit_refuses_excess_calls() {
     let spun = spinner.await.unwrap().unwrap_err();
     assert!(matches!(spun, CallError::Timeout { .. }), "{spun}");
     f.assert_survived(&sb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_instance_pool_is_reported_not_crashed() {
+    let f = Fixture::with_config(RuntimeConfig {
+        max_instances: 1,
+        ..RuntimeConfig::default()
+    });
+    let spinning = f.sandbox(|g| g.limits.timeout = Some(HumanDuration(Duration::from_secs(5))));
+    // Another sandbox of the same plugin: its own concurrency slots, the same pool.
+    let other = f.sandbox(|_| {});
+    f.plugin.tools().await.unwrap();
+    let busy = spinning.clone();
+    let spinner = tokio::spawn(async move { call(&busy, "spin", json!({})).await });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    // Wait until the spinning call holds the pool's only instance slot.
+    let pool = || {
+        f.runtime
+            .engine()
+            .pooling_allocator_metrics()
+            .expect("pooling is on")
+    };
+    while pool().component_instances() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the spinning call never started"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let err = call(&other, "echo", json!({"value": 1})).await.unwrap_err();
+    assert!(matches!(err, CallError::AtCapacity(_)), "{err}");
+    assert!(err.to_string().contains("max_instances"), "{err}");
+    assert!(matches!(
+        spinner.await.unwrap().unwrap_err(),
+        CallError::Timeout { .. }
+    ));
+    f.assert_survived(&other).await;
 }

@@ -119,6 +119,11 @@ pub enum CallError {
         /// How long the call waited for a slot.
         waited: Duration,
     },
+    /// The runtime's instance pool is full (all plugins together).
+    #[error(
+        "the runtime is at capacity: {0} (raise the runtime's `max_instances`, or lower plugins' `max-concurrency`)"
+    )]
+    AtCapacity(String),
     /// The plugin broke the contract (bad JSON content, bad tool list).
     #[error("the plugin broke the tool contract: {0}")]
     Contract(String),
@@ -142,6 +147,7 @@ impl CallError {
             CallError::Panic { .. } => "panic",
             CallError::Trap(_) => "trap",
             CallError::Busy { .. } => "busy",
+            CallError::AtCapacity(_) => "at-capacity",
             CallError::Contract(_) => "contract",
             CallError::Setup(_) => "setup",
         }

@@ -512,6 +512,9 @@ impl Sandbox {
                 limit: limits.memory,
             };
         }
+        if let Some(e) = err.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+            return CallError::AtCapacity(e.to_string());
+        }
         match err.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => CallError::Timeout {
                 limit: limits.timeout,

@@ -8,6 +8,8 @@
 //!   uploads/<id>                             resumable upload sessions (chunked pushes)
 //!   uploads/put-<id>                         monolithic writes in flight
 //!   repositories/<name>/_tags/<tag>          a tag: the text of a manifest digest
+//!   repositories/<name>/_manifests/<hex>     membership of a manifest; holds its media type
+//!   repositories/<name>/_referrers/<subject hex>/<hex>   a referrer's descriptor
 //! ```
 //!
 //! Invariants:
@@ -23,11 +25,13 @@
 
 mod blobs;
 mod digest;
+mod manifests;
 mod name;
 mod tags;
 
 pub use blobs::{Store, UploadId};
 pub use digest::Digest;
+pub use manifests::{Reference, StoredManifest};
 pub use name::{RepoName, Tag};
 
 /// What went wrong in the store. Each maps to one distribution-spec error code.

@@ -1,0 +1,751 @@
+//! Request routing: repository names contain `/`, so the path after `/v2/` is
+//! split at the last endpoint marker (`/blobs/uploads/`, `/blobs/`, `/manifests/`,
+//! `/tags/list`, `/referrers/`) rather than matched by a router pattern.
+
+use crate::{ApiError, MAX_BODY, MAX_MANIFEST};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use tack_registry_store::{Digest, Reference, RepoName, Store, StoreError, UploadId};
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+/// The registry's router over `store`.
+pub fn router(store: Store) -> Router {
+    Router::new()
+        .fallback(dispatch)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(store)
+}
+
+/// What a request addresses.
+enum Target {
+    Base,
+    Catalog,
+    Uploads(RepoName, Option<String>),
+    Blob(RepoName, String),
+    Manifest(RepoName, String),
+    Tags(RepoName),
+    Referrers(RepoName, String),
+}
+
+fn parse_target(path: &str) -> Result<Target> {
+    let rest = match path.strip_prefix("/v2") {
+        Some("") | Some("/") => return Ok(Target::Base),
+        Some(r) if r.starts_with('/') => &r[1..],
+        _ => return Err(not_found(path)),
+    };
+    if rest == "_catalog" {
+        return Ok(Target::Catalog);
+    }
+    let name = |n: &str| n.parse::<RepoName>().map_err(ApiError::from);
+    if let Some(n) = rest
+        .strip_suffix("/blobs/uploads")
+        .or_else(|| rest.strip_suffix("/blobs/uploads/"))
+    {
+        return Ok(Target::Uploads(name(n)?, None));
+    }
+    if let Some(i) = rest.rfind("/blobs/uploads/") {
+        return Ok(Target::Uploads(
+            name(&rest[..i])?,
+            Some(rest[i + 15..].to_string()),
+        ));
+    }
+    if let Some(i) = rest.rfind("/blobs/") {
+        return Ok(Target::Blob(name(&rest[..i])?, rest[i + 7..].to_string()));
+    }
+    if let Some(i) = rest.rfind("/manifests/") {
+        return Ok(Target::Manifest(
+            name(&rest[..i])?,
+            rest[i + 11..].to_string(),
+        ));
+    }
+    if let Some(n) = rest.strip_suffix("/tags/list") {
+        return Ok(Target::Tags(name(n)?));
+    }
+    if let Some(i) = rest.rfind("/referrers/") {
+        return Ok(Target::Referrers(
+            name(&rest[..i])?,
+            rest[i + 11..].to_string(),
+        ));
+    }
+    Err(not_found(path))
+}
+
+fn not_found(path: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "NAME_UNKNOWN",
+        format!("no registry endpoint at {path}"),
+    )
+}
+
+fn unsupported(method: &Method) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "UNSUPPORTED",
+        format!("{method} is not supported on this endpoint"),
+    )
+}
+
+/// The query parameters the endpoints read.
+#[derive(Default)]
+struct Params {
+    digest: Option<String>,
+    mount: Option<String>,
+    from: Option<String>,
+    n: Option<usize>,
+    last: Option<String>,
+    artifact_type: Option<String>,
+}
+
+async fn dispatch(
+    State(store): State<Store>,
+    method: Method,
+    uri: Uri,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let params = Params {
+        digest: params.get("digest").cloned(),
+        mount: params.get("mount").cloned(),
+        from: params.get("from").cloned(),
+        n: params.get("n").and_then(|n| n.parse().ok()),
+        last: params.get("last").cloned(),
+        artifact_type: params.get("artifactType").cloned(),
+    };
+    match handle(store, method, uri.path(), params, headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Run blocking storage work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::result::Result<T, StoreError> + Send + 'static,
+) -> Result<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(ApiError::from),
+        Err(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "UNKNOWN",
+            e.to_string(),
+        )),
+    }
+}
+
+async fn handle(
+    store: Store,
+    method: Method,
+    path: &str,
+    p: Params,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let target = parse_target(path)?;
+    match (target, &method) {
+        (Target::Base, &Method::GET | &Method::HEAD) => {
+            Ok(json_response(StatusCode::OK, json!({})))
+        }
+        (Target::Catalog, &Method::GET) => catalog(store, p).await,
+        (Target::Blob(repo, d), m) => blob(store, m, repo, &d, &headers).await,
+        (Target::Uploads(repo, None), &Method::POST) => start_upload(store, repo, p, body).await,
+        (Target::Uploads(repo, Some(id)), m) => {
+            upload(store, m, repo, &id, p, &headers, body).await
+        }
+        (Target::Manifest(repo, r), m) => manifest(store, m, repo, &r, &headers, body).await,
+        (Target::Tags(repo), &Method::GET) => tags(store, repo, p).await,
+        (Target::Referrers(repo, d), &Method::GET) => referrers(store, repo, &d, p).await,
+        (_, m) => Err(unsupported(m)),
+    }
+}
+
+fn json_response(status: StatusCode, body: Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+fn with_headers(status: StatusCode, pairs: &[(&'static str, String)], body: Bytes) -> Response {
+    let mut r = (status, body).into_response();
+    for (k, v) in pairs {
+        r.headers_mut().insert(*k, header_value(v));
+    }
+    r
+}
+
+async fn blob(
+    store: Store,
+    method: &Method,
+    repo: RepoName,
+    digest: &str,
+    headers: &HeaderMap,
+) -> Result<Response> {
+    // Blobs are stored once for the whole registry (content-addressed); the
+    // repository only scopes manifests. Per-repository blob links come with auth.
+    let _ = repo;
+    let digest: Digest = digest.parse()?;
+    match *method {
+        Method::HEAD => {
+            let d = digest.clone();
+            let size = blocking(move || store.blob_size(&d))
+                .await?
+                .ok_or(StoreError::BlobUnknown(digest.clone()))?;
+            let mut r = with_headers(
+                StatusCode::OK,
+                &[
+                    ("docker-content-digest", digest.to_string()),
+                    ("content-type", "application/octet-stream".into()),
+                ],
+                Bytes::new(),
+            );
+            r.headers_mut()
+                .insert(header::CONTENT_LENGTH, header_value(&size.to_string()));
+            Ok(r)
+        }
+        Method::GET => {
+            let d = digest.clone();
+            let data = Bytes::from(blocking(move || store.read_blob(&d)).await?);
+            let base = [
+                ("docker-content-digest", digest.to_string()),
+                ("content-type", "application/octet-stream".to_string()),
+            ];
+            match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+                Some(range) => {
+                    let (start, end) = parse_range(range, data.len() as u64).ok_or_else(|| {
+                        ApiError::new(
+                            StatusCode::RANGE_NOT_SATISFIABLE,
+                            "BLOB_UNKNOWN",
+                            format!(
+                                "range `{range}` is not within the blob's {} bytes",
+                                data.len()
+                            ),
+                        )
+                    })?;
+                    let mut pairs = base.to_vec();
+                    pairs.push((
+                        "content-range",
+                        format!("bytes {start}-{end}/{}", data.len()),
+                    ));
+                    Ok(with_headers(
+                        StatusCode::PARTIAL_CONTENT,
+                        &pairs,
+                        data.slice(start as usize..=end as usize),
+                    ))
+                }
+                None => Ok(with_headers(StatusCode::OK, &base, data)),
+            }
+        }
+        Method::DELETE => {
+            blocking(move || store.delete_blob(&digest)).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        ref m => Err(unsupported(m)),
+    }
+}
+
+/// `bytes=a-b`, `bytes=a-`, `bytes=-n` within `len`; inclusive bounds.
+fn parse_range(range: &str, len: u64) -> Option<(u64, u64)> {
+    let spec = range.strip_prefix("bytes=")?;
+    let (a, b) = spec.split_once('-')?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().ok()?;
+            (len.checked_sub(n)?, len.checked_sub(1)?)
+        }
+        (a, "") => (a.parse().ok()?, len.checked_sub(1)?),
+        (a, b) => (
+            a.parse().ok()?,
+            b.parse::<u64>().ok()?.min(len.checked_sub(1)?),
+        ),
+    };
+    (start <= end && end < len).then_some((start, end))
+}
+
+fn upload_location(repo: &RepoName, id: &UploadId) -> String {
+    format!("/v2/{repo}/blobs/uploads/{}", id.as_str())
+}
+
+fn blob_created(repo: &RepoName, digest: &Digest) -> Response {
+    with_headers(
+        StatusCode::CREATED,
+        &[
+            ("location", format!("/v2/{repo}/blobs/{digest}")),
+            ("docker-content-digest", digest.to_string()),
+        ],
+        Bytes::new(),
+    )
+}
+
+async fn start_upload(store: Store, repo: RepoName, p: Params, body: Bytes) -> Result<Response> {
+    if let Some(mount) = &p.mount {
+        let digest: Digest = mount.parse()?;
+        if let Some(from) = &p.from {
+            from.parse::<RepoName>()?;
+        }
+        let d = digest.clone();
+        let s = store.clone();
+        if blocking(move || s.blob_size(&d)).await?.is_some() {
+            return Ok(blob_created(&repo, &digest));
+        }
+        // Not mountable: fall through to a new session, as the spec allows.
+    }
+    if let Some(d) = &p.digest {
+        let digest: Digest = d.parse()?;
+        let dd = digest.clone();
+        blocking(move || store.put_blob(&dd, &body[..])).await?;
+        return Ok(blob_created(&repo, &digest));
+    }
+    let id = blocking(move || store.start_upload()).await?;
+    Ok(with_headers(
+        StatusCode::ACCEPTED,
+        &[
+            ("location", upload_location(&repo, &id)),
+            ("docker-upload-uuid", id.as_str().to_string()),
+            ("range", "0-0".into()),
+        ],
+        Bytes::new(),
+    ))
+}
+
+fn progress(repo: &RepoName, id: &UploadId, size: u64, status: StatusCode) -> Response {
+    let range = if size == 0 {
+        "0-0".to_string()
+    } else {
+        format!("0-{}", size - 1)
+    };
+    with_headers(
+        status,
+        &[
+            ("location", upload_location(repo, id)),
+            ("docker-upload-uuid", id.as_str().to_string()),
+            ("range", range),
+        ],
+        Bytes::new(),
+    )
+}
+
+async fn upload(
+    store: Store,
+    method: &Method,
+    repo: RepoName,
+    id: &str,
+    p: Params,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let id = UploadId::parse(id)?;
+    match *method {
+        Method::GET => {
+            let i = id.clone();
+            let size = blocking(move || store.upload_size(&i)).await?;
+            Ok(progress(&repo, &id, size, StatusCode::NO_CONTENT))
+        }
+        Method::PATCH => {
+            let start = match headers
+                .get(header::CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+            {
+                Some(r) => Some(
+                    r.trim_start_matches("bytes ")
+                        .split('-')
+                        .next()
+                        .and_then(|s| s.trim().parse::<u64>().ok())
+                        .ok_or_else(|| {
+                            ApiError::new(
+                                StatusCode::BAD_REQUEST,
+                                "BLOB_UPLOAD_INVALID",
+                                format!("Content-Range `{r}` is not `<start>-<end>`"),
+                            )
+                        })?,
+                ),
+                None => None,
+            };
+            let i = id.clone();
+            let size = blocking(move || {
+                let offset = match start {
+                    Some(s) => s,
+                    None => store.upload_size(&i)?,
+                };
+                store.append_upload(&i, offset, &body[..])
+            })
+            .await?;
+            Ok(progress(&repo, &id, size, StatusCode::ACCEPTED))
+        }
+        Method::PUT => {
+            let digest: Digest = p
+                .digest
+                .as_deref()
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "DIGEST_INVALID",
+                        "closing an upload needs `?digest=sha256:…`",
+                    )
+                })?
+                .parse()?;
+            let (i, d) = (id.clone(), digest.clone());
+            blocking(move || {
+                if !body.is_empty() {
+                    let size = store.upload_size(&i)?;
+                    store.append_upload(&i, size, &body[..])?;
+                }
+                store.finish_upload(&i, &d)
+            })
+            .await?;
+            Ok(blob_created(&repo, &digest))
+        }
+        Method::DELETE => {
+            blocking(move || store.cancel_upload(&id)).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        ref m => Err(unsupported(m)),
+    }
+}
+
+fn manifest_invalid(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "MANIFEST_INVALID", message)
+}
+
+async fn manifest(
+    store: Store,
+    method: &Method,
+    repo: RepoName,
+    reference: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let reference: Reference = reference.parse()?;
+    match *method {
+        Method::GET | Method::HEAD => {
+            let (s, r, rf) = (store, repo.clone(), reference.clone());
+            let m = blocking(move || s.manifest(&r, &rf))
+                .await?
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "MANIFEST_UNKNOWN",
+                        format!("{repo} has no manifest {}", describe(&reference)),
+                    )
+                })?;
+            let len = m.bytes.len();
+            let body = if *method == Method::HEAD {
+                Bytes::new()
+            } else {
+                Bytes::from(m.bytes)
+            };
+            let mut r = with_headers(
+                StatusCode::OK,
+                &[
+                    ("content-type", m.media_type),
+                    ("docker-content-digest", m.digest.to_string()),
+                ],
+                body,
+            );
+            r.headers_mut()
+                .insert(header::CONTENT_LENGTH, header_value(&len.to_string()));
+            Ok(r)
+        }
+        Method::PUT => put_manifest(store, repo, reference, headers, body).await,
+        Method::DELETE => {
+            let (s, r) = (store, repo.clone());
+            let existed = match &reference {
+                Reference::Tag(t) => {
+                    let t = t.clone();
+                    blocking(move || s.delete_tag(&r, &t)).await?
+                }
+                Reference::Digest(d) => {
+                    let d = d.clone();
+                    blocking(move || s.delete_manifest(&r, &d)).await?
+                }
+            };
+            if existed {
+                Ok(StatusCode::ACCEPTED.into_response())
+            } else {
+                Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "MANIFEST_UNKNOWN",
+                    format!("{repo} has no manifest {}", describe(&reference)),
+                ))
+            }
+        }
+        ref m => Err(unsupported(m)),
+    }
+}
+
+fn describe(r: &Reference) -> String {
+    match r {
+        Reference::Tag(t) => format!("tagged `{t}`"),
+        Reference::Digest(d) => d.to_string(),
+    }
+}
+
+async fn put_manifest(
+    store: Store,
+    repo: RepoName,
+    reference: Reference,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    if body.len() > MAX_MANIFEST {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "SIZE_INVALID",
+            format!(
+                "manifest of {} bytes is larger than the {MAX_MANIFEST}-byte limit",
+                body.len()
+            ),
+        ));
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.split(';').next().unwrap_or(s).trim().to_string());
+    let doc: Value = serde_json::from_slice(&body)
+        .map_err(|e| manifest_invalid(format!("manifest is not JSON: {e}")))?;
+    let declared = doc
+        .get("mediaType")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let media_type = match (&content_type, &declared) {
+        (Some(ct), Some(mt)) if ct != mt => {
+            return Err(manifest_invalid(format!(
+                "Content-Type `{ct}` differs from the manifest's mediaType `{mt}`"
+            )));
+        }
+        (Some(ct), _) => ct.clone(),
+        (None, Some(mt)) => mt.clone(),
+        (None, None) => {
+            return Err(manifest_invalid(
+                "no Content-Type header and no mediaType in the manifest",
+            ));
+        }
+    };
+
+    // Everything the manifest references must already be here.
+    let mut blobs = Vec::new();
+    if let Some(cfg) = doc.get("config") {
+        blobs.push(descriptor_digest(cfg, "config")?);
+    }
+    for (i, layer) in doc
+        .get("layers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        blobs.push(descriptor_digest(layer, &format!("layers[{i}]"))?);
+    }
+    let mut children = Vec::new();
+    for (i, m) in doc
+        .get("manifests")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        children.push(descriptor_digest(m, &format!("manifests[{i}]"))?);
+    }
+    let subject = doc
+        .get("subject")
+        .map(|s| descriptor_digest(s, "subject"))
+        .transpose()?;
+    let artifact_type = doc
+        .get("artifactType")
+        .and_then(Value::as_str)
+        .or_else(|| doc.pointer("/config/mediaType").and_then(Value::as_str))
+        .map(str::to_string);
+    let annotations = doc.get("annotations").cloned();
+
+    let (s, r) = (store, repo.clone());
+    let size = body.len();
+    let mt = media_type.clone();
+    let digest = blocking(move || {
+        for d in &blobs {
+            if s.blob_size(d)?.is_none() {
+                return Err(StoreError::BlobUnknown(d.clone()));
+            }
+        }
+        for d in &children {
+            if s.resolve(&r, &Reference::Digest(d.clone()))?.is_none() {
+                return Err(StoreError::BlobUnknown(d.clone()));
+            }
+        }
+        let digest = s.put_manifest(&r, &reference, &mt, &body)?;
+        if let Some(subject) = &subject {
+            let mut desc = json!({ "mediaType": mt, "digest": digest.to_string(), "size": size });
+            if let Some(at) = &artifact_type {
+                desc["artifactType"] = json!(at);
+            }
+            if let Some(a) = &annotations {
+                desc["annotations"] = a.clone();
+            }
+            s.add_referrer(&r, subject, &digest, desc.to_string().as_bytes())?;
+        }
+        Ok((digest, subject))
+    })
+    .await
+    .map_err(|e| match e.code {
+        "BLOB_UNKNOWN" => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "MANIFEST_BLOB_UNKNOWN",
+            format!(
+                "the manifest references content this repository lacks: {}",
+                e.message
+            ),
+        ),
+        _ => e,
+    })?;
+    let (digest, subject) = digest;
+    let mut pairs = vec![
+        ("location", format!("/v2/{repo}/manifests/{digest}")),
+        ("docker-content-digest", digest.to_string()),
+    ];
+    if let Some(subject) = subject {
+        pairs.push(("oci-subject", subject.to_string()));
+    }
+    Ok(with_headers(StatusCode::CREATED, &pairs, Bytes::new()))
+}
+
+fn descriptor_digest(desc: &Value, what: &str) -> Result<Digest> {
+    let d = desc
+        .get("digest")
+        .and_then(Value::as_str)
+        .ok_or_else(|| manifest_invalid(format!("{what} has no digest")))?;
+    d.parse()
+        .map_err(|_| manifest_invalid(format!("{what} has an invalid digest `{d}`")))
+}
+
+fn next_link(path: &str, n: usize, last: &str) -> String {
+    format!("<{path}?n={n}&last={last}>; rel=\"next\"")
+}
+
+async fn tags(store: Store, repo: RepoName, p: Params) -> Result<Response> {
+    let r = repo.clone();
+    let last = p.last.clone();
+    let n = p.n;
+    let mut tags = blocking(move || store.tags(&r, last.as_deref(), n.map(|n| n + 1))).await?;
+    let more = n.is_some_and(|n| tags.len() > n);
+    if let Some(n) = n {
+        tags.truncate(n);
+    }
+    let names: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
+    let mut r = json_response(
+        StatusCode::OK,
+        json!({ "name": repo.to_string(), "tags": names }),
+    );
+    if let (true, Some(n), Some(last)) = (more, n, names.last()) {
+        r.headers_mut().insert(
+            header::LINK,
+            header_value(&next_link(&format!("/v2/{repo}/tags/list"), n, last)),
+        );
+    }
+    Ok(r)
+}
+
+async fn catalog(store: Store, p: Params) -> Result<Response> {
+    let n = p.n;
+    let last = p.last.clone();
+    let mut repos = blocking(move || store.catalog(last.as_deref(), n.map(|n| n + 1))).await?;
+    let more = n.is_some_and(|n| repos.len() > n);
+    if let Some(n) = n {
+        repos.truncate(n);
+    }
+    let names: Vec<String> = repos.iter().map(|r| r.to_string()).collect();
+    let mut r = json_response(StatusCode::OK, json!({ "repositories": names }));
+    if let (true, Some(n), Some(last)) = (more, n, names.last()) {
+        r.headers_mut().insert(
+            header::LINK,
+            header_value(&next_link("/v2/_catalog", n, last)),
+        );
+    }
+    Ok(r)
+}
+
+async fn referrers(store: Store, repo: RepoName, subject: &str, p: Params) -> Result<Response> {
+    let subject: Digest = subject.parse()?;
+    let descs = blocking(move || store.referrers(&repo, &subject)).await?;
+    let mut manifests: Vec<Value> = descs
+        .iter()
+        .filter_map(|d| serde_json::from_slice(d).ok())
+        .collect();
+    let filtered = p.artifact_type.is_some();
+    if let Some(at) = &p.artifact_type {
+        manifests.retain(|m| m.get("artifactType").and_then(Value::as_str) == Some(at));
+    }
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests,
+    });
+    let mut r = (StatusCode::OK, Bytes::from(index.to_string())).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/vnd.oci.image.index.v1+json"),
+    );
+    if filtered {
+        r.headers_mut().insert(
+            "oci-filters-applied",
+            HeaderValue::from_static("artifactType"),
+        );
+    }
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_parse_within_bounds() {
+        assert_eq!(parse_range("bytes=0-3", 10), Some((0, 3)));
+        assert_eq!(parse_range("bytes=5-", 10), Some((5, 9)));
+        assert_eq!(parse_range("bytes=-3", 10), Some((7, 9)));
+        assert_eq!(parse_range("bytes=8-100", 10), Some((8, 9)));
+        assert_eq!(parse_range("bytes=10-12", 10), None);
+        assert_eq!(parse_range("bytes=4-2", 10), None);
+        assert_eq!(parse_range("items=0-1", 10), None);
+    }
+
+    #[test]
+    fn paths_split_at_the_last_marker() {
+        assert!(matches!(parse_target("/v2/").unwrap(), Target::Base));
+        assert!(matches!(
+            parse_target("/v2/_catalog").unwrap(),
+            Target::Catalog
+        ));
+        match parse_target("/v2/acme/blobs/tool/blobs/sha256:abc").unwrap() {
+            Target::Blob(r, d) => {
+                assert_eq!((r.as_str(), d.as_str()), ("acme/blobs/tool", "sha256:abc"))
+            }
+            _ => panic!(),
+        }
+        match parse_target("/v2/a/b/manifests/1.0").unwrap() {
+            Target::Manifest(r, t) => assert_eq!((r.as_str(), t.as_str()), ("a/b", "1.0")),
+            _ => panic!(),
+        }
+        assert!(matches!(
+            parse_target("/v2/a/blobs/uploads/").unwrap(),
+            Target::Uploads(_, None)
+        ));
+        assert!(matches!(
+            parse_target("/v2/a/tags/list").unwrap(),
+            Target::Tags(_)
+        ));
+        assert_eq!(
+            parse_target("/v2/A/tags/list").err().unwrap().code,
+            "NAME_INVALID"
+        );
+        assert_eq!(
+            parse_target("/v2/../x/tags/list").err().unwrap().code,
+            "NAME_INVALID"
+        );
+    }
+}

@@ -627,46 +627,49 @@ fn next_link(path: &str, n: usize, last: &str) -> String {
     format!("<{path}?n={n}&last={last}>; rel=\"next\"")
 }
 
-async fn tags(store: Store, repo: RepoName, p: Params) -> Result<Response> {
-    let r = repo.clone();
-    let last = p.last.clone();
-    let n = p.n;
-    let mut tags = blocking(move || store.tags(&r, last.as_deref(), n.map(|n| n + 1))).await?;
-    let more = n.is_some_and(|n| tags.len() > n);
+/// A listing page: `names` were fetched with `n + 1` entries so that the presence of
+/// a next page is known; answer with at most `n` and a `Link` to the rest.
+fn page(
+    mut names: Vec<String>,
+    n: Option<usize>,
+    path: &str,
+    body: impl FnOnce(&[String]) -> Value,
+) -> Response {
+    let more = n.is_some_and(|n| names.len() > n);
     if let Some(n) = n {
-        tags.truncate(n);
+        names.truncate(n);
     }
-    let names: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
-    let mut r = json_response(
-        StatusCode::OK,
-        json!({ "name": repo.to_string(), "tags": names }),
-    );
+    let mut r = json_response(StatusCode::OK, body(&names));
     if let (true, Some(n), Some(last)) = (more, n, names.last()) {
-        r.headers_mut().insert(
-            header::LINK,
-            header_value(&next_link(&format!("/v2/{repo}/tags/list"), n, last)),
-        );
+        r.headers_mut()
+            .insert(header::LINK, header_value(&next_link(path, n, last)));
     }
-    Ok(r)
+    r
+}
+
+async fn tags(store: Store, repo: RepoName, p: Params) -> Result<Response> {
+    let (r, last, n) = (repo.clone(), p.last.clone(), p.n);
+    let tags = blocking(move || store.tags(&r, last.as_deref(), n.map(|n| n + 1))).await?;
+    let names = tags.iter().map(|t| t.to_string()).collect();
+    let path = format!("/v2/{repo}/tags/list");
+    Ok(page(
+        names,
+        n,
+        &path,
+        |names| json!({ "name": repo.to_string(), "tags": names }),
+    ))
 }
 
 async fn catalog(store: Store, p: Params) -> Result<Response> {
-    let n = p.n;
-    let last = p.last.clone();
-    let mut repos = blocking(move || store.catalog(last.as_deref(), n.map(|n| n + 1))).await?;
-    let more = n.is_some_and(|n| repos.len() > n);
-    if let Some(n) = n {
-        repos.truncate(n);
-    }
-    let names: Vec<String> = repos.iter().map(|r| r.to_string()).collect();
-    let mut r = json_response(StatusCode::OK, json!({ "repositories": names }));
-    if let (true, Some(n), Some(last)) = (more, n, names.last()) {
-        r.headers_mut().insert(
-            header::LINK,
-            header_value(&next_link("/v2/_catalog", n, last)),
-        );
-    }
-    Ok(r)
+    let (last, n) = (p.last.clone(), p.n);
+    let repos = blocking(move || store.catalog(last.as_deref(), n.map(|n| n + 1))).await?;
+    let names = repos.iter().map(|r| r.to_string()).collect();
+    Ok(page(
+        names,
+        n,
+        "/v2/_catalog",
+        |names| json!({ "repositories": names }),
+    ))
 }
 
 async fn referrers(store: Store, repo: RepoName, subject: &str, p: Params) -> Result<Response> {

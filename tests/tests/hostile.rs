@@ -105,6 +105,18 @@ impl Fixture {
     }
 }
 
+/// Poll `cond` every 5 ms for up to 10 s; fail naming `what` if it never holds.
+async fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// Every file and symlink under `root` except inside `skip`, with its content or link target.
 fn snapshot(root: &Path, skip: &Path) -> BTreeMap<PathBuf, String> {
     let mut out = BTreeMap::new();
@@ -489,14 +501,7 @@ async fn concurrency_limit_refuses_excess_calls() {
     let busy = sb.clone();
     let spinner = tokio::spawn(async move { call(&busy, "spin", json!({})).await });
     // Wait until the spinner holds the only slot.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while sb.running() == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the spinning call never started"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_until("the spinning call holds the slot", || sb.running() == 1).await;
     assert_eq!(sb.running(), 1);
     let err = call(
         &sb.with_timeout(Duration::from_millis(200)),
@@ -523,21 +528,16 @@ async fn a_full_instance_pool_is_reported_not_crashed() {
     f.plugin.tools().await.unwrap();
     let busy = spinning.clone();
     let spinner = tokio::spawn(async move { call(&busy, "spin", json!({})).await });
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     // Wait until the spinning call holds the pool's only instance slot.
-    let pool = || {
+    wait_until("the spinning call holds the pool slot", || {
         f.runtime
             .engine()
             .pooling_allocator_metrics()
             .expect("pooling is on")
-    };
-    while pool().component_instances() == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the spinning call never started"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+            .component_instances()
+            == 1
+    })
+    .await;
     let err = call(&other, "echo", json!({"value": 1})).await.unwrap_err();
     assert!(matches!(err, CallError::AtCapacity(_)), "{err}");
     assert!(err.to_string().contains("max_instances"), "{err}");

@@ -534,25 +534,8 @@ async fn put_manifest(
     if let Some(cfg) = doc.get("config") {
         blobs.push(descriptor_digest(cfg, "config")?);
     }
-    for (i, layer) in doc
-        .get("layers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        blobs.push(descriptor_digest(layer, &format!("layers[{i}]"))?);
-    }
-    let mut children = Vec::new();
-    for (i, m) in doc
-        .get("manifests")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        children.push(descriptor_digest(m, &format!("manifests[{i}]"))?);
-    }
+    blobs.extend(list_digests(&doc, "layers")?);
+    let children = list_digests(&doc, "manifests")?;
     let subject = doc
         .get("subject")
         .map(|s| descriptor_digest(s, "subject"))
@@ -612,6 +595,19 @@ async fn put_manifest(
         pairs.push(("oci-subject", subject.to_string()));
     }
     Ok(with_headers(StatusCode::CREATED, &pairs, Bytes::new()))
+}
+
+/// The digests of the descriptors in the array `field` (absent means none).
+fn list_digests(doc: &Value, field: &str) -> Result<Vec<Digest>> {
+    let items = doc
+        .get(field)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten();
+    items
+        .enumerate()
+        .map(|(i, d)| descriptor_digest(d, &format!("{field}[{i}]")))
+        .collect()
 }
 
 fn descriptor_digest(desc: &Value, what: &str) -> Result<Digest> {

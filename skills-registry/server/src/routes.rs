@@ -2,7 +2,8 @@
 //! split at the last endpoint marker (`/blobs/uploads/`, `/blobs/`, `/manifests/`,
 //! `/tags/list`, `/referrers/`) rather than matched by a router pattern.
 
-use crate::{ApiError, MAX_BODY, MAX_MANIFEST};
+use crate::auth::{Denied, Principal, Role};
+use crate::{ApiError, MAX_BODY, MAX_MANIFEST, Registry, browse};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Query, State};
@@ -10,16 +11,18 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::sync::Arc;
 use tack_registry_store::{Digest, Reference, RepoName, Store, StoreError, UploadId};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
-/// The registry's router over `store`.
-pub fn router(store: Store) -> Router {
+/// The registry's router: the distribution API under `/v2/`, the token endpoint at
+/// `/token`, and the browse API under `/api/v1/`.
+pub fn router(registry: Arc<Registry>) -> Router {
     Router::new()
         .fallback(dispatch)
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(store)
+        .with_state(registry)
 }
 
 /// What a request addresses.
@@ -104,13 +107,30 @@ struct Params {
 }
 
 async fn dispatch(
-    State(store): State<Store>,
+    State(registry): State<Arc<Registry>>,
     method: Method,
     uri: Uri,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let principal = match registry.auth.authenticate(authorization) {
+        Ok(p) => p,
+        Err(message) => return challenge(&registry, &headers, None, message),
+    };
+    let path = uri.path();
+    if path == "/token" {
+        return token(&registry, principal, &params);
+    }
+    if let Some(rest) = path.strip_prefix("/api/v1/") {
+        return match browse::handle(&registry, &principal, rest, &params) {
+            Ok(r) => r,
+            Err(e) => e.into_response(),
+        };
+    }
     let params = Params {
         digest: params.get("digest").cloned(),
         mount: params.get("mount").cloned(),
@@ -119,10 +139,142 @@ async fn dispatch(
         last: params.get("last").cloned(),
         artifact_type: params.get("artifactType").cloned(),
     };
-    match handle(store, method, uri.path(), params, headers, body).await {
+    let target = match parse_target(path) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    if let Err(denied) = authorize(&registry, &principal, &target, &method, &params) {
+        return match denied {
+            Denied::Unauthenticated(m) => {
+                let scope = target_scope(&target, &method);
+                challenge(&registry, &headers, scope, m)
+            }
+            Denied::Forbidden(m) => {
+                ApiError::new(StatusCode::FORBIDDEN, "DENIED", m).into_response()
+            }
+        };
+    }
+    let changed = match (&target, &method) {
+        (Target::Manifest(repo, _), &Method::PUT | &Method::DELETE) => Some(repo.clone()),
+        _ => None,
+    };
+    let response = match handle(&registry, &principal, target, method, params, headers, body).await
+    {
         Ok(r) => r,
         Err(e) => e.into_response(),
+    };
+    if let Some(repo) = changed
+        && response.status().is_success()
+    {
+        let reg = registry.clone();
+        let refreshed =
+            tokio::task::spawn_blocking(move || reg.index.refresh(&reg.store, &repo)).await;
+        if let Ok(Err(e)) | Err(e) = refreshed.map_err(|e| StoreError::Io(std::io::Error::other(e)))
+        {
+            tracing::error!("browse index refresh failed: {e}");
+        }
     }
+    response
+}
+
+/// The repository and role a request needs.
+fn needs(target: &Target, method: &Method) -> Option<(RepoName, Role)> {
+    let write = |m: &Method| match *m {
+        Method::GET | Method::HEAD => Role::Pull,
+        Method::DELETE => Role::Admin,
+        _ => Role::Push,
+    };
+    match target {
+        Target::Base | Target::Catalog => None,
+        Target::Uploads(r, _) => Some((r.clone(), Role::Push)),
+        Target::Blob(r, _) | Target::Manifest(r, _) => Some((r.clone(), write(method))),
+        Target::Tags(r) | Target::Referrers(r, _) => Some((r.clone(), Role::Pull)),
+    }
+}
+
+fn target_scope(target: &Target, method: &Method) -> Option<String> {
+    needs(target, method).map(|(repo, role)| {
+        let actions = match role {
+            Role::Pull => "pull",
+            Role::Push => "pull,push",
+            Role::Admin => "pull,push,delete",
+        };
+        format!("repository:{repo}:{actions}")
+    })
+}
+
+fn authorize(
+    registry: &Registry,
+    principal: &Option<Principal>,
+    target: &Target,
+    method: &Method,
+    params: &Params,
+) -> std::result::Result<(), Denied> {
+    let auth = &registry.auth;
+    if !auth.config().enabled {
+        return Ok(());
+    }
+    match needs(target, method) {
+        None => match principal {
+            // `/v2/` answers 401 without credentials, so clients start the token flow.
+            None => Err(Denied::Unauthenticated(
+                "authentication required: get an access token from the token endpoint".into(),
+            )),
+            Some(_) => Ok(()),
+        },
+        Some((repo, role)) => {
+            auth.check(principal, repo.as_str(), role)?;
+            // Mounting reads from the source repository.
+            if let (Target::Uploads(..), Some(from)) = (target, &params.from) {
+                auth.check(principal, from, Role::Pull)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `401` with the `WWW-Authenticate: Bearer` challenge that starts the token flow.
+fn challenge(
+    registry: &Registry,
+    headers: &HeaderMap,
+    scope: Option<String>,
+    message: String,
+) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let config = registry.auth.config();
+    let realm = config
+        .realm
+        .clone()
+        .unwrap_or_else(|| format!("http://{host}/token"));
+    let mut value = format!("Bearer realm=\"{realm}\",service=\"{}\"", config.service);
+    if let Some(scope) = scope {
+        value.push_str(&format!(",scope=\"{scope}\""));
+    }
+    let mut r = ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message).into_response();
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, header_value(&value));
+    r
+}
+
+/// The token endpoint: an access token for whoever the credentials name (or an
+/// anonymous one). What it may do is checked per request, so the requested scope
+/// is not narrowed here.
+fn token(
+    registry: &Registry,
+    principal: Option<Principal>,
+    params: &HashMap<String, String>,
+) -> Response {
+    let _ = params;
+    let principal = principal.unwrap_or(Principal::Anonymous);
+    let token = registry.auth.issue(principal);
+    let ttl = crate::auth::ACCESS_TOKEN_TTL.as_secs();
+    json_response(
+        StatusCode::OK,
+        json!({ "token": token, "access_token": token, "expires_in": ttl }),
+    )
 }
 
 /// Run blocking storage work off the async threads.
@@ -140,19 +292,24 @@ async fn blocking<T: Send + 'static>(
 }
 
 async fn handle(
-    store: Store,
+    registry: &Arc<Registry>,
+    principal: &Option<Principal>,
+    target: Target,
     method: Method,
-    path: &str,
     p: Params,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response> {
-    let target = parse_target(path)?;
+    let store = registry.store.clone();
     match (target, &method) {
         (Target::Base, &Method::GET | &Method::HEAD) => {
             Ok(json_response(StatusCode::OK, json!({})))
         }
-        (Target::Catalog, &Method::GET) => catalog(store, p).await,
+        (Target::Catalog, &Method::GET) => {
+            let reg = registry.clone();
+            let principal = principal.clone();
+            catalog(store, p, move |name| reg.auth.can_pull(&principal, name)).await
+        }
         (Target::Blob(repo, d), m) => blob(store, m, repo, &d, &headers).await,
         (Target::Uploads(repo, None), &Method::POST) => start_upload(store, repo, p, body).await,
         (Target::Uploads(repo, Some(id)), m) => {
@@ -656,10 +813,18 @@ async fn tags(store: Store, repo: RepoName, p: Params) -> Result<Response> {
     ))
 }
 
-async fn catalog(store: Store, p: Params) -> Result<Response> {
-    let (last, n) = (p.last.clone(), p.n);
-    let repos = blocking(move || store.catalog(last.as_deref(), n.map(|n| n + 1))).await?;
-    let names = repos.iter().map(|r| r.to_string()).collect();
+async fn catalog(store: Store, p: Params, visible: impl Fn(&str) -> bool) -> Result<Response> {
+    let last = p.last.clone();
+    let n = p.n;
+    let repos = blocking(move || store.catalog(last.as_deref(), None)).await?;
+    let mut names: Vec<String> = repos
+        .iter()
+        .map(|r| r.to_string())
+        .filter(|r| visible(r))
+        .collect();
+    if let Some(n) = n {
+        names.truncate(n + 1);
+    }
     Ok(page(
         names,
         n,

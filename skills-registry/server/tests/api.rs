@@ -17,7 +17,10 @@ impl Registry {
         let store = Store::open(dir.path()).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(tack_registry::serve(listener, store));
+        tokio::spawn(tack_registry::serve(
+            listener,
+            tack_registry::Registry::unauthenticated(store).unwrap(),
+        ));
         Registry {
             base,
             http: Client::new(),

@@ -1,6 +1,6 @@
 //! `tack tool call`.
 
-use crate::CacheArgs;
+use crate::Globals;
 use crate::report::{self, EXIT_BAD_ARGUMENTS, EXIT_TOOL_ERROR, EXIT_UNUSABLE, Failure};
 use clap::Args;
 use ipnet::IpNet;
@@ -14,8 +14,9 @@ use tack_runtime::{CallContext, Content, Runtime, RuntimeConfig};
 /// (or in `--policy`) and declared by the plugin's manifest.
 #[derive(Args)]
 pub(crate) struct CallArgs {
-    /// The component (`.wasm`).
-    file: PathBuf,
+    /// The component: a `.wasm` file, or a registry reference (`[REGISTRY/]NAME@VERSION`),
+    /// which is resolved, verified against the trust policy and cached first.
+    file: String,
     /// The tool to call.
     tool: String,
     /// Arguments as a JSON object; `@FILE` reads a file, `-` reads stdin.
@@ -110,7 +111,7 @@ impl CallArgs {
     }
 }
 
-pub(crate) async fn run(args: CallArgs, cache: &CacheArgs) -> Result<ExitCode, Failure> {
+pub(crate) async fn run(args: CallArgs, cache: &Globals) -> Result<ExitCode, Failure> {
     let grant = args.grant()?;
     let arguments = args.arguments()?;
     let runtime = Runtime::new(RuntimeConfig {
@@ -119,9 +120,10 @@ pub(crate) async fn run(args: CallArgs, cache: &CacheArgs) -> Result<ExitCode, F
         ..RuntimeConfig::default()
     })
     .map_err(|e| Failure::internal(format!("cannot start the runtime: {e:#}")))?;
+    let loaded = crate::dist::component(cache, &args.file).await?;
     let plugin = runtime
-        .load_file(&args.file)
-        .map_err(|e| Failure::load(&args.file, e))?;
+        .load(&loaded.bytes)
+        .map_err(|e| Failure::load(std::path::Path::new(&loaded.label), e))?;
     let sandbox = plugin
         .sandbox(&grant)
         .map_err(|e| Failure::new(EXIT_UNUSABLE, format!("cannot apply the grant: {e}")))?;

@@ -1,36 +1,36 @@
 //! `tack plugin inspect`.
 
-use crate::CacheArgs;
+use crate::Globals;
 use crate::report::{EXIT_UNUSABLE, Failure};
 use clap::Args;
 use serde_json::json;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use tack_runtime::{Runtime, RuntimeConfig};
 
 /// Arguments of `tack plugin inspect`.
 #[derive(Args)]
 pub(crate) struct InspectArgs {
-    /// The component (`.wasm`) to inspect.
-    file: PathBuf,
+    /// The component to inspect: a `.wasm` file or a registry reference.
+    file: String,
     /// Print one JSON document instead of text.
     #[arg(long)]
     json: bool,
 }
 
-pub(crate) async fn run(args: InspectArgs, cache: &CacheArgs) -> Result<ExitCode, Failure> {
+pub(crate) async fn run(args: InspectArgs, cache: &Globals) -> Result<ExitCode, Failure> {
     let runtime = Runtime::new(RuntimeConfig {
         cache: cache.code_cache(),
         ..RuntimeConfig::default()
     })
     .map_err(|e| Failure::internal(format!("cannot start the runtime: {e:#}")))?;
+    let loaded = crate::dist::component(cache, &args.file).await?;
     let plugin = runtime
-        .load_file(&args.file)
-        .map_err(|e| Failure::load(&args.file, e))?;
+        .load(&loaded.bytes)
+        .map_err(|e| Failure::load(std::path::Path::new(&loaded.label), e))?;
     let tools = plugin.tools().await.map_err(|e| {
         Failure::new(
             EXIT_UNUSABLE,
-            format!("cannot list the tools of {}: {e}", args.file.display()),
+            format!("cannot list the tools of {}: {e}", args.file),
         )
     })?;
     let manifest = plugin.manifest();
@@ -43,6 +43,11 @@ pub(crate) async fn run(args: InspectArgs, cache: &CacheArgs) -> Result<ExitCode
             "world": plugin.world(),
             "manifest": manifest,
             "tools": tools,
+            "artifact": loaded.fetched.as_ref().map(|f| json!({
+                "manifest-digest": f.digest,
+                "source": f.source,
+                "signature": f.signature,
+            })),
         });
         println!(
             "{}",
@@ -62,6 +67,21 @@ pub(crate) async fn run(args: InspectArgs, cache: &CacheArgs) -> Result<ExitCode
     }
     println!("digest   {}", plugin.digest());
     println!("size     {} bytes", plugin.size());
+    if let Some(f) = &loaded.fetched {
+        println!("artifact {} ({})", loaded.label, f.digest);
+        match &f.signature {
+            Some(s) => println!(
+                "signer   {}{}",
+                s.signer,
+                if s.trusted {
+                    " (trusted)"
+                } else {
+                    " (not covered by the trust policy)"
+                }
+            ),
+            None => println!("signer   none"),
+        }
+    }
     println!("\nworld");
     for e in &plugin.world().exports {
         println!("  export {e}");

@@ -10,9 +10,13 @@
 //! | 3 | the tool's arguments were rejected (not JSON, schema violation, unknown tool) |
 //! | 4 | the plugin or the grant could not be used (not a component, bad manifest, bad policy file) |
 //! | 5 | the sandbox stopped the call (time, memory, fuel, stack, output limit, panic, trap) |
+//! | 6 | an artifact could not be obtained or was refused (unreachable, not found, denied, tampered, unsigned, untrusted, tag moved) |
 
 mod call;
+mod dist;
 mod inspect;
+mod publish;
+mod registry;
 mod report;
 
 use clap::{Args, Parser, Subcommand};
@@ -26,7 +30,9 @@ Exit codes:
   2  bad command line
   3  the tool's arguments were rejected (not JSON, schema violation, unknown tool)
   4  the plugin or the grant could not be used (not a component, bad manifest, bad policy file)
-  5  the sandbox stopped the call (time, memory, fuel, stack or output limit, panic, trap)";
+  5  the sandbox stopped the call (time, memory, fuel, stack or output limit, panic, trap)
+  6  an artifact could not be obtained or was refused (unreachable, not found, denied,
+     tampered, unsigned, untrusted signer, tag moved since locked)";
 
 /// tack: a governed runtime for agents whose every extension is a sandboxed WebAssembly component.
 #[derive(Parser)]
@@ -34,12 +40,28 @@ Exit codes:
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    globals: Globals,
+}
+
+/// Options every command understands.
+#[derive(Args, Clone)]
+pub(crate) struct Globals {
     /// Directory for compiled native code [default: $TACK_CACHE_DIR or ~/.cache/tack/code].
     #[arg(long, global = true, value_name = "DIR")]
-    cache_dir: Option<PathBuf>,
+    pub(crate) cache_dir: Option<PathBuf>,
     /// Do not read or write the compiled-code cache.
     #[arg(long, global = true)]
-    no_cache: bool,
+    pub(crate) no_cache: bool,
+    /// Host configuration: registries, credentials, trust policy (see docs/registry.md).
+    #[arg(long, global = true, value_name = "FILE", env = "TACK_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Directory of verified artifacts [default: $TACK_ARTIFACT_DIR or ~/.cache/tack/artifacts].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) artifact_dir: Option<PathBuf>,
+    /// Lock file pinning references to digests [default: tack.lock beside --config].
+    #[arg(long, global = true, value_name = "FILE", env = "TACK_LOCK")]
+    pub(crate) lock: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -50,6 +72,23 @@ enum Command {
     /// Call tools.
     #[command(subcommand)]
     Tool(ToolCommand),
+    /// Package a component or skill directory and push it to a registry, optionally signed.
+    #[command(after_help = EXIT_CODES)]
+    Publish(publish::PublishArgs),
+    /// Resolve, verify and cache an artifact (and pin it in the lock file).
+    #[command(after_help = EXIT_CODES)]
+    Pull(publish::PullArgs),
+    /// Create an ECDSA P-256 signing key pair (cosign-compatible PEM).
+    Keygen(publish::KeygenArgs),
+    /// Sign an artifact in its registry.
+    #[command(after_help = EXIT_CODES)]
+    Sign(publish::SignArgs),
+    /// Check an artifact's signature against trusted keys.
+    #[command(after_help = EXIT_CODES)]
+    Verify(publish::VerifyArgs),
+    /// Run or query a registry.
+    #[command(subcommand)]
+    Registry(registry::RegistryCommand),
 }
 
 #[derive(Subcommand)]
@@ -60,19 +99,12 @@ enum PluginCommand {
 
 #[derive(Subcommand)]
 enum ToolCommand {
-    /// Call one tool of a component in a fresh sandbox.
+    /// Call one tool of a component (a file, or a registry reference) in a fresh sandbox.
     #[command(after_help = EXIT_CODES)]
     Call(Box<call::CallArgs>),
 }
 
-/// Options shared by commands that load a component.
-#[derive(Args, Clone)]
-pub(crate) struct CacheArgs {
-    pub(crate) cache_dir: Option<PathBuf>,
-    pub(crate) no_cache: bool,
-}
-
-impl CacheArgs {
+impl Globals {
     pub(crate) fn code_cache(&self) -> tack_runtime::CodeCache {
         if self.no_cache {
             return tack_runtime::CodeCache::disabled();
@@ -97,10 +129,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let cache = CacheArgs {
-        cache_dir: cli.cache_dir,
-        no_cache: cli.no_cache,
-    };
+    let g = cli.globals;
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -114,8 +143,14 @@ fn main() -> ExitCode {
     };
     let result = rt.block_on(async {
         match cli.command {
-            Command::Plugin(PluginCommand::Inspect(args)) => inspect::run(args, &cache).await,
-            Command::Tool(ToolCommand::Call(args)) => call::run(*args, &cache).await,
+            Command::Plugin(PluginCommand::Inspect(args)) => inspect::run(args, &g).await,
+            Command::Tool(ToolCommand::Call(args)) => call::run(*args, &g).await,
+            Command::Publish(args) => publish::publish(args, &g).await,
+            Command::Pull(args) => publish::pull(args, &g).await,
+            Command::Keygen(args) => publish::keygen(args),
+            Command::Sign(args) => publish::sign(args, &g).await,
+            Command::Verify(args) => publish::verify(args, &g).await,
+            Command::Registry(cmd) => registry::run(cmd, &g).await,
         }
     });
     match result {

@@ -5,6 +5,8 @@ use tack_runtime::{CallError, LoadError};
 
 /// Exit code: the tool returned a tool error.
 pub(crate) const EXIT_TOOL_ERROR: u8 = 1;
+/// Exit code: bad command line (clap uses it too).
+pub(crate) const EXIT_USAGE: u8 = 2;
 /// Exit code: the arguments were rejected.
 pub(crate) const EXIT_BAD_ARGUMENTS: u8 = 3;
 /// Exit code: the plugin or grant could not be used.

@@ -1,0 +1,210 @@
+//! Publishing, signing and verifying artifacts in a registry.
+
+use crate::client::Registries;
+use crate::config::TrustPolicy;
+use crate::error::DistError;
+use crate::progress::Progress;
+use crate::reference::ArtifactRef;
+use std::collections::BTreeMap;
+use tack_artifact::signature::{self, SignatureError, SignatureLayer};
+use tack_artifact::{ArtifactConfig, Descriptor, ImageManifest, SigningKey, build_manifest};
+
+/// An artifact ready to publish: config, layers with their bytes, and annotations.
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    /// The config.
+    pub config: ArtifactConfig,
+    /// Layers, in order, with their bytes.
+    pub layers: Vec<(Descriptor, Vec<u8>)>,
+    /// `org.opencontainers.image.description`.
+    pub description: String,
+    /// More manifest annotations (source, licenses, …).
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// What a publish did.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// The manifest digest.
+    pub digest: String,
+    /// Fingerprint of the signing key, when signed.
+    pub signer: Option<String>,
+    /// Total bytes of config and layers.
+    pub size: u64,
+}
+
+/// The semver version a publish reference's tag must be.
+pub fn version_of(r: &ArtifactRef) -> Result<semver::Version, DistError> {
+    let tag = r.tag.as_deref().ok_or_else(|| {
+        DistError::Usage(format!(
+            "{r}: publish to a version tag, e.g. {}@0.1.0",
+            r.repository_url()
+        ))
+    })?;
+    semver::Version::parse(tag).map_err(|e| {
+        DistError::Usage(format!(
+            "{r}: tack artifacts are tagged with their semver version, and `{tag}` is not one ({e})"
+        ))
+    })
+}
+
+/// Push `artifact` to `r` (whose tag is its version), then sign it with `key`.
+pub async fn publish(
+    registries: &Registries,
+    r: &ArtifactRef,
+    artifact: &Artifact,
+    key: Option<&SigningKey>,
+    progress: &dyn Progress,
+) -> Result<Published, DistError> {
+    let version = version_of(r)?;
+    let mut config = artifact.config.clone();
+    config.layer_digests = artifact
+        .layers
+        .iter()
+        .map(|(d, _)| d.digest.clone())
+        .collect();
+    let config_bytes = config.to_bytes();
+    let layers: Vec<Descriptor> = artifact.layers.iter().map(|(d, _)| d.clone()).collect();
+    let manifest = build_manifest(
+        &config,
+        &config_bytes,
+        layers,
+        &version,
+        &artifact.description,
+        artifact.annotations.clone(),
+    );
+    registries
+        .push_blob(r, &manifest.config, &config_bytes, "config", progress)
+        .await?;
+    for (desc, bytes) in &artifact.layers {
+        let what = desc
+            .annotations
+            .get(tack_artifact::layout::annotations::TITLE)
+            .cloned()
+            .unwrap_or_else(|| desc.media_type.clone());
+        registries
+            .push_blob(r, desc, bytes, &what, progress)
+            .await?;
+    }
+    let bytes = manifest.to_bytes();
+    let digest = registries.push_manifest(r, &bytes).await?;
+    let signer = match key {
+        Some(key) => Some(
+            sign(registries, &r.at_digest(&digest), key, progress)
+                .await?
+                .1,
+        ),
+        None => None,
+    };
+    Ok(Published {
+        digest,
+        signer,
+        size: manifest.config.size + manifest.layers.iter().map(|l| l.size).sum::<u64>(),
+    })
+}
+
+/// Sign the manifest `r` names with `key`: a simple-signing payload under the
+/// `sha256-<hex>.sig` tag, with `subject` set so the referrers API lists it.
+/// Returns the signed digest and the signer's fingerprint.
+pub async fn sign(
+    registries: &Registries,
+    r: &ArtifactRef,
+    key: &SigningKey,
+    progress: &dyn Progress,
+) -> Result<(String, String), DistError> {
+    let (bytes, digest) = registries.manifest(r).await?;
+    let media_type = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| {
+            v.get("mediaType")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| tack_artifact::oci::IMAGE_MANIFEST.to_string());
+    let subject = Descriptor {
+        media_type,
+        digest: digest.clone(),
+        size: bytes.len() as u64,
+        annotations: BTreeMap::new(),
+        artifact_type: None,
+    };
+    let tag = signature::signature_tag(&digest);
+    let existing = match registries.optional_manifest(r, &tag).await? {
+        Some((b, _)) => ImageManifest::from_slice(&b).ok(),
+        None => None,
+    };
+    let (manifest, blobs) =
+        signature::signature_manifest(subject, existing.as_ref(), &r.repository_url(), key);
+    let sig_ref = r.at_tag(&tag);
+    for (desc, bytes) in &blobs {
+        registries
+            .push_blob(&sig_ref, desc, bytes, "signature", progress)
+            .await?;
+    }
+    registries
+        .push_manifest(&sig_ref, &manifest.to_bytes())
+        .await?;
+    Ok((digest, key.public_key().fingerprint()))
+}
+
+/// Check the signature of what `r` names against `trust`, without downloading layers.
+/// Returns the digest and the trusted signer's fingerprint.
+pub async fn verify(
+    registries: &Registries,
+    r: &ArtifactRef,
+    trust: &TrustPolicy,
+) -> Result<(String, String), DistError> {
+    let (_, digest) = registries.manifest(r).await?;
+    let Some((ns, entry)) = trust.for_ref(r).filter(|(_, t)| !t.keys.is_empty()) else {
+        return Err(DistError::Usage(format!(
+            "no trusted keys for namespace `{}`: pass --key KEY.pub or add [trust.{}] keys to the host configuration",
+            r.namespace(),
+            r.namespace()
+        )));
+    };
+    let tag = signature::signature_tag(&digest);
+    let Some((bytes, _)) = registries.optional_manifest(r, &tag).await? else {
+        return Err(DistError::Unsigned {
+            reference: r.to_string(),
+            digest,
+            namespace: ns.to_string(),
+        });
+    };
+    let manifest = ImageManifest::from_slice(&bytes).map_err(|e| DistError::BadSignature {
+        reference: r.to_string(),
+        digest: digest.clone(),
+        reason: format!("the signature manifest is not valid ({e})"),
+    })?;
+    let at = r.at_tag(&tag);
+    let mut payloads = Vec::new();
+    let descriptors = signature::signature_layers(&manifest);
+    for d in &descriptors {
+        payloads.push(
+            registries
+                .blob(&at, d, "signature payload", &crate::progress::NoProgress)
+                .await?,
+        );
+    }
+    let layers: Vec<SignatureLayer<'_>> = descriptors
+        .iter()
+        .zip(&payloads)
+        .map(|(d, p)| SignatureLayer {
+            descriptor: d,
+            payload: p,
+        })
+        .collect();
+    match signature::verify(&layers, &digest, Some(&entry.keys)) {
+        Ok(v) => Ok((digest, v.signer)),
+        Err(SignatureError::Untrusted { signers }) => Err(DistError::UntrustedSigner {
+            reference: r.to_string(),
+            digest,
+            signers,
+            namespace: ns.to_string(),
+        }),
+        Err(e) => Err(DistError::BadSignature {
+            reference: r.to_string(),
+            digest,
+            reason: e.to_string(),
+        }),
+    }
+}

@@ -1,6 +1,8 @@
 //! Helpers shared by tack's integration tests: the guest components built once per
 //! test run, a shared compiled-code cache, and a real HTTP server on loopback.
 
+pub mod registries;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;

@@ -148,18 +148,32 @@ impl Registries {
                     },
                 }
             }
-            OciDistributionError::ServerError {
-                code: 404, message, ..
-            } => DistError::NotFound {
-                reference,
-                detail: message,
-            },
-            OciDistributionError::ServerError {
-                code: 403, message, ..
-            } => DistError::Denied {
-                reference,
-                detail: message,
-            },
+            OciDistributionError::ServerError { code, message, .. } => {
+                // Some endpoints report the spec's error envelope as plain text.
+                let detail = serde_json::from_str::<serde_json::Value>(&message)
+                    .ok()
+                    .and_then(|v| {
+                        let msgs: Vec<String> = v["errors"]
+                            .as_array()?
+                            .iter()
+                            .filter_map(|e| e["message"].as_str().map(str::to_string))
+                            .collect();
+                        (!msgs.is_empty()).then(|| msgs.join("; "))
+                    })
+                    .unwrap_or_else(|| message.trim().to_string());
+                match code {
+                    404 => DistError::NotFound { reference, detail },
+                    401 => DistError::Denied {
+                        reference,
+                        detail: format!("{detail}{credential_hint}"),
+                    },
+                    403 => DistError::Denied { reference, detail },
+                    _ => DistError::Registry {
+                        reference,
+                        detail: format!("HTTP {code}: {detail}"),
+                    },
+                }
+            }
             OciDistributionError::ImageManifestNotFoundError(m) => DistError::NotFound {
                 reference,
                 detail: m,

@@ -1,0 +1,193 @@
+//! Registries for the tests: tack's own (in-process, on loopback) and Debian's
+//! `docker-registry` (CNCF distribution, started as a child process on loopback).
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tack_registry::{AuthConfig, Registry, Role};
+
+/// tack's registry, served on a background thread until dropped.
+pub struct TackRegistry {
+    /// `127.0.0.1:<port>`.
+    pub host: String,
+    /// The data directory (store and tokens).
+    pub data: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TackRegistry {
+    /// Start a registry with token auth (anonymous pull as given) in a new directory.
+    pub fn start(anonymous_pull: bool) -> TackRegistry {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().to_path_buf();
+        let mut r = TackRegistry::start_in(&data, Some(anonymous_pull));
+        r._dir = Some(dir);
+        r
+    }
+
+    /// Start a registry over `data` (kept after drop); `None` turns auth off.
+    pub fn start_in(data: &Path, anonymous_pull: Option<bool>) -> TackRegistry {
+        let store = tack_registry_store::Store::open(data).expect("open store");
+        let auth = match anonymous_pull {
+            Some(anon) => AuthConfig::tokens_in(data, anon),
+            None => AuthConfig::disabled(),
+        };
+        let registry = Registry::new(store, auth).expect("index");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                tokio::select! {
+                    _ = tack_registry::serve(listener, registry) => {}
+                    _ = stopped => {}
+                }
+            });
+        });
+        TackRegistry {
+            host: addr.to_string(),
+            data: data.to_path_buf(),
+            _dir: None,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// A new registry token with `role` on `namespace`.
+    pub fn token(&self, namespace: &str, role: Role) -> String {
+        tack_registry::auth::create_token(&self.data, namespace, role, None)
+            .expect("create token")
+            .0
+    }
+
+    /// `http://<host>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.host)
+    }
+}
+
+impl Drop for TackRegistry {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Wait until something accepts connections on `addr`.
+pub fn wait_for_port(addr: SocketAddr, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not start listening on {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Debian's `docker-registry` (CNCF distribution 2.x) on loopback, no auth,
+/// filesystem storage in a temporary directory. Killed on drop.
+pub struct DockerRegistry {
+    /// `127.0.0.1:<port>`.
+    pub host: String,
+    /// Its storage root.
+    pub storage: PathBuf,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl DockerRegistry {
+    /// Start it; panics with how to install it when the binary is missing
+    /// (`scripts/test` installs it).
+    pub fn start() -> DockerRegistry {
+        let bin = which("docker-registry").unwrap_or_else(|| {
+            panic!(
+                "docker-registry is not installed: `apt-get install docker-registry` \
+                 (scripts/test does this)"
+            )
+        });
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let storage = dir.path().join("storage");
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                storage.display()
+            ),
+        )
+        .expect("write config");
+        let child = Command::new(bin)
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start docker-registry");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        wait_for_port(addr, "docker-registry");
+        DockerRegistry {
+            host: addr.to_string(),
+            storage,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for DockerRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The path of `program` on PATH.
+pub fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+/// Every file under `dir` (recursively), for "nothing was left behind" checks.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.filter_map(Result::ok) {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

@@ -250,6 +250,7 @@ async fn browse(
         "https"
     };
     let url = format!("{scheme}://{host}/api/v1/{path}");
+    tack_distribution::client::install_crypto();
     let mut req = reqwest::Client::new().get(&url).query(query);
     if let Some((user, secret)) = dist
         .config

@@ -31,7 +31,9 @@ pub struct Registries {
     clients: Arc<Mutex<HashMap<String, Arc<oci_client::Client>>>>,
 }
 
-fn install_crypto() {
+/// Install the process-wide TLS crypto provider (ring) that reqwest and oci-client use.
+/// Idempotent; every constructor here calls it.
+pub fn install_crypto() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();

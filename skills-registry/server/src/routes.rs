@@ -345,16 +345,20 @@ async fn blob(
     digest: &str,
     headers: &HeaderMap,
 ) -> Result<Response> {
-    // Blobs are stored once for the whole registry (content-addressed); the
-    // repository only scopes manifests. Per-repository blob links come with auth.
-    let _ = repo;
+    // Blobs are stored once for the whole registry (content-addressed) and served
+    // through a repository only when linked to it (uploaded, mounted or a manifest).
     let digest: Digest = digest.parse()?;
+    let (s, r, d) = (store.clone(), repo.clone(), digest.clone());
+    let size = blocking(move || s.repo_blob_size(&r, &d)).await?;
+    let Some(size) = size else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "BLOB_UNKNOWN",
+            format!("{repo} has no blob {digest}"),
+        ));
+    };
     match *method {
         Method::HEAD => {
-            let d = digest.clone();
-            let size = blocking(move || store.blob_size(&d))
-                .await?
-                .ok_or(StoreError::BlobUnknown(digest.clone()))?;
             let mut r = with_headers(
                 StatusCode::OK,
                 &[
@@ -401,7 +405,7 @@ async fn blob(
             }
         }
         Method::DELETE => {
-            blocking(move || store.delete_blob(&digest)).await?;
+            blocking(move || store.unlink_blob(&repo, &digest)).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
         ref m => Err(unsupported(m)),
@@ -445,19 +449,33 @@ async fn start_upload(store: Store, repo: RepoName, p: Params, body: Bytes) -> R
     if let Some(mount) = &p.mount {
         let digest: Digest = mount.parse()?;
         if let Some(from) = &p.from {
-            from.parse::<RepoName>()?;
-        }
-        let d = digest.clone();
-        let s = store.clone();
-        if blocking(move || s.blob_size(&d)).await?.is_some() {
-            return Ok(blob_created(&repo, &digest));
+            // Mount only from a repository that has the blob (and that the caller
+            // may pull from, checked before dispatch).
+            let from: RepoName = from.parse()?;
+            let (d, s, r) = (digest.clone(), store.clone(), repo.clone());
+            let mounted = blocking(move || {
+                if s.repo_blob_size(&from, &d)?.is_some() {
+                    s.link_blob(&r, &d)?;
+                    Ok(true)
+                } else {
+                    Ok(false)
+                }
+            })
+            .await?;
+            if mounted {
+                return Ok(blob_created(&repo, &digest));
+            }
         }
         // Not mountable: fall through to a new session, as the spec allows.
     }
     if let Some(d) = &p.digest {
         let digest: Digest = d.parse()?;
-        let dd = digest.clone();
-        blocking(move || store.put_blob(&dd, &body[..])).await?;
+        let (dd, r) = (digest.clone(), repo.clone());
+        blocking(move || {
+            store.put_blob(&dd, &body[..])?;
+            store.link_blob(&r, &dd)
+        })
+        .await?;
         return Ok(blob_created(&repo, &digest));
     }
     let id = blocking(move || store.start_upload()).await?;
@@ -548,13 +566,14 @@ async fn upload(
                     )
                 })?
                 .parse()?;
-            let (i, d) = (id.clone(), digest.clone());
+            let (i, d, r) = (id.clone(), digest.clone(), repo.clone());
             blocking(move || {
                 if !body.is_empty() {
                     let size = store.upload_size(&i)?;
                     store.append_upload(&i, size, &body[..])?;
                 }
-                store.finish_upload(&i, &d)
+                store.finish_upload(&i, &d)?;
+                store.link_blob(&r, &d)
             })
             .await?;
             Ok(blob_created(&repo, &digest))
@@ -709,7 +728,7 @@ async fn put_manifest(
     let mt = media_type.clone();
     let digest = blocking(move || {
         for d in &blobs {
-            if s.blob_size(d)?.is_none() {
+            if s.repo_blob_size(&r, d)?.is_none() {
                 return Err(StoreError::BlobUnknown(d.clone()));
             }
         }

@@ -21,6 +21,8 @@ impl Registry {
             listener,
             tack_registry::Registry::unauthenticated(store).unwrap(),
         ));
+        // reqwest is built without a default TLS provider in this workspace.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Registry {
             base,
             http: Client::new(),
@@ -308,8 +310,31 @@ async fn discovery_tags_catalog_and_referrers() {
                 .to_string(),
         );
     }
-    reg.push_manifest("zeta/tool", "1.0.0", &wasm_manifest(&config, &config, 2))
+    // Blobs belong to the repositories they were pushed or mounted to: a manifest
+    // in another repository cannot reference them, nor can it read them.
+    let r = reg
+        .push_manifest("zeta/tool", "1.0.0", &wasm_manifest(&config, &config, 2))
         .await;
+    assert_eq!(error_code(r).await, "MANIFEST_BLOB_UNKNOWN");
+    let r = reg
+        .req(Method::GET, &format!("/v2/zeta/tool/blobs/{config}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(r).await, "BLOB_UNKNOWN");
+    let r = reg
+        .req(
+            Method::POST,
+            &format!("/v2/zeta/tool/blobs/uploads/?mount={config}&from=acme/jq"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = reg
+        .push_manifest("zeta/tool", "1.0.0", &wasm_manifest(&config, &config, 2))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
 
     let r = reg
         .req(Method::GET, "/v2/acme/jq/tags/list?n=2")

@@ -121,6 +121,45 @@ impl Store {
         }))
     }
 
+    fn blob_link_path(&self, repo: &RepoName, digest: &Digest) -> PathBuf {
+        self.repo_dir(repo).join("_layers").join(digest.hex())
+    }
+
+    /// Make blob `digest` (already stored) part of `repo`: it was uploaded or
+    /// mounted there. Blobs are stored once per registry, but served through a
+    /// repository only when linked to it, so a pull grant on one namespace never
+    /// reads another namespace's content by guessing digests.
+    pub fn link_blob(&self, repo: &RepoName, digest: &Digest) -> Result<(), StoreError> {
+        if self.blob_size(digest)?.is_none() {
+            return Err(StoreError::BlobUnknown(digest.clone()));
+        }
+        self.write_atomic(&self.blob_link_path(repo, digest), b"")
+    }
+
+    /// The size of blob `digest` if `repo` has it (a linked blob or a manifest).
+    pub fn repo_blob_size(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<u64>, StoreError> {
+        let linked =
+            self.blob_link_path(repo, digest).is_file() || self.link_path(repo, digest).is_file();
+        if !linked {
+            return Ok(None);
+        }
+        self.blob_size(digest)
+    }
+
+    /// Remove blob `digest` from `repo`. Returns whether the repository had it.
+    /// The bytes stay until garbage collection (other repositories may share them).
+    pub fn unlink_blob(&self, repo: &RepoName, digest: &Digest) -> Result<bool, StoreError> {
+        match fs::remove_file(self.blob_link_path(repo, digest)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Remove a manifest from `repo`, with the tags that point at it. Returns
     /// whether the repository had it. The bytes stay until garbage collection.
     pub fn delete_manifest(&self, repo: &RepoName, digest: &Digest) -> Result<bool, StoreError> {

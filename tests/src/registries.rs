@@ -5,7 +5,23 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use tack_distribution::config::RegistryConfig;
+use tack_distribution::{DistributionConfig, Registries};
 use tack_registry::{AuthConfig, Registry, Role};
+
+/// A host's connection to registry `host`, with `token` (written to a file in `dir`)
+/// as its credential, the way a host configuration gives it.
+pub fn host_registries(host: &str, token: Option<&str>, dir: &Path) -> Registries {
+    let mut config = DistributionConfig::default();
+    let mut rc = RegistryConfig::default();
+    if let Some(t) = token {
+        let path = dir.join(format!("token-{}", host.replace(':', "_")));
+        std::fs::write(&path, t).expect("write token file");
+        rc.token_file = Some(path);
+    }
+    config.registries.insert(host.to_string(), rc);
+    Registries::new(config)
+}
 
 /// tack's registry, served on a background thread until dropped.
 pub struct TackRegistry {

@@ -3,17 +3,14 @@
 //! publishes (signed) and oras pulls the same bytes, from tack's registry and from
 //! Debian's docker-registry.
 
-use std::path::Path;
 use std::process::Command;
 use tack_artifact::SigningKey;
-use tack_distribution::config::RegistryConfig;
 use tack_distribution::{
-    ArtifactCache, ArtifactRef, DistributionConfig, FetchOptions, Fetcher, NoProgress, Registries,
-    TrustPolicy,
+    ArtifactCache, ArtifactRef, FetchOptions, Fetcher, NoProgress, TrustPolicy,
 };
 use tack_policy::Grant;
 use tack_registry::Role;
-use tack_tests::registries::{DockerRegistry, TackRegistry};
+use tack_tests::registries::{DockerRegistry, TackRegistry, host_registries};
 use tack_tests::{call, guest, one_json, runtime, workspace_root};
 
 fn oras(args: &[&str], password: Option<&str>) -> String {
@@ -31,17 +28,6 @@ fn oras(args: &[&str], password: Option<&str>) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
-}
-
-fn registries(host: &str, token: Option<&str>, dir: &Path) -> Registries {
-    let mut config = DistributionConfig::default();
-    let mut rc = RegistryConfig::default();
-    if let Some(t) = token {
-        std::fs::write(dir.join("token"), t).unwrap();
-        rc.token_file = Some(dir.join("token"));
-    }
-    config.registries.insert(host.to_string(), rc);
-    Registries::new(config)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -67,7 +53,7 @@ async fn oras_pushes_to_tack_registry_and_tack_runs_it() {
     // tack resolves what oras pushed (through the same registry) and runs it.
     let r = ArtifactRef::parse(&target, None).unwrap();
     let fetcher = Fetcher::new(
-        registries(&reg.host, None, dir.path()),
+        host_registries(&reg.host, None, dir.path()),
         TrustPolicy::default(),
         ArtifactCache::new(dir.path().join("artifacts")),
         None,
@@ -76,12 +62,19 @@ async fn oras_pushes_to_tack_registry_and_tack_runs_it() {
         .fetch(&r, &FetchOptions::default(), &NoProgress)
         .await
         .unwrap();
-    assert_eq!(fetched.component.as_deref(), Some(&std::fs::read(&wasm).unwrap()[..]));
+    assert_eq!(
+        fetched.component.as_deref(),
+        Some(&std::fs::read(&wasm).unwrap()[..])
+    );
     let plugin = runtime().load(fetched.component.as_ref().unwrap()).unwrap();
     let sandbox = plugin.sandbox(&Grant::default()).unwrap();
-    let out = call(&sandbox, "jq", serde_json::json!({"filter": ".a + 1", "input": {"a": 1}}))
-        .await
-        .unwrap();
+    let out = call(
+        &sandbox,
+        "jq",
+        serde_json::json!({"filter": ".a + 1", "input": {"a": 1}}),
+    )
+    .await
+    .unwrap();
     assert_eq!(one_json(&out), serde_json::json!(2));
     // oras without credentials cannot push.
     let script = workspace_root().join("tests/interop/oras_client.py");
@@ -96,24 +89,30 @@ async fn oras_pushes_to_tack_registry_and_tack_runs_it() {
         ])
         .output()
         .unwrap();
-    assert!(!denied.status.success(), "an anonymous oras push was accepted");
+    assert!(
+        !denied.status.success(),
+        "an anonymous oras push was accepted"
+    );
 }
 
 async fn tack_publishes_and_oras_pulls(host: &str, token: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
-    let regs = registries(host, token, dir.path());
+    let regs = host_registries(host, token, dir.path());
     let key = SigningKey::generate();
     let r = ArtifactRef::parse(&format!("{host}/acme/jq:0.3.0"), None).unwrap();
     let artifact = tack_package::package(&runtime(), &guest("tack_plugin_jq"))
         .await
         .unwrap();
-    let published = tack_distribution::publish::publish(&regs, &r, &artifact, Some(&key), &NoProgress)
-        .await
-        .unwrap();
-    let out = dir.path().join("pulled");
-    let files: Vec<String> =
-        serde_json::from_str(&oras(&["pull", host, &r.to_string(), out.to_str().unwrap()], None))
+    let published =
+        tack_distribution::publish::publish(&regs, &r, &artifact, Some(&key), &NoProgress)
+            .await
             .unwrap();
+    let out = dir.path().join("pulled");
+    let files: Vec<String> = serde_json::from_str(&oras(
+        &["pull", host, &r.to_string(), out.to_str().unwrap()],
+        None,
+    ))
+    .unwrap();
     assert_eq!(files.len(), 1, "{files:?}");
     assert!(files[0].ends_with("tack_plugin_jq.wasm"), "{files:?}");
     assert_eq!(
@@ -123,8 +122,14 @@ async fn tack_publishes_and_oras_pulls(host: &str, token: Option<&str>) {
     // oras sees the wkg layout and the cosign signature manifest.
     let m: serde_json::Value =
         serde_json::from_str(&oras(&["manifest", host, &r.to_string()], None)).unwrap();
-    assert_eq!(m["config"]["mediaType"], "application/vnd.wasm.config.v0+json");
-    assert_eq!(m["annotations"]["org.opencontainers.image.version"], "0.3.0");
+    assert_eq!(
+        m["config"]["mediaType"],
+        "application/vnd.wasm.config.v0+json"
+    );
+    assert_eq!(
+        m["annotations"]["org.opencontainers.image.version"],
+        "0.3.0"
+    );
     assert_eq!(m["annotations"]["dev.tack.tools"], "jq");
     let sig_target = format!(
         "{}/{}:{}",

@@ -5,14 +5,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tack_artifact::{PublicKey, SigningKey};
-use tack_distribution::config::RegistryConfig;
 use tack_distribution::{
-    ArtifactCache, ArtifactRef, DistError, DistributionConfig, FetchOptions, Fetched, Fetcher,
-    NoProgress, Published, Registries, Source, TrustPolicy,
+    ArtifactCache, ArtifactRef, DistError, FetchOptions, Fetched, Fetcher, NoProgress, Published,
+    Registries, Source, TrustPolicy,
 };
 use tack_policy::Grant;
 use tack_registry::Role;
-use tack_tests::registries::{DockerRegistry, TackRegistry, files_under};
+use tack_tests::registries::{DockerRegistry, TackRegistry, files_under, host_registries};
 use tack_tests::{call, guest, one_json, runtime};
 
 /// A host's view: registry credentials, a trust policy, an artifact cache, a lock.
@@ -25,17 +24,9 @@ struct Host {
 impl Host {
     fn new(registry: &str, token: Option<&str>, trust: TrustPolicy) -> Host {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = DistributionConfig::default();
-        let mut rc = RegistryConfig::default();
-        if let Some(t) = token {
-            let path = dir.path().join("token");
-            std::fs::write(&path, t).unwrap();
-            rc.token_file = Some(path);
-        }
-        config.registries.insert(registry.to_string(), rc);
         Host {
+            registries: host_registries(registry, token, dir.path()),
             dir,
-            registries: Registries::new(config),
             trust,
         }
     }

@@ -90,7 +90,7 @@ pub(crate) fn failure(e: DistError) -> Failure {
             "check that the registry runs and the address is right; an artifact pulled once \
              is used from the cache when its registry is down",
         ),
-        DistError::Denied { .. } => Some(
+        DistError::Denied { detail, .. } if !detail.contains("has role") => Some(
             "give the host credentials in its configuration: [registries.\"HOST\"] token-env = \"VAR\" \
              (see docs/registry.md)",
         ),

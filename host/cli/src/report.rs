@@ -65,7 +65,7 @@ impl Failure {
         };
         let help = match &e {
             CallError::InvalidArguments { .. } => {
-                Some("see the schema with `tack plugin inspect <file.wasm>`")
+                Some("see the schema with `tack plugin inspect <file.wasm|REFERENCE>`")
             }
             CallError::ArgumentsNotJson(_) => {
                 Some("pass a JSON object, e.g. --args '{\"key\": \"value\"}'")

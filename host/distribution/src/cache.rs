@@ -131,8 +131,18 @@ impl ArtifactCache {
             }
             let mut component = None;
             let mut skill = None;
+            // The first wasm and the first SKILL.md layer, as the fetcher keeps them.
             for layer in &m.layers {
-                let name = layer_file(&layer.media_type)?;
+                let Some(name) = layer_file(&layer.media_type) else {
+                    continue;
+                };
+                let taken = match name {
+                    "component.wasm" => component.is_some(),
+                    _ => skill.is_some(),
+                };
+                if taken {
+                    continue;
+                }
                 let bytes = read(name)?;
                 if tack_artifact::sha256_digest(&bytes) != layer.digest {
                     return None;
@@ -213,9 +223,65 @@ impl ArtifactCache {
 
 /// The cache file name of a layer media type, or `None` if tack does not use it.
 pub(crate) fn layer_file(media_type: &str) -> Option<&'static str> {
-    match media_type {
-        tack_artifact::media_types::WASM_LAYER => Some("component.wasm"),
-        tack_artifact::media_types::SKILL_LAYER => Some("SKILL.md"),
-        _ => None,
+    use tack_artifact::media_types;
+    if media_types::is_wasm_layer(media_type) {
+        Some("component.wasm")
+    } else if media_type == media_types::SKILL_LAYER {
+        Some("SKILL.md")
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tack_artifact::{Descriptor, ImageManifest, media_types};
+
+    fn artifact() -> CachedArtifact {
+        let config = b"{}".to_vec();
+        let wasm = b"\0asm\x0d\0\x01\0".to_vec();
+        let m = ImageManifest::new(
+            Descriptor::of(media_types::WASM_CONFIG, &config),
+            vec![
+                Descriptor::of("application/x-unrelated", b"zzz"),
+                Descriptor::of(media_types::WASM_LAYER, &wasm),
+            ],
+        );
+        let manifest = m.to_bytes();
+        CachedArtifact {
+            digest: tack_artifact::sha256_digest(&manifest),
+            manifest,
+            config,
+            component: Some(wasm),
+            skill: None,
+            signature: None,
+        }
+    }
+
+    #[test]
+    fn entries_round_trip_and_damage_is_detected_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ArtifactCache::new(dir.path());
+        let a = artifact();
+        assert!(cache.get(&a.digest).is_none());
+        cache.put(&a).unwrap();
+        let back = cache.get(&a.digest).unwrap();
+        assert_eq!(back.component, a.component);
+        cache.record_ref("r/x:1.0.0", &a.digest).unwrap();
+        assert_eq!(cache.lookup_ref("r/x:1.0.0"), Some(a.digest.clone()));
+        assert_eq!(cache.lookup_ref("r/x:2.0.0"), None);
+        // Flip a byte of the cached component: the entry is refused and removed.
+        let hex = a.digest.strip_prefix("sha256:").unwrap();
+        let wasm = dir.path().join("sha256").join(hex).join("component.wasm");
+        let mut bytes = std::fs::read(&wasm).unwrap();
+        bytes[0] ^= 1;
+        std::fs::write(&wasm, bytes).unwrap();
+        assert!(cache.get(&a.digest).is_none());
+        assert!(!cache.contains(&a.digest));
+        assert!(
+            cache.get("sha256:../../etc").is_none(),
+            "digests are validated"
+        );
     }
 }

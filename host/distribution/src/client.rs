@@ -301,6 +301,21 @@ impl Registries {
         }
     }
 
+    /// The client for `r`'s registry, authorized to push to `r`'s repository.
+    async fn push_session(
+        &self,
+        r: &ArtifactRef,
+    ) -> Result<(Arc<oci_client::Client>, oci_client::Reference), DistError> {
+        let auth = self.auth(&r.registry)?;
+        let client = self.client(&r.registry);
+        let oci = r.oci();
+        client
+            .auth(&oci, &auth, oci_client::RegistryOperation::Push)
+            .await
+            .map_err(|e| self.classify(r, e))?;
+        Ok((client, oci))
+    }
+
     /// Upload `bytes` to `r`'s repository (skipped when the registry has it).
     pub async fn push_blob(
         &self,
@@ -310,13 +325,7 @@ impl Registries {
         what: &str,
         progress: &dyn Progress,
     ) -> Result<(), DistError> {
-        let auth = self.auth(&r.registry)?;
-        let client = self.client(&r.registry);
-        let oci = r.oci();
-        client
-            .auth(&oci, &auth, oci_client::RegistryOperation::Push)
-            .await
-            .map_err(|e| self.classify(r, e))?;
+        let (client, oci) = self.push_session(r).await?;
         if client
             .blob_exists(&oci, &desc.digest)
             .await
@@ -341,13 +350,7 @@ impl Registries {
 
     /// Upload a manifest under `r`'s tag (or digest); returns the registry's digest.
     pub async fn push_manifest(&self, r: &ArtifactRef, bytes: &[u8]) -> Result<String, DistError> {
-        let auth = self.auth(&r.registry)?;
-        let client = self.client(&r.registry);
-        let oci = r.oci();
-        client
-            .auth(&oci, &auth, oci_client::RegistryOperation::Push)
-            .await
-            .map_err(|e| self.classify(r, e))?;
+        let (client, oci) = self.push_session(r).await?;
         client
             .push_manifest_raw(&oci, bytes.to_vec(), http_header(IMAGE_MANIFEST))
             .await

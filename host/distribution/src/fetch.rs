@@ -24,7 +24,7 @@ use base64_free::encode_payloads;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use tack_artifact::signature::{self, SignatureError, SignatureLayer};
+use tack_artifact::signature::{self, SignatureError};
 use tack_artifact::{ImageManifest, media_types};
 
 /// What is known about an artifact's signature.
@@ -87,7 +87,7 @@ pub struct Fetcher {
 }
 
 /// The signature manifest and its payloads, as fetched or cached.
-struct SignatureMaterial {
+pub(crate) struct SignatureMaterial {
     manifest: ImageManifest,
     payloads: BTreeMap<String, Vec<u8>>,
 }
@@ -215,7 +215,7 @@ impl Fetcher {
                 .collect();
             Some(SignatureMaterial { manifest, payloads })
         });
-        let signature = self.check_signature(r, &c.digest, material.as_ref())?;
+        let signature = check_signature(&self.trust, r, &c.digest, material.as_ref())?;
         let manifest = ImageManifest::from_slice(&c.manifest)
             .map_err(|e| DistError::Io(format!("cached manifest of {r}: {e}")))?;
         Ok(Fetched {
@@ -246,19 +246,11 @@ impl Fetcher {
             reference: r.to_string(),
             reason: format!("its manifest is not an OCI image manifest ({e})"),
         })?;
-        if manifest.config.media_type != media_types::WASM_CONFIG {
-            return Err(DistError::NotAnArtifact {
-                reference: r.to_string(),
-                reason: format!(
-                    "its config is `{}`, not `{}`",
-                    manifest.config.media_type,
-                    media_types::WASM_CONFIG
-                ),
-            });
-        }
+        // Any config type is accepted (other tools write their own); what matters
+        // is a wasm or SKILL.md layer, checked below.
         // The signature first: an untrusted artifact costs no layer download.
-        let material = self.signature_material(r, digest).await?;
-        let signature = self.check_signature(r, digest, material.as_ref())?;
+        let material = signature_material(&self.registries, r, digest).await?;
+        let signature = check_signature(&self.trust, r, digest, material.as_ref())?;
 
         let config = self
             .registries
@@ -268,7 +260,7 @@ impl Fetcher {
         let mut skill = None;
         for layer in &manifest.layers {
             match layer.media_type.as_str() {
-                media_types::WASM_LAYER if component.is_none() => {
+                t if media_types::is_wasm_layer(t) && component.is_none() => {
                     let what = format!("{} component", r.repository);
                     component = Some(self.registries.blob(&at, layer, &what, progress).await?);
                 }
@@ -322,96 +314,89 @@ impl Fetcher {
             source: Source::Registry,
         })
     }
+}
 
-    async fn signature_material(
-        &self,
-        r: &ArtifactRef,
-        digest: &str,
-    ) -> Result<Option<SignatureMaterial>, DistError> {
-        let tag = signature::signature_tag(digest);
-        let Some((bytes, _)) = self.registries.optional_manifest(r, &tag).await? else {
-            return Ok(None);
-        };
-        let at = r.at_tag(&tag);
-        let manifest = ImageManifest::from_slice(&bytes).map_err(|e| DistError::BadSignature {
+/// The signature manifest of `digest` in `r`'s repository and its payloads, if any.
+pub(crate) async fn signature_material(
+    registries: &Registries,
+    r: &ArtifactRef,
+    digest: &str,
+) -> Result<Option<SignatureMaterial>, DistError> {
+    let tag = signature::signature_tag(digest);
+    let Some((bytes, _)) = registries.optional_manifest(r, &tag).await? else {
+        return Ok(None);
+    };
+    let at = r.at_tag(&tag);
+    let manifest = ImageManifest::from_slice(&bytes).map_err(|e| DistError::BadSignature {
+        reference: r.to_string(),
+        digest: digest.to_string(),
+        reason: format!("the signature manifest is not valid ({e})"),
+    })?;
+    let mut payloads = BTreeMap::new();
+    for layer in signature::signature_layers(&manifest) {
+        let p = registries
+            .blob(
+                &at,
+                layer,
+                "signature payload",
+                &crate::progress::NoProgress,
+            )
+            .await?;
+        payloads.insert(layer.digest.clone(), p);
+    }
+    Ok(Some(SignatureMaterial { manifest, payloads }))
+}
+
+/// Check `material` (the signatures of `digest`) against `trust`: a refusal when the
+/// namespace requires a signature it lacks, else who signed and whether trusted.
+pub(crate) fn check_signature(
+    trust: &TrustPolicy,
+    r: &ArtifactRef,
+    digest: &str,
+    material: Option<&SignatureMaterial>,
+) -> Result<Option<SignatureCheck>, DistError> {
+    let entry = trust.for_ref(r);
+    let required = entry.is_some_and(|(_, t)| t.require_signature);
+    let Some(m) = material else {
+        if required {
+            return Err(DistError::Unsigned {
+                reference: r.to_string(),
+                digest: digest.to_string(),
+                namespace: entry.expect("required").0.to_string(),
+            });
+        }
+        return Ok(None);
+    };
+    let keys = entry
+        .map(|(_, t)| t.keys.as_slice())
+        .filter(|k| !k.is_empty());
+    let outcome = signature::verify_manifest(&m.manifest, &m.payloads, digest, keys);
+    match (outcome, required) {
+        (Ok(v), _) => Ok(Some(SignatureCheck {
+            signer: v.signer,
+            identity: v.identity,
+            trusted: keys.is_some(),
+        })),
+        (Err(SignatureError::Untrusted { signers }), true) => Err(DistError::UntrustedSigner {
             reference: r.to_string(),
             digest: digest.to_string(),
-            reason: format!("the signature manifest is not valid ({e})"),
-        })?;
-        let mut payloads = BTreeMap::new();
-        for layer in signature::signature_layers(&manifest) {
-            let p = self
-                .registries
-                .blob(
-                    &at,
-                    layer,
-                    "signature payload",
-                    &crate::progress::NoProgress,
-                )
-                .await?;
-            payloads.insert(layer.digest.clone(), p);
-        }
-        Ok(Some(SignatureMaterial { manifest, payloads }))
-    }
-
-    fn check_signature(
-        &self,
-        r: &ArtifactRef,
-        digest: &str,
-        material: Option<&SignatureMaterial>,
-    ) -> Result<Option<SignatureCheck>, DistError> {
-        let entry = self.trust.for_ref(r);
-        let required = entry.is_some_and(|(_, t)| t.require_signature);
-        let Some(m) = material else {
-            if required {
-                return Err(DistError::Unsigned {
-                    reference: r.to_string(),
-                    digest: digest.to_string(),
-                    namespace: entry.expect("required").0.to_string(),
-                });
-            }
-            return Ok(None);
-        };
-        let descriptors = signature::signature_layers(&m.manifest);
-        let empty = Vec::new();
-        let layers: Vec<SignatureLayer<'_>> = descriptors
-            .iter()
-            .map(|d| SignatureLayer {
-                descriptor: d,
-                payload: m.payloads.get(&d.digest).unwrap_or(&empty),
-            })
-            .collect();
-        let keys = entry
-            .map(|(_, t)| t.keys.as_slice())
-            .filter(|k| !k.is_empty());
-        let outcome = signature::verify(&layers, digest, keys);
-        match (outcome, required) {
-            (Ok(v), _) => Ok(Some(SignatureCheck {
-                signer: v.signer,
-                identity: v.identity,
-                trusted: keys.is_some(),
-            })),
-            (Err(SignatureError::Untrusted { signers }), true) => Err(DistError::UntrustedSigner {
-                reference: r.to_string(),
-                digest: digest.to_string(),
-                signers,
-                namespace: entry.expect("required").0.to_string(),
-            }),
-            (Err(e), true) => Err(DistError::BadSignature {
-                reference: r.to_string(),
-                digest: digest.to_string(),
-                reason: e.to_string(),
-            }),
-            // Not required: report who signed, if anyone verifiably did.
-            (Err(_), false) => {
-                Ok(signature::verify(&layers, digest, None)
-                    .ok()
-                    .map(|v| SignatureCheck {
-                        signer: v.signer,
-                        identity: v.identity,
-                        trusted: false,
-                    }))
-            }
-        }
+            signers,
+            namespace: entry.expect("required").0.to_string(),
+        }),
+        (Err(e), true) => Err(DistError::BadSignature {
+            reference: r.to_string(),
+            digest: digest.to_string(),
+            reason: e.to_string(),
+        }),
+        // Not required: report who signed, if anyone verifiably did.
+        (Err(_), false) => Ok(
+            signature::verify_manifest(&m.manifest, &m.payloads, digest, None)
+                .ok()
+                .map(|v| SignatureCheck {
+                    signer: v.signer,
+                    identity: v.identity,
+                    trusted: false,
+                }),
+        ),
     }
 }

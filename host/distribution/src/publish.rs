@@ -6,7 +6,7 @@ use crate::error::DistError;
 use crate::progress::Progress;
 use crate::reference::ArtifactRef;
 use std::collections::BTreeMap;
-use tack_artifact::signature::{self, SignatureError, SignatureLayer};
+use tack_artifact::signature;
 use tack_artifact::{ArtifactConfig, Descriptor, ImageManifest, SigningKey, build_manifest};
 
 /// An artifact ready to publish: config, layers with their bytes, and annotations.
@@ -147,8 +147,9 @@ pub async fn sign(
     Ok((digest, key.public_key().fingerprint()))
 }
 
-/// Check the signature of what `r` names against `trust`, without downloading layers.
-/// Returns the digest and the trusted signer's fingerprint.
+/// Check the signature of what `r` names against `trust`, without downloading layers;
+/// a signature is required whatever the policy says. Returns the digest and the
+/// trusted signer's fingerprint.
 pub async fn verify(
     registries: &Registries,
     r: &ArtifactRef,
@@ -162,49 +163,10 @@ pub async fn verify(
             r.namespace()
         )));
     };
-    let tag = signature::signature_tag(&digest);
-    let Some((bytes, _)) = registries.optional_manifest(r, &tag).await? else {
-        return Err(DistError::Unsigned {
-            reference: r.to_string(),
-            digest,
-            namespace: ns.to_string(),
-        });
-    };
-    let manifest = ImageManifest::from_slice(&bytes).map_err(|e| DistError::BadSignature {
-        reference: r.to_string(),
-        digest: digest.clone(),
-        reason: format!("the signature manifest is not valid ({e})"),
-    })?;
-    let at = r.at_tag(&tag);
-    let mut payloads = Vec::new();
-    let descriptors = signature::signature_layers(&manifest);
-    for d in &descriptors {
-        payloads.push(
-            registries
-                .blob(&at, d, "signature payload", &crate::progress::NoProgress)
-                .await?,
-        );
-    }
-    let layers: Vec<SignatureLayer<'_>> = descriptors
-        .iter()
-        .zip(&payloads)
-        .map(|(d, p)| SignatureLayer {
-            descriptor: d,
-            payload: p,
-        })
-        .collect();
-    match signature::verify(&layers, &digest, Some(&entry.keys)) {
-        Ok(v) => Ok((digest, v.signer)),
-        Err(SignatureError::Untrusted { signers }) => Err(DistError::UntrustedSigner {
-            reference: r.to_string(),
-            digest,
-            signers,
-            namespace: ns.to_string(),
-        }),
-        Err(e) => Err(DistError::BadSignature {
-            reference: r.to_string(),
-            digest,
-            reason: e.to_string(),
-        }),
+    let strict = TrustPolicy::require(ns, entry.keys.clone());
+    let material = crate::fetch::signature_material(registries, r, &digest).await?;
+    match crate::fetch::check_signature(&strict, r, &digest, material.as_ref())? {
+        Some(check) => Ok((digest, check.signer)),
+        None => unreachable!("a required signature is either checked or refused"),
     }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use tack_artifact::layout::annotations;
+use tack_artifact::layout::{TackInfo, annotations};
 use tack_artifact::{
     ArtifactConfig, Descriptor, Kind, Skill, SkillError, ToolInfo, WorldSummary, media_types,
 };
@@ -116,6 +116,18 @@ async fn component_facts(
     })
 }
 
+/// The wkg config of a wasip2 artifact built now.
+fn config(world: Option<WorldSummary>, tack: TackInfo) -> ArtifactConfig {
+    ArtifactConfig {
+        created: Some(now()),
+        architecture: "wasm".into(),
+        os: "wasip2".into(),
+        layer_digests: Vec::new(),
+        component: world,
+        tack: Some(tack),
+    }
+}
+
 fn wasm_layer(bytes: &[u8], file_name: &str) -> Descriptor {
     let mut d = Descriptor::of(media_types::WASM_LAYER, bytes);
     d.annotations
@@ -132,19 +144,15 @@ pub async fn package_component(runtime: &Runtime, path: &Path) -> Result<Artifac
         .and_then(|n| n.to_str())
         .unwrap_or("component.wasm");
     Ok(Artifact {
-        config: ArtifactConfig {
-            created: Some(now()),
-            architecture: "wasm".into(),
-            os: "wasip2".into(),
-            layer_digests: Vec::new(),
-            component: Some(facts.world),
-            tack: Some(tack_artifact::layout::TackInfo {
+        config: config(
+            Some(facts.world),
+            TackInfo {
                 kind: facts.kind,
                 tools: facts.tools,
                 capabilities: facts.capabilities,
                 skill_name: None,
-            }),
-        },
+            },
+        ),
         layers: vec![(wasm_layer(&bytes, file_name), bytes)],
         description: facts.description,
         annotations: BTreeMap::new(),
@@ -208,19 +216,15 @@ pub async fn package_skill(runtime: &Runtime, dir: &Path) -> Result<Artifact, Pa
         None => (None, Vec::new(), serde_json::Value::Null),
     };
     Ok(Artifact {
-        config: ArtifactConfig {
-            created: Some(now()),
-            architecture: "wasm".into(),
-            os: "wasip2".into(),
-            layer_digests: Vec::new(),
-            component: world,
-            tack: Some(tack_artifact::layout::TackInfo {
+        config: config(
+            world,
+            TackInfo {
                 kind: Kind::Skill,
                 tools,
                 capabilities,
                 skill_name: Some(skill.name.clone()),
-            }),
-        },
+            },
+        ),
         layers,
         description: skill.description,
         annotations: BTreeMap::new(),

@@ -24,6 +24,18 @@ pub mod media_types {
     pub const WASM_LAYER: &str = "application/wasm";
     /// A skill's `SKILL.md` layer.
     pub const SKILL_LAYER: &str = "text/markdown";
+    /// Wasm layer types other tools write, accepted when reading (wasm-to-oci,
+    /// containerd's wasm shims, early wkg).
+    pub const OTHER_WASM_LAYERS: &[&str] = &[
+        "application/vnd.wasm.content.layer.v1+wasm",
+        "application/vnd.module.wasm.content.layer.v1+wasm",
+        "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm",
+    ];
+
+    /// Whether `media_type` is a wasm layer tack can run.
+    pub fn is_wasm_layer(media_type: &str) -> bool {
+        media_type == WASM_LAYER || OTHER_WASM_LAYERS.contains(&media_type)
+    }
 }
 
 /// Annotation keys tack reads and writes.

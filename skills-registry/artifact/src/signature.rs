@@ -307,6 +307,24 @@ pub fn verify(
     Err(SignatureError::Invalid(problems.join("; ")))
 }
 
+/// [`verify`] over the simple-signing layers of a signature manifest, with their
+/// payloads fetched into `payloads` (by digest; a missing payload fails its layer).
+pub fn verify_manifest(
+    manifest: &ImageManifest,
+    payloads: &std::collections::BTreeMap<String, Vec<u8>>,
+    subject_digest: &str,
+    trusted: Option<&[PublicKey]>,
+) -> Result<VerifiedSignature, SignatureError> {
+    let layers: Vec<SignatureLayer<'_>> = signature_layers(manifest)
+        .into_iter()
+        .map(|d| SignatureLayer {
+            descriptor: d,
+            payload: payloads.get(&d.digest).map_or(&[][..], Vec::as_slice),
+        })
+        .collect();
+    verify(&layers, subject_digest, trusted)
+}
+
 /// The signature manifest for `subject` with one more signature, plus the blobs to
 /// push before it (config and payload). Signatures already in `existing` are kept;
 /// signing twice with the same key replaces that key's signature.

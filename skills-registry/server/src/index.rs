@@ -6,7 +6,7 @@
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::RwLock;
-use tack_artifact::signature::{self, SignatureLayer};
+use tack_artifact::signature;
 use tack_artifact::{ImageManifest, Kind, PackageMetadata};
 use tack_registry_store::{Digest, Reference, RepoName, Store, StoreError, Tag};
 
@@ -194,25 +194,14 @@ fn signature_status(
             ..unsigned
         });
     };
-    let descriptors = signature::signature_layers(&manifest);
-    let mut payloads = Vec::new();
-    for d in &descriptors {
-        let payload = match d.digest.parse::<Digest>().map(|dg| store.read_blob(&dg)) {
-            Ok(Ok(p)) => p,
-            _ => Vec::new(),
-        };
-        payloads.push(payload);
+    let mut payloads = std::collections::BTreeMap::new();
+    for d in signature::signature_layers(&manifest) {
+        if let Ok(Ok(p)) = d.digest.parse::<Digest>().map(|dg| store.read_blob(&dg)) {
+            payloads.insert(d.digest.clone(), p);
+        }
     }
-    let layers: Vec<SignatureLayer<'_>> = descriptors
-        .iter()
-        .zip(&payloads)
-        .map(|(d, p)| SignatureLayer {
-            descriptor: d,
-            payload: p,
-        })
-        .collect();
     Ok(
-        match signature::verify(&layers, &digest.to_string(), None) {
+        match signature::verify_manifest(&manifest, &payloads, &digest.to_string(), None) {
             Ok(v) => SignatureStatus {
                 status: "signed",
                 signer: Some(v.signer),

@@ -1,0 +1,277 @@
+//! The registry workflow as a user runs it with the `tack` binary: serve, token,
+//! keygen, publish (signed), ls/show, call by reference, verify, and refusals.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use tack_tests::guest;
+use tack_tests::registries::files_under;
+
+struct Serve(Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn tack(dir: &Path, envs: &[(&str, &str)], args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tack"))
+        .current_dir(dir)
+        .env_remove("TACK_CONFIG")
+        .env_remove("TACK_REGISTRY")
+        .env("TACK_ARTIFACT_DIR", dir.join("artifacts"))
+        .envs(envs.iter().copied())
+        .args(args)
+        .output()
+        .expect("run tack")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "tack failed ({:?}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Start `tack registry serve` on a free port; returns the process and host:port.
+fn serve(dir: &Path) -> (Serve, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tack"))
+        .args(["registry", "serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.join("registry"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the registry");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let host = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    (Serve(child), host)
+}
+
+#[test]
+fn publish_signed_list_show_and_call_by_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (_serve, host) = serve(d);
+    let token = ok(&tack(
+        d,
+        &[],
+        &[
+            "registry",
+            "token",
+            "create",
+            "--data",
+            d.join("registry").to_str().unwrap(),
+            "--namespace",
+            "tack",
+            "--role",
+            "push",
+        ],
+    ));
+    let token = token.trim();
+    assert!(token.starts_with("tack_"), "{token}");
+    let keygen = ok(&tack(d, &[], &["keygen", "--output", "publisher"]));
+    assert!(keygen.contains("fingerprint  sha256:"), "{keygen}");
+    let fingerprint = keygen
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        d.join("tack.toml"),
+        format!(
+            "default-registry = \"{host}\"\n[registries.\"{host}\"]\ntoken-env = \"TACK_TEST_TOKEN\"\n[trust.tack]\nkeys = [\"publisher.pub\"]\n"
+        ),
+    )
+    .unwrap();
+    let config = d.join("tack.toml");
+    let env = [
+        ("TACK_CONFIG", config.to_str().unwrap()),
+        ("TACK_TEST_TOKEN", token),
+    ];
+    let jq = guest("tack_plugin_jq");
+
+    let out = ok(&tack(
+        d,
+        &env,
+        &[
+            "publish",
+            jq.to_str().unwrap(),
+            "tack/jq@0.1.0",
+            "--sign-key",
+            "publisher.key",
+        ],
+    ));
+    assert!(out.contains(&format!("signed  {fingerprint}")), "{out}");
+    assert!(out.contains("tools   jq"), "{out}");
+
+    let ls = ok(&tack(d, &env, &["registry", "ls"]));
+    let row = ls
+        .lines()
+        .find(|l| l.starts_with("tack/jq"))
+        .unwrap_or_else(|| panic!("{ls}"));
+    assert!(
+        row.contains("tool") && row.contains("0.1.0") && row.contains("jq"),
+        "{row}"
+    );
+    assert!(row.contains(&fingerprint[..19]), "{row}");
+    let show = ok(&tack(d, &env, &["registry", "show", "tack/jq"]));
+    assert!(show.contains("tool jq:"), "{show}");
+    assert!(show.contains("\"filter\""), "the schema is shown: {show}");
+    assert!(show.contains(&format!("signed by {fingerprint}")), "{show}");
+    let search = ok(&tack(d, &env, &["registry", "search", "nothing-like-this"]));
+    assert!(search.contains("no packages"), "{search}");
+
+    // A fresh host (empty caches) runs it by reference: resolve, pull, verify, compile.
+    let code = d.join("code");
+    let out = ok(&tack(
+        d,
+        &env,
+        &[
+            "--cache-dir",
+            code.to_str().unwrap(),
+            "tool",
+            "call",
+            "tack/jq@0.1.0",
+            "jq",
+            "--args",
+            r#"{"filter": ".a", "input": {"a": 1}}"#,
+        ],
+    ));
+    assert_eq!(out.trim(), "1");
+    assert!(
+        std::fs::read_to_string(d.join("tack.lock"))
+            .unwrap()
+            .contains("tack/jq:0.1.0")
+    );
+    let verify = ok(&tack(
+        d,
+        &env,
+        &["verify", "tack/jq@0.1.0", "--key", "publisher.pub"],
+    ));
+    assert!(
+        verify.contains(&format!("signer  {fingerprint} (trusted)")),
+        "{verify}"
+    );
+
+    // A host trusting another key refuses it and keeps nothing: no artifact, no code.
+    let other = tempfile::tempdir().unwrap();
+    let o = other.path();
+    ok(&tack(o, &[], &["keygen", "--output", "someone-else"]));
+    std::fs::write(
+        o.join("tack.toml"),
+        format!("[registries.\"{host}\"]\n[trust.tack]\nkeys = [\"someone-else.pub\"]\n"),
+    )
+    .unwrap();
+    let strict = o.join("tack.toml");
+    let code = o.join("code");
+    let out = tack(
+        o,
+        &[("TACK_CONFIG", strict.to_str().unwrap())],
+        &[
+            "--cache-dir",
+            code.to_str().unwrap(),
+            "tool",
+            "call",
+            &format!("{host}/tack/jq@0.1.0"),
+            "jq",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "is signed by {fingerprint}, which is not a trusted key for namespace `tack`"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("[untrusted-signer]"), "{stderr}");
+    assert!(files_under(&o.join("artifacts")).is_empty());
+    assert!(files_under(&code).is_empty(), "something was compiled");
+    assert!(!o.join("tack.lock").exists());
+}
+
+#[test]
+fn publish_mistakes_get_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (_serve, host) = serve(d);
+    let jq = guest("tack_plugin_jq");
+    let jq = jq.to_str().unwrap();
+    let cases: [(&[&str], i32, &str); 5] = [
+        (
+            &["publish", jq, "tack/jq@0.1.0"],
+            2,
+            "no default registry is configured",
+        ),
+        (
+            &["publish", jq, &format!("{host}/tack/jq:latest")],
+            2,
+            "`latest` is not one",
+        ),
+        (
+            &["publish", jq, &format!("{host}/Tack/jq@1.0.0")],
+            2,
+            "is not a repository name",
+        ),
+        (
+            &["publish", jq, &format!("{host}/tack/jq@1.0.0")],
+            6,
+            "authentication required: push on tack/jq",
+        ),
+        (
+            &["publish", "no-such.wasm", &format!("{host}/tack/jq@1.0.0")],
+            4,
+            "cannot read no-such.wasm",
+        ),
+    ];
+    for (args, code, needle) in cases {
+        let out = tack(d, &[], args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: expected `{needle}` in {stderr}"
+        );
+    }
+    // A skill directory with a bad SKILL.md names the rule.
+    let skill = d.join("refunds");
+    std::fs::create_dir(&skill).unwrap();
+    std::fs::write(
+        skill.join("SKILL.md"),
+        "---\nname: Refunds\ndescription: x\n---\n",
+    )
+    .unwrap();
+    let out = tack(
+        d,
+        &[],
+        &[
+            "publish",
+            skill.to_str().unwrap(),
+            &format!("{host}/tack/refunds@1.0.0"),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("`name` `Refunds` contains `R`"), "{stderr}");
+    // Keys are never overwritten.
+    ok(&tack(d, &[], &["keygen", "--output", "k"]));
+    let out = tack(d, &[], &["keygen", "--output", "k"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to overwrite"));
+}

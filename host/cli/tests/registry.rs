@@ -275,3 +275,59 @@ fn publish_mistakes_get_clear_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to overwrite"));
 }
+
+#[test]
+fn publish_to_and_call_from_docker_registry() {
+    let reg = tack_tests::registries::DockerRegistry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&tack(d, &[], &["keygen", "--output", "acme"]));
+    std::fs::write(
+        d.join("tack.toml"),
+        format!(
+            "default-registry = \"{}\"\n[trust.acme]\nkeys = [\"acme.pub\"]\n",
+            reg.host
+        ),
+    )
+    .unwrap();
+    let config = d.join("tack.toml");
+    let env = [("TACK_CONFIG", config.to_str().unwrap())];
+    let jq = guest("tack_plugin_jq");
+    let out = ok(&tack(
+        d,
+        &env,
+        &[
+            "publish",
+            jq.to_str().unwrap(),
+            "acme/jq@0.2.0",
+            "--sign-key",
+            "acme.key",
+        ],
+    ));
+    assert!(
+        out.contains(&format!("published {}/acme/jq:0.2.0", reg.host)),
+        "{out}"
+    );
+    let code = d.join("code");
+    let out = ok(&tack(
+        d,
+        &env,
+        &[
+            "--cache-dir",
+            code.to_str().unwrap(),
+            "tool",
+            "call",
+            "acme/jq@0.2.0",
+            "jq",
+            "--args",
+            r#"{"filter": "[.[] * 2]", "input": [1, 2]}"#,
+        ],
+    ));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v, serde_json::json!([2, 4]));
+    let pull = ok(&tack(d, &env, &["pull", "acme/jq@0.2.0", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&pull).unwrap();
+    assert_eq!(v["source"], "cache");
+    assert_eq!(v["signature"]["trusted"], true);
+    assert_eq!(v["tools"], serde_json::json!(["jq"]));
+}

@@ -137,6 +137,15 @@ impl DockerRegistry {
     /// Start it; panics with how to install it when the binary is missing
     /// (`scripts/test` installs it).
     pub fn start() -> DockerRegistry {
+        DockerRegistry::start_with(None)
+    }
+
+    /// Start it with HTTP Basic auth (htpasswd, bcrypt) for one user.
+    pub fn start_with_basic_auth(user: &str, password: &str) -> DockerRegistry {
+        DockerRegistry::start_with(Some((user, password)))
+    }
+
+    fn start_with(basic: Option<(&str, &str)>) -> DockerRegistry {
         let bin = which("docker-registry").unwrap_or_else(|| {
             panic!(
                 "docker-registry is not installed: `apt-get install docker-registry` \
@@ -147,14 +156,20 @@ impl DockerRegistry {
         let port = free_port();
         let storage = dir.path().join("storage");
         let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                storage.display()
-            ),
-        )
-        .expect("write config");
+        let mut yaml = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            storage.display()
+        );
+        if let Some((user, password)) = basic {
+            let hash = bcrypt::hash(password, 4).expect("bcrypt");
+            let htpasswd = dir.path().join("htpasswd");
+            std::fs::write(&htpasswd, format!("{user}:{hash}\n")).expect("write htpasswd");
+            yaml.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: tack-test\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
+        std::fs::write(&config, yaml).expect("write config");
         let child = Command::new(bin)
             .arg("serve")
             .arg(&config)

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tack_artifact::{PublicKey, SigningKey};
 use tack_distribution::{
-    ArtifactCache, ArtifactRef, DistError, FetchOptions, Fetched, Fetcher, NoProgress, Published,
-    Registries, Source, TrustPolicy,
+    ArtifactCache, ArtifactRef, DistError, DistributionConfig, FetchOptions, Fetched, Fetcher,
+    NoProgress, Published, Registries, Source, TrustPolicy,
 };
 use tack_policy::Grant;
 use tack_registry::Role;
@@ -190,6 +190,35 @@ async fn signed_plugin_runs_by_reference_from_docker_registry() {
         (digest, signer),
         (published.digest, key.public_key().fingerprint())
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn basic_auth_registry_with_credentials_from_configuration() {
+    let reg = DockerRegistry::start_with_basic_auth("ci", "s3cret-for-tests");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("password"), "s3cret-for-tests\n").unwrap();
+    let text = format!(
+        "[registries.\"{}\"]\nusername = \"ci\"\ntoken-file = \"password\"\n",
+        reg.host
+    );
+    let config = DistributionConfig::from_toml(&text, &dir.path().join("tack.toml")).unwrap();
+    let with_creds = Host {
+        dir: tempfile::tempdir().unwrap(),
+        registries: Registries::new(config),
+        trust: TrustPolicy::default(),
+    };
+    let r = reference(&reg.host, "acme/jq:1.0.0");
+    publish(&with_creds, &r, &guest("tack_plugin_jq"), None)
+        .await
+        .unwrap();
+    let fetched = with_creds.fetch(&r).await.unwrap();
+    assert_eq!(run_jq(&fetched).await, serde_json::json!(1));
+    // Without the configured credentials the same registry refuses, and says where
+    // credentials come from.
+    let anonymous = Host::new(&reg.host, None, TrustPolicy::default());
+    let e = anonymous.fetch(&r).await.unwrap_err();
+    assert!(matches!(e, DistError::Denied { .. }), "{e}");
+    anonymous.assert_nothing_kept();
 }
 
 #[tokio::test(flavor = "multi_thread")]

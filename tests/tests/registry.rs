@@ -479,3 +479,39 @@ fn key_files_round_trip_like_cosign_keys() {
     assert_eq!(PublicKey::from_pem(&pem).unwrap(), key.public_key());
     let _unused: BTreeMap<(), ()> = BTreeMap::new();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_skill_travels_with_its_skill_md_and_its_tools() {
+    let reg = TackRegistry::start(true);
+    let key = SigningKey::generate();
+    let publisher = Host::new(
+        &reg.host,
+        Some(&reg.token("acme", Role::Push)),
+        TrustPolicy::default(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let skill = dir.path().join("json-shaping");
+    std::fs::create_dir(&skill).unwrap();
+    let text = "---\nname: json-shaping\ndescription: Reshape JSON with jq. Use when a tool returns more than the user needs.\n---\n# Shaping JSON\nPrefer one filter over many calls.\n";
+    std::fs::write(skill.join("SKILL.md"), text).unwrap();
+    std::fs::copy(guest("tack_plugin_jq"), skill.join("jq.wasm")).unwrap();
+    let r = reference(&reg.host, "acme/json-shaping:1.0.0");
+    publish(&publisher, &r, &skill, Some(&key)).await.unwrap();
+
+    let host = Host::new(&reg.host, None, trust("acme", &key));
+    let fetched = host.fetch(&r).await.unwrap();
+    assert_eq!(fetched.skill.as_deref(), Some(text));
+    assert_eq!(run_jq(&fetched).await, serde_json::json!(1));
+    let meta = tack_artifact::PackageMetadata::read(&fetched.manifest, &fetched.config).unwrap();
+    assert_eq!(meta.kind, tack_artifact::Kind::Skill);
+    assert!(meta.description.starts_with("Reshape JSON"));
+    assert_eq!(meta.tools[0].name, "jq");
+    let v: serde_json::Value = reqwest::get(format!("{}/api/v1/packages?kind=skill", reg.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["packages"][0]["name"], "acme/json-shaping");
+    assert_eq!(v["packages"][0]["tools"], serde_json::json!(["jq"]));
+}

@@ -160,6 +160,13 @@ pub fn create_token(
     }
     std::fs::create_dir_all(data_dir)?;
     let path = tokens_path(data_dir);
+    // Two `token create` at once must not lose one: read-modify-write under a lock.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(data_dir.join("tokens.lock"))?;
+    lock.lock()?;
     let mut records = read_tokens(&path)?;
     let secret = format!("tack_{}", random_hex(24));
     let record = TokenRecord {
@@ -440,6 +447,32 @@ mod tests {
         // Stored hashed: the secret is nowhere in the file.
         let file = std::fs::read_to_string(tokens_path(dir.path())).unwrap();
         assert!(!file.contains(&push));
+    }
+
+    #[test]
+    fn concurrent_creates_keep_every_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets: Vec<String> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    scope.spawn(|| {
+                        create_token(dir.path(), "acme", Role::Pull, None)
+                            .unwrap()
+                            .0
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let a = auth(dir.path(), false);
+        for s in &secrets {
+            assert!(
+                a.authenticate(Some(&format!("Bearer {s}")))
+                    .unwrap()
+                    .is_some()
+            );
+        }
+        assert_eq!(read_tokens(&tokens_path(dir.path())).unwrap().len(), 8);
     }
 
     #[test]

@@ -1,0 +1,407 @@
+//! The agent file's shape and its validation.
+
+use crate::secrets::scan_for_secrets;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use tack_distribution::ArtifactRef;
+use tack_policy::HumanDuration;
+
+/// A parsed, validated agent file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AgentSpec {
+    /// Lowercase letters, digits and single hyphens, at most 64 characters.
+    pub name: String,
+    /// What the agent is for.
+    #[serde(default)]
+    pub description: String,
+    /// A model name from the host's model catalog.
+    pub model: String,
+    /// The system instructions.
+    #[serde(default)]
+    pub instructions: String,
+    /// Tool plugin references, each with a version (`tack/payments@0.1.0`).
+    #[serde(default)]
+    pub tools: Vec<String>,
+    /// Skill references, each with a version.
+    #[serde(default)]
+    pub skills: Vec<String>,
+    /// Limits of one run.
+    #[serde(default)]
+    pub limits: Limits,
+    /// The name of an approval policy defined by the host.
+    #[serde(default)]
+    pub approval_policy: Option<String>,
+}
+
+/// Limits of one run; a run stops with its reason at the first one reached.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Limits {
+    /// Model calls at most.
+    pub max_steps: Option<u32>,
+    /// Spend at most, in US dollars (checked before every model call).
+    pub max_cost_usd: Option<f64>,
+    /// Input plus output tokens at most.
+    pub max_tokens: Option<u64>,
+    /// Wall time of the run at most (`30s`, `2m`).
+    pub timeout: Option<HumanDuration>,
+}
+
+impl Limits {
+    /// The timeout as a `Duration`.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout.map(|t| t.0)
+    }
+}
+
+/// What the host can satisfy: its model catalog, approval policies and default registry.
+pub trait Catalog {
+    /// Whether `name` is in the model catalog.
+    fn has_model(&self, name: &str) -> bool;
+    /// The catalog's model names (for error messages).
+    fn models(&self) -> Vec<String>;
+    /// Whether an approval policy `name` is defined.
+    fn has_approval_policy(&self, name: &str) -> bool;
+    /// The registry for references that name none.
+    fn default_registry(&self) -> Option<String>;
+}
+
+/// Why an agent file was refused. Every message names the field.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum AgentError {
+    /// Not YAML, a wrong type, an unknown or missing field.
+    #[error("{path}: {message}")]
+    Shape {
+        /// The field (or `(document)`).
+        path: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// A value shaped like a credential.
+    #[error(
+        "{path}: this looks like {looks_like}; agent files must not contain secrets. Store it with `tack secret set NAME` and let the host inject it"
+    )]
+    Secret {
+        /// The field.
+        path: String,
+        /// What it looks like.
+        looks_like: &'static str,
+    },
+    /// A value breaks its rule.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The field.
+        path: String,
+        /// What is wrong and the rule.
+        message: String,
+    },
+    /// A reference the host cannot satisfy.
+    #[error("{path}: {message}")]
+    Reference {
+        /// The field.
+        path: String,
+        /// What is missing, and what exists.
+        message: String,
+    },
+}
+
+impl AgentError {
+    /// The field the error is about.
+    pub fn path(&self) -> &str {
+        match self {
+            AgentError::Shape { path, .. }
+            | AgentError::Secret { path, .. }
+            | AgentError::Invalid { path, .. }
+            | AgentError::Reference { path, .. } => path,
+        }
+    }
+}
+
+fn invalid(path: impl Into<String>, message: impl Into<String>) -> AgentError {
+    AgentError::Invalid {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+impl AgentSpec {
+    /// Parse an agent file: secrets first (so none is echoed back in another error),
+    /// then the shape (unknown fields refused), then the value rules.
+    pub fn parse(yaml: &str) -> Result<AgentSpec, AgentError> {
+        let raw: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(yaml).map_err(|e| AgentError::Shape {
+                path: "(document)".into(),
+                message: format!("not valid YAML: {e}"),
+            })?;
+        if let Some(f) = scan_for_secrets(&raw).into_iter().next() {
+            return Err(AgentError::Secret {
+                path: f.path,
+                looks_like: f.looks_like,
+            });
+        }
+        let spec: AgentSpec = serde_path_to_error::deserialize(raw).map_err(|e| {
+            let path = e.path().to_string();
+            AgentError::Shape {
+                path: if path == "." {
+                    "(document)".into()
+                } else {
+                    path
+                },
+                message: e.into_inner().to_string(),
+            }
+        })?;
+        spec.check_values()?;
+        Ok(spec)
+    }
+
+    fn check_values(&self) -> Result<(), AgentError> {
+        let name = &self.name;
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !name.starts_with('-')
+            && !name.ends_with('-')
+            && !name.contains("--");
+        if !ok {
+            return Err(invalid(
+                "name",
+                format!(
+                    "`{name}` is not an agent name: use 1-64 lowercase letters, digits and single hyphens"
+                ),
+            ));
+        }
+        if self.model.trim().is_empty() {
+            return Err(invalid(
+                "model",
+                "must name a model from the host's catalog",
+            ));
+        }
+        let l = &self.limits;
+        if l.max_steps == Some(0) {
+            return Err(invalid("limits.max-steps", "must be at least 1"));
+        }
+        if let Some(c) = l.max_cost_usd
+            && !(c.is_finite() && c > 0.0)
+        {
+            return Err(invalid(
+                "limits.max-cost-usd",
+                format!("must be a positive number of dollars, not {c}"),
+            ));
+        }
+        if l.max_tokens == Some(0) {
+            return Err(invalid("limits.max-tokens", "must be at least 1"));
+        }
+        if l.timeout.is_some_and(|t| t.0.is_zero()) {
+            return Err(invalid("limits.timeout", "must be longer than zero"));
+        }
+        Ok(())
+    }
+
+    /// Check every reference against what the host has: the model catalog, the
+    /// approval policies, and well-formed versioned tool and skill references.
+    pub fn validate(&self, catalog: &dyn Catalog) -> Result<(), AgentError> {
+        if !catalog.has_model(&self.model) {
+            let mut known = catalog.models();
+            known.sort();
+            return Err(AgentError::Reference {
+                path: "model".into(),
+                message: format!(
+                    "`{}` is not in the host's model catalog (known: {})",
+                    self.model,
+                    if known.is_empty() {
+                        "none; add [models.NAME] to the host configuration".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            });
+        }
+        if let Some(p) = &self.approval_policy
+            && !catalog.has_approval_policy(p)
+        {
+            return Err(AgentError::Reference {
+                path: "approval-policy".into(),
+                message: format!("no approval policy `{p}` is defined on this host"),
+            });
+        }
+        let registry = catalog.default_registry();
+        for (field, list) in [("tools", &self.tools), ("skills", &self.skills)] {
+            let mut seen = std::collections::BTreeSet::new();
+            for (i, r) in list.iter().enumerate() {
+                let path = format!("{field}[{i}]");
+                let parsed = ArtifactRef::parse(r, registry.as_deref()).map_err(|e| {
+                    AgentError::Reference {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    }
+                })?;
+                if parsed.digest.is_none()
+                    && parsed
+                        .tag
+                        .as_deref()
+                        .is_none_or(|t| semver::Version::parse(t).is_err())
+                {
+                    return Err(AgentError::Reference {
+                        path,
+                        message: format!(
+                            "`{r}` names no version: pin one, e.g. {}@0.1.0",
+                            parsed.repository
+                        ),
+                    });
+                }
+                if !seen.insert(parsed.repository_url()) {
+                    return Err(invalid(path, format!("`{r}` is listed twice")));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Host;
+    impl Catalog for Host {
+        fn has_model(&self, name: &str) -> bool {
+            name == "demo" || name == "gpt-4o"
+        }
+        fn models(&self) -> Vec<String> {
+            vec!["gpt-4o".into(), "demo".into()]
+        }
+        fn has_approval_policy(&self, name: &str) -> bool {
+            name == "refunds-over-100"
+        }
+        fn default_registry(&self) -> Option<String> {
+            Some("localhost:5050".into())
+        }
+    }
+
+    const GOOD: &str = "name: refund-assistant
+description: Answers refund requests.
+model: demo
+instructions: |
+  You help customers with refunds. Check the balance first.
+tools:
+  - tack/payments@0.1.0
+skills:
+  - tack/refund-policy@0.1.0
+limits:
+  max-steps: 12
+  max-cost-usd: 0.5
+  max-tokens: 20000
+  timeout: 2m
+approval-policy: refunds-over-100
+";
+
+    fn err(yaml: &str) -> AgentError {
+        AgentSpec::parse(yaml)
+            .and_then(|s| s.validate(&Host).map(|()| s))
+            .unwrap_err()
+    }
+
+    #[test]
+    fn a_complete_agent_file_parses_and_validates() {
+        let spec = AgentSpec::parse(GOOD).unwrap();
+        spec.validate(&Host).unwrap();
+        assert_eq!(spec.limits.timeout(), Some(Duration::from_secs(120)));
+        assert_eq!(spec.limits.max_cost_usd, Some(0.5));
+        assert_eq!(spec.tools, ["tack/payments@0.1.0"]);
+    }
+
+    #[test]
+    fn each_mistake_names_its_field() {
+        let cases = [
+            (
+                GOOD.replace("model: demo", "model: gpt-9"),
+                "model",
+                "known: demo, gpt-4o",
+            ),
+            (
+                GOOD.replace("description:", "descripton:"),
+                "descripton",
+                "unknown field",
+            ),
+            (
+                GOOD.replace("  max-steps: 12", "  max-step: 12"),
+                "limits.max-step",
+                "unknown field",
+            ),
+            (
+                GOOD.replace("max-steps: 12", "max-steps: twelve"),
+                "limits.max-steps",
+                "invalid type",
+            ),
+            (
+                GOOD.replace("max-cost-usd: 0.5", "max-cost-usd: -1"),
+                "limits.max-cost-usd",
+                "positive",
+            ),
+            (
+                GOOD.replace("timeout: 2m", "timeout: soon"),
+                "limits.timeout",
+                "",
+            ),
+            (
+                GOOD.replace("name: refund-assistant", "name: Refund Assistant"),
+                "name",
+                "not an agent name",
+            ),
+            (
+                GOOD.replace("tack/payments@0.1.0", "tack/payments"),
+                "tools[0]",
+                "no version",
+            ),
+            (
+                GOOD.replace("tack/payments@0.1.0", "tack/payments:latest"),
+                "tools[0]",
+                "names no version",
+            ),
+            (
+                GOOD.replace("refunds-over-100", "refunds-over-9000"),
+                "approval-policy",
+                "no approval policy",
+            ),
+            (
+                GOOD.replace("model: demo\n", ""),
+                "(document)",
+                "missing field `model`",
+            ),
+            (
+                GOOD.replace(
+                    "  - tack/refund-policy@0.1.0",
+                    "  - tack/refund-policy@0.1.0\n  - tack/refund-policy@0.2.0",
+                ),
+                "skills[1]",
+                "listed twice",
+            ),
+        ];
+        for (yaml, path, needle) in cases {
+            let e = err(&yaml);
+            assert_eq!(e.path(), path, "{e}");
+            assert!(e.to_string().contains(needle), "{e}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_refused_without_being_echoed() {
+        let key: String = format!("sk-{}", "Zq7Xw2Lp9Rt4Vb8Nm3Kc6Hd1Jf5Gs0Ay".repeat(2));
+        let yaml = GOOD.replace(
+            "Check the balance first.",
+            &format!("Check the balance first. Use key {key} for the API."),
+        );
+        let e = err(&yaml);
+        assert!(matches!(e, AgentError::Secret { .. }), "{e}");
+        assert_eq!(e.path(), "instructions");
+        assert!(!e.to_string().contains(&key), "the secret was echoed: {e}");
+        assert!(e.to_string().contains("tack secret set"), "{e}");
+        // Also under a field the schema would refuse anyway: the secret wins.
+        let e = err(&format!("{GOOD}api-key: {key}\n"));
+        assert_eq!(e.path(), "api-key");
+        assert!(matches!(e, AgentError::Secret { .. }));
+    }
+}

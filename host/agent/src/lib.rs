@@ -26,5 +26,5 @@
 mod secrets;
 mod spec;
 
-pub use secrets::{SecretFinding, scan_for_secrets};
+pub use secrets::{SecretFinding, looks_like_secret, scan_for_secrets};
 pub use spec::{AgentError, AgentSpec, Catalog, Limits};

@@ -1,0 +1,343 @@
+//! The host configuration, one TOML file (`--config`, `TACK_CONFIG`):
+//!
+//! ```toml
+//! listen = "127.0.0.1:8080"
+//! storage = "sqlite://tack.db"          # or postgres://user@host/db
+//!
+//! [models.demo]                         # the model catalog
+//! adapter = "tack/openai-chat@0.1.0"    # a model-adapter component
+//! endpoint = "http://127.0.0.1:9000/v1"
+//! model = "gpt-4o-mini"                 # the provider's id (default: the catalog name)
+//! credential = "OPENAI_API_KEY"         # a secret name (`tack secret set`), never a value
+//! input-usd-per-mtok = 0.15
+//! output-usd-per-mtok = 0.60
+//!
+//! [tools."tack/payments"]               # central flags and grant, by repository
+//! destructive = ["issue_refund"]
+//! read-only = ["read_balance"]
+//! grant = { dirs = ["/var/lib/tack/payments:/state"], wall-clock = true }
+//!
+//! [approval-policies.refunds-over-100]
+//! component = "tack/refund-policy-gate@0.1.0"   # or: tools = ["issue_refund"]
+//! approver-role = "approver"
+//! scope = "call"                        # or "session"
+//! grant-ttl = "15m"
+//! redact = ["account"]
+//!
+//! # and the registry part: default-registry, [registries.*], [trust.*]
+//! ```
+//!
+//! Unknown keys are refused with their path; model entries must not carry
+//! credential values (only secret names).
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use tack_distribution::DistributionConfig;
+use tack_policy::{Grant, HumanDuration};
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ConfigError {
+    /// The file.
+    pub path: String,
+    /// What is wrong, naming the key.
+    pub message: String,
+}
+
+/// One model in the catalog.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ModelEntry {
+    /// The model-adapter component (a registry reference with a version).
+    pub adapter: String,
+    /// The provider's base URL.
+    pub endpoint: String,
+    /// The provider's model id (default: the catalog name).
+    pub model: Option<String>,
+    /// The name of the secret holding the credential.
+    pub credential: Option<String>,
+    /// Price per million input tokens, in US dollars.
+    #[serde(default)]
+    pub input_usd_per_mtok: f64,
+    /// Price per million output tokens, in US dollars.
+    #[serde(default)]
+    pub output_usd_per_mtok: f64,
+}
+
+impl ModelEntry {
+    /// The cost in US dollars of `input` and `output` tokens.
+    pub fn cost_usd(&self, input: u64, output: u64) -> f64 {
+        (input as f64 * self.input_usd_per_mtok + output as f64 * self.output_usd_per_mtok) / 1e6
+    }
+}
+
+/// Central settings of one plugin (by repository): flags that override what the
+/// plugin says about its tools, and the sandbox grant its calls get.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ToolSettings {
+    /// Tools treated as destructive whatever their annotations say.
+    #[serde(default)]
+    pub destructive: Vec<String>,
+    /// Tools treated as read-only.
+    #[serde(default)]
+    pub read_only: Vec<String>,
+    /// The grant every call of this plugin gets.
+    #[serde(default)]
+    pub grant: Grant,
+}
+
+/// How long an approval covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalScope {
+    /// This call only.
+    Call,
+    /// The same tool for the rest of the session.
+    Session,
+}
+
+/// An approval policy as the host configuration defines it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ApprovalPolicyConfig {
+    /// A policy component deciding per call (a registry reference with a version).
+    pub component: Option<String>,
+    /// Tools that always need approval (by tool name; `*destructive` for every
+    /// destructive tool).
+    #[serde(default)]
+    pub tools: Vec<String>,
+    /// The role that may approve.
+    #[serde(default = "approver")]
+    pub approver_role: String,
+    /// What one approval covers.
+    #[serde(default = "per_call")]
+    pub scope: ApprovalScope,
+    /// How long a session-scoped approval lasts.
+    pub grant_ttl: Option<HumanDuration>,
+    /// Argument names the approver does not see (and no event shows).
+    #[serde(default)]
+    pub redact: Vec<String>,
+}
+
+fn approver() -> String {
+    "approver".into()
+}
+
+fn per_call() -> ApprovalScope {
+    ApprovalScope::Call
+}
+
+fn default_listen() -> SocketAddr {
+    "127.0.0.1:8080".parse().expect("a valid address")
+}
+
+fn default_storage() -> String {
+    "sqlite://tack.db".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct HostSection {
+    #[serde(default = "default_listen")]
+    listen: SocketAddr,
+    #[serde(default = "default_storage")]
+    storage: String,
+    #[serde(default)]
+    models: BTreeMap<String, ModelEntry>,
+    #[serde(default)]
+    tools: BTreeMap<String, ToolSettings>,
+    #[serde(default)]
+    approval_policies: BTreeMap<String, ApprovalPolicyConfig>,
+}
+
+/// The whole host configuration.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// Where the sessions API listens.
+    pub listen: SocketAddr,
+    /// The durable store's URL (`sqlite://PATH`, relative to the file, or `postgres://…`).
+    pub storage: String,
+    /// The model catalog.
+    pub models: BTreeMap<String, ModelEntry>,
+    /// Central tool settings by plugin repository.
+    pub tools: BTreeMap<String, ToolSettings>,
+    /// Approval policies by name.
+    pub approval_policies: BTreeMap<String, ApprovalPolicyConfig>,
+    /// Registries, credentials and trust.
+    pub distribution: DistributionConfig,
+    /// Where relative paths start.
+    pub base_dir: PathBuf,
+}
+
+const DISTRIBUTION_KEYS: &[&str] = &["default-registry", "registries", "trust"];
+
+impl HostConfig {
+    /// Parse the configuration file at `path` from `text`.
+    pub fn from_toml(text: &str, path: &Path) -> Result<HostConfig, ConfigError> {
+        let err = |message: String| ConfigError {
+            path: path.display().to_string(),
+            message,
+        };
+        let table: toml::Table = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let (dist, host): (toml::Table, toml::Table) = table
+            .into_iter()
+            .partition(|(k, _)| DISTRIBUTION_KEYS.contains(&k.as_str()));
+        let distribution = DistributionConfig::from_toml(
+            &toml::to_string(&dist).map_err(|e| err(e.to_string()))?,
+            path,
+        )
+        .map_err(|e| err(e.0))?;
+        let host: HostSection = host
+            .try_into()
+            .map_err(|e: toml::de::Error| err(e.to_string()))?;
+        for (name, m) in &host.models {
+            if let Some(c) = &m.credential
+                && let Some(what) = tack_agent::looks_like_secret(c)
+            {
+                return Err(err(format!(
+                    "models.{name}.credential looks like {what}: it names a secret (`tack secret set NAME`), it does not hold one"
+                )));
+            }
+            if m.input_usd_per_mtok < 0.0 || m.output_usd_per_mtok < 0.0 {
+                return Err(err(format!("models.{name}: prices must not be negative")));
+            }
+            if !(m.endpoint.starts_with("http://") || m.endpoint.starts_with("https://")) {
+                return Err(err(format!(
+                    "models.{name}.endpoint `{}` is not an http(s) URL",
+                    m.endpoint
+                )));
+            }
+        }
+        for (name, p) in &host.approval_policies {
+            if p.component.is_none() && p.tools.is_empty() {
+                return Err(err(format!(
+                    "approval-policies.{name}: give `tools` that need approval or a policy `component`"
+                )));
+            }
+        }
+        Ok(HostConfig {
+            listen: host.listen,
+            storage: host.storage,
+            models: host.models,
+            tools: host.tools,
+            approval_policies: host.approval_policies,
+            distribution,
+            base_dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        })
+    }
+
+    /// Read the configuration file at `path`.
+    pub fn load(path: &Path) -> Result<HostConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.display().to_string(),
+            message: format!("cannot read: {e}"),
+        })?;
+        HostConfig::from_toml(&text, path)
+    }
+}
+
+impl tack_agent::Catalog for HostConfig {
+    fn has_model(&self, name: &str) -> bool {
+        self.models.contains_key(name)
+    }
+    fn models(&self) -> Vec<String> {
+        self.models.keys().cloned().collect()
+    }
+    fn has_approval_policy(&self, name: &str) -> bool {
+        self.approval_policies.contains_key(name)
+    }
+    fn default_registry(&self) -> Option<String> {
+        self.distribution.default_registry.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tack_agent::{AgentSpec, Catalog};
+
+    const FILE: &str = r#"
+listen = "127.0.0.1:8181"
+default-registry = "localhost:5050"
+
+[models.demo]
+adapter = "tack/openai-chat@0.1.0"
+endpoint = "http://127.0.0.1:9000/v1"
+credential = "DEMO_KEY"
+input-usd-per-mtok = 2.5
+output-usd-per-mtok = 10
+
+[tools."tack/payments"]
+destructive = ["issue_refund"]
+grant = { wall-clock = true }
+
+[approval-policies.refunds-over-100]
+component = "tack/refund-gate@0.1.0"
+scope = "session"
+grant-ttl = "15m"
+redact = ["account"]
+
+[trust."*"]
+require-signature = false
+"#;
+
+    fn path() -> PathBuf {
+        PathBuf::from("/etc/tack/tack.toml")
+    }
+
+    #[test]
+    fn the_whole_file_parses_and_serves_as_the_agent_catalog() {
+        let c = HostConfig::from_toml(FILE, &path()).unwrap();
+        assert_eq!(c.listen.port(), 8181);
+        assert_eq!(c.storage, "sqlite://tack.db");
+        assert_eq!(
+            c.distribution.default_registry.as_deref(),
+            Some("localhost:5050")
+        );
+        assert!(c.distribution.trust.contains_key("*"));
+        assert!((c.models["demo"].cost_usd(1_000_000, 100_000) - 3.5).abs() < 1e-9);
+        assert!(c.tools["tack/payments"].grant.wall_clock);
+        let p = &c.approval_policies["refunds-over-100"];
+        assert_eq!(
+            (p.scope, p.approver_role.as_str()),
+            (ApprovalScope::Session, "approver")
+        );
+        assert_eq!(c.models(), ["demo"]);
+        let agent = AgentSpec::parse(
+            "name: a\nmodel: demo\ntools: [tack/payments@0.1.0]\napproval-policy: refunds-over-100\n",
+        )
+        .unwrap();
+        agent.validate(&c).unwrap();
+    }
+
+    #[test]
+    fn mistakes_name_the_key() {
+        let e = |text: &str| {
+            HostConfig::from_toml(text, &path())
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(e("lisen = \"x\"").contains("unknown field `lisen`"));
+        assert!(
+            e("[models.m]\nadapter = \"a@1.0.0\"\nendpoint = \"ftp://x\"")
+                .contains("models.m.endpoint")
+        );
+        let key = format!("sk-{}", "Zq7Xw2Lp9Rt4Vb8Nm3Kc6Hd1Jf5Gs0Ay");
+        let text = format!(
+            "[models.m]\nadapter = \"a@1.0.0\"\nendpoint = \"http://x\"\ncredential = \"{key}\""
+        );
+        let msg = e(&text);
+        assert!(msg.contains("models.m.credential looks like"), "{msg}");
+        assert!(!msg.contains(&key));
+        assert!(e("[approval-policies.p]\nscope = \"call\"").contains("give `tools`"));
+        assert!(
+            e("[approval-policies.p]\ntools = [\"x\"]\nscope = \"forever\"")
+                .contains("unknown variant `forever`")
+        );
+        assert!(e("[trust.acme]\nkeys = []\nrequire = true").contains("unknown field `require`"));
+    }
+}

@@ -222,3 +222,111 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// A throwaway PostgreSQL cluster on loopback (Debian's `postgresql` package),
+/// trust auth, stopped and removed on drop. As root it runs as the `postgres` user.
+pub struct Postgres {
+    /// `postgres://postgres@127.0.0.1:<port>/postgres`.
+    pub url: String,
+    bin: PathBuf,
+    data: PathBuf,
+    as_postgres: bool,
+    _dir: tempfile::TempDir,
+}
+
+fn postgres_bin() -> Option<PathBuf> {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("initdb").is_file())
+        .collect();
+    versions.sort();
+    versions.pop()
+}
+
+impl Postgres {
+    fn command(bin: &Path, tool: &str, as_postgres: bool) -> Command {
+        if as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(bin.join(tool));
+            c
+        } else {
+            Command::new(bin.join(tool))
+        }
+    }
+
+    /// Start a cluster; panics with how to install PostgreSQL when it is missing
+    /// (`scripts/test` installs it).
+    pub fn start() -> Postgres {
+        let bin = postgres_bin().unwrap_or_else(|| {
+            panic!(
+                "PostgreSQL is not installed: `apt-get install postgresql` (scripts/test does this)"
+            )
+        });
+        let dir = tempfile::tempdir().expect("temp dir");
+        let as_postgres = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false);
+        if as_postgres {
+            let ok = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .expect("chown");
+            assert!(
+                ok.success(),
+                "cannot hand the data directory to the postgres user"
+            );
+        }
+        let data = dir.path().join("data");
+        let out = Postgres::command(&bin, "initdb", as_postgres)
+            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
+            .arg(&data)
+            .output()
+            .expect("run initdb");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = free_port();
+        let opts = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off",
+            dir.path().display()
+        );
+        let out = Postgres::command(&bin, "pg_ctl", as_postgres)
+            .args(["-w", "-D"])
+            .arg(&data)
+            .args(["-o", &opts, "-l"])
+            .arg(dir.path().join("log"))
+            .arg("start")
+            .output()
+            .expect("run pg_ctl");
+        assert!(
+            out.status.success(),
+            "postgres did not start: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(dir.path().join("log")).unwrap_or_default()
+        );
+        Postgres {
+            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            bin,
+            data,
+            as_postgres,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = Postgres::command(&self.bin, "pg_ctl", self.as_postgres)
+            .args(["-D"])
+            .arg(&self.data)
+            .args(["-m", "immediate", "stop"])
+            .output();
+    }
+}

@@ -1,0 +1,522 @@
+//! tack's durable store, one schema on two backends: SQLite (the embedded default,
+//! `sqlite://PATH`) and Postgres (`postgres://…`, for several hosts sharing state).
+//!
+//! What it holds:
+//! - **agents**: every registered version of every agent file (versions count up
+//!   from 1; registering an unchanged spec returns the latest version);
+//! - **sessions**: one per conversation with an agent version, with a status;
+//! - **events**: each session's append-only log. An event has a per-session
+//!   sequence number (gap-free, assigned in the appending transaction) and a ULID
+//!   id (what SSE clients send back as `Last-Event-ID`). Appends are atomic: after a
+//!   crash an event is either wholly there or not at all;
+//! - **tool calls**: an idempotency record per (session, call key), claimed before a
+//!   tool runs and finished with its result, so a resumed run never executes a call
+//!   twice.
+//!
+//! SQL is written once with `$n` placeholders (both SQLite and Postgres accept
+//! them) through sqlx's `Any` driver; the few differences live in [`Backend`].
+
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite (one file, WAL mode).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL names no supported database.
+    #[error(
+        "storage URL `{0}` is not supported: use sqlite://PATH or postgres://USER@HOST[:PORT]/DB"
+    )]
+    Url(String),
+    /// The database said no.
+    #[error("storage: {0}")]
+    Db(#[from] sqlx::Error),
+    /// A stored JSON document did not parse.
+    #[error("storage: corrupt JSON in {what}: {message}")]
+    Corrupt {
+        /// Which record.
+        what: String,
+        /// The parse error.
+        message: String,
+    },
+    /// The named session does not exist.
+    #[error("no session `{0}`")]
+    NoSession(String),
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// One registered version of an agent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentRecord {
+    /// Agent name.
+    pub name: String,
+    /// Version, from 1.
+    pub version: u32,
+    /// The spec, as JSON.
+    pub spec: Value,
+    /// Registration time, ms since the Unix epoch.
+    pub created_ms: i64,
+}
+
+/// A session.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionRecord {
+    /// ULID.
+    pub id: String,
+    /// Agent name.
+    pub agent: String,
+    /// Agent version the session runs.
+    pub agent_version: u32,
+    /// Status (`idle`, `running`, `waiting`, `finished`, …: the loop decides).
+    pub status: String,
+    /// Creation time, ms.
+    pub created_ms: i64,
+    /// Last change, ms.
+    pub updated_ms: i64,
+}
+
+/// One event of a session's log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    /// ULID, unique across sessions.
+    pub id: String,
+    /// Position in the session's log, from 1, without gaps.
+    pub seq: u64,
+    /// Event type (`run_started`, `tool_call`, …).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Payload.
+    pub data: Value,
+    /// Append time, ms.
+    pub created_ms: i64,
+}
+
+/// The state of a tool call's idempotency record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// First claim: run the call now.
+    New,
+    /// Claimed before and not finished (the host died mid-call): do not run it
+    /// blindly again; the tool's own idempotency key decides.
+    Unfinished,
+    /// Finished before: here is its recorded result.
+    Done(Value),
+}
+
+/// A new ULID, strictly greater than every one this process made before (so ids
+/// made in the same millisecond still sort in creation order).
+fn next_id() -> String {
+    static GENERATOR: std::sync::Mutex<Option<ulid::Generator>> = std::sync::Mutex::new(None);
+    let mut g = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
+    let g = g.get_or_insert_with(ulid::Generator::new);
+    match g.generate() {
+        Ok(id) => id.to_string(),
+        // The random part overflowed within one millisecond: wait for the next one.
+        Err(_) => {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            g.generate()
+                .map(|u| u.to_string())
+                .unwrap_or_else(|_| ulid::Ulid::generate().to_string())
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS agents (
+        name TEXT NOT NULL, version BIGINT NOT NULL, spec TEXT NOT NULL, created_ms BIGINT NOT NULL,
+        PRIMARY KEY (name, version))",
+    "CREATE TABLE IF NOT EXISTS sessions (
+        id TEXT PRIMARY KEY, agent TEXT NOT NULL, agent_version BIGINT NOT NULL,
+        status TEXT NOT NULL, created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS events (
+        session_id TEXT NOT NULL, seq BIGINT NOT NULL, id TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL, data TEXT NOT NULL, created_ms BIGINT NOT NULL,
+        PRIMARY KEY (session_id, seq))",
+    "CREATE TABLE IF NOT EXISTS tool_calls (
+        session_id TEXT NOT NULL, call_key TEXT NOT NULL, status TEXT NOT NULL,
+        result TEXT, updated_ms BIGINT NOT NULL,
+        PRIMARY KEY (session_id, call_key))",
+];
+
+/// The store.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+fn json(text: &str, what: impl Into<String>) -> Result<Value> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        what: what.into(),
+        message: e.to_string(),
+    })
+}
+
+fn is_conflict(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+impl Store {
+    /// Open (creating if needed) the store at `url` and apply the schema.
+    pub async fn open(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if let Some(path) = url.strip_prefix("sqlite://") {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            (Backend::Sqlite, format!("sqlite://{path}{sep}mode=rwc"))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_string())
+        } else {
+            return Err(StoreError::Url(url.to_string()));
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 1 } else { 8 })
+            .connect(&url)
+            .await?;
+        if backend == Backend::Sqlite {
+            sqlx::query("PRAGMA journal_mode=WAL")
+                .execute(&pool)
+                .await?;
+            sqlx::query("PRAGMA synchronous=FULL")
+                .execute(&pool)
+                .await?;
+        }
+        for stmt in SCHEMA {
+            sqlx::query(stmt).execute(&pool).await?;
+        }
+        Ok(Store { pool, backend })
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Register `spec` as the next version of agent `name`; an unchanged spec
+    /// returns the latest version instead of a new one.
+    pub async fn put_agent(&self, name: &str, spec: &Value) -> Result<AgentRecord> {
+        let text = spec.to_string();
+        loop {
+            if let Some(latest) = self.agent(name, None).await?
+                && latest.spec == *spec
+            {
+                return Ok(latest);
+            }
+            let next: i64 = sqlx::query(
+                "SELECT COALESCE(MAX(version), 0) + 1 AS v FROM agents WHERE name = $1",
+            )
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("v")?;
+            let created_ms = now_ms();
+            match sqlx::query(
+                "INSERT INTO agents (name, version, spec, created_ms) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(name)
+            .bind(next)
+            .bind(&text)
+            .bind(created_ms)
+            .execute(&self.pool)
+            .await
+            {
+                Ok(_) => {
+                    return Ok(AgentRecord {
+                        name: name.to_string(),
+                        version: next as u32,
+                        spec: spec.clone(),
+                        created_ms,
+                    });
+                }
+                // Someone registered the same version number first: go again.
+                Err(e) if is_conflict(&e) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn agent_row(row: &AnyRow) -> Result<AgentRecord> {
+        let name: String = row.try_get("name")?;
+        let version: i64 = row.try_get("version")?;
+        let spec: String = row.try_get("spec")?;
+        Ok(AgentRecord {
+            spec: json(&spec, format!("agent {name} v{version}"))?,
+            name,
+            version: version as u32,
+            created_ms: row.try_get("created_ms")?,
+        })
+    }
+
+    /// Version `version` of agent `name` (the latest when `None`).
+    pub async fn agent(&self, name: &str, version: Option<u32>) -> Result<Option<AgentRecord>> {
+        let row = match version {
+            Some(v) => {
+                sqlx::query("SELECT name, version, spec, created_ms FROM agents WHERE name = $1 AND version = $2")
+                    .bind(name)
+                    .bind(v as i64)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT name, version, spec, created_ms FROM agents WHERE name = $1 ORDER BY version DESC LIMIT 1")
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+        };
+        row.as_ref().map(Store::agent_row).transpose()
+    }
+
+    /// Every version of agent `name`, oldest first.
+    pub async fn agent_versions(&self, name: &str) -> Result<Vec<AgentRecord>> {
+        let rows = sqlx::query(
+            "SELECT name, version, spec, created_ms FROM agents WHERE name = $1 ORDER BY version",
+        )
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Store::agent_row).collect()
+    }
+
+    /// The latest version of every agent, by name.
+    pub async fn agents(&self) -> Result<Vec<AgentRecord>> {
+        let rows = sqlx::query(
+            "SELECT a.name, a.version, a.spec, a.created_ms FROM agents a
+             WHERE a.version = (SELECT MAX(b.version) FROM agents b WHERE b.name = a.name)
+             ORDER BY a.name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Store::agent_row).collect()
+    }
+
+    /// A new session of `agent` at `version`, status `idle`.
+    pub async fn create_session(&self, agent: &str, version: u32) -> Result<SessionRecord> {
+        let id = next_id();
+        let t = now_ms();
+        sqlx::query(
+            "INSERT INTO sessions (id, agent, agent_version, status, created_ms, updated_ms)
+             VALUES ($1, $2, $3, 'idle', $4, $4)",
+        )
+        .bind(&id)
+        .bind(agent)
+        .bind(version as i64)
+        .bind(t)
+        .execute(&self.pool)
+        .await?;
+        Ok(SessionRecord {
+            id,
+            agent: agent.to_string(),
+            agent_version: version,
+            status: "idle".into(),
+            created_ms: t,
+            updated_ms: t,
+        })
+    }
+
+    fn session_row(row: &AnyRow) -> Result<SessionRecord> {
+        let version: i64 = row.try_get("agent_version")?;
+        Ok(SessionRecord {
+            id: row.try_get("id")?,
+            agent: row.try_get("agent")?,
+            agent_version: version as u32,
+            status: row.try_get("status")?,
+            created_ms: row.try_get("created_ms")?,
+            updated_ms: row.try_get("updated_ms")?,
+        })
+    }
+
+    /// Session `id`.
+    pub async fn session(&self, id: &str) -> Result<Option<SessionRecord>> {
+        let row = sqlx::query(
+            "SELECT id, agent, agent_version, status, created_ms, updated_ms FROM sessions WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(Store::session_row).transpose()
+    }
+
+    /// Sessions, newest first, at most `limit`, before session id `before`.
+    pub async fn sessions(&self, before: Option<&str>, limit: u32) -> Result<Vec<SessionRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, agent, agent_version, status, created_ms, updated_ms FROM sessions
+             WHERE id < $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(before.unwrap_or("~"))
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Store::session_row).collect()
+    }
+
+    /// Sessions whose status is `status` (a restarted host resumes the `running` ones).
+    pub async fn sessions_with_status(&self, status: &str) -> Result<Vec<SessionRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, agent, agent_version, status, created_ms, updated_ms FROM sessions
+             WHERE status = $1 ORDER BY id",
+        )
+        .bind(status)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Store::session_row).collect()
+    }
+
+    /// Set session `id`'s status.
+    pub async fn set_status(&self, id: &str, status: &str) -> Result<()> {
+        let done = sqlx::query("UPDATE sessions SET status = $1, updated_ms = $2 WHERE id = $3")
+            .bind(status)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NoSession(id.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Append an event to session `session`'s log: the next sequence number and a
+    /// new ULID, assigned by one `INSERT … SELECT` (atomic on both backends; a
+    /// concurrent append that took the same number makes this one retry).
+    pub async fn append(&self, session: &str, kind: &str, data: &Value) -> Result<Event> {
+        if self.session(session).await?.is_none() {
+            return Err(StoreError::NoSession(session.to_string()));
+        }
+        let text = data.to_string();
+        loop {
+            let id = next_id();
+            let created_ms = now_ms();
+            let inserted = sqlx::query(
+                "INSERT INTO events (session_id, seq, id, kind, data, created_ms)
+                 SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5 FROM events WHERE session_id = $1
+                 RETURNING seq",
+            )
+            .bind(session)
+            .bind(&id)
+            .bind(kind)
+            .bind(&text)
+            .bind(created_ms)
+            .fetch_one(&self.pool)
+            .await;
+            match inserted {
+                Ok(row) => {
+                    let seq: i64 = row.try_get("seq")?;
+                    return Ok(Event {
+                        id,
+                        seq: seq as u64,
+                        kind: kind.to_string(),
+                        data: data.clone(),
+                        created_ms,
+                    });
+                }
+                Err(e) if is_conflict(&e) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Events of `session` after sequence number `after`, at most `limit`.
+    pub async fn events(&self, session: &str, after: u64, limit: u32) -> Result<Vec<Event>> {
+        let rows = sqlx::query(
+            "SELECT id, seq, kind, data, created_ms FROM events
+             WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(session)
+        .bind(after as i64)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let seq: i64 = row.try_get("seq")?;
+                let data: String = row.try_get("data")?;
+                Ok(Event {
+                    id: row.try_get("id")?,
+                    seq: seq as u64,
+                    kind: row.try_get("kind")?,
+                    data: json(&data, format!("event {session}#{seq}"))?,
+                    created_ms: row.try_get("created_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The sequence number of event `id` in `session` (for `Last-Event-ID`).
+    pub async fn event_seq(&self, session: &str, id: &str) -> Result<Option<u64>> {
+        let row = sqlx::query("SELECT seq FROM events WHERE session_id = $1 AND id = $2")
+            .bind(session)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row
+            .map(|r| r.try_get::<i64, _>("seq"))
+            .transpose()?
+            .map(|s| s as u64))
+    }
+
+    /// Claim tool call `key` of `session` before running it.
+    pub async fn claim_call(&self, session: &str, key: &str) -> Result<Claim> {
+        let inserted = sqlx::query(
+            "INSERT INTO tool_calls (session_id, call_key, status, result, updated_ms)
+             VALUES ($1, $2, 'started', NULL, $3)",
+        )
+        .bind(session)
+        .bind(key)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => Ok(Claim::New),
+            Err(e) if is_conflict(&e) => {
+                let row = sqlx::query(
+                    "SELECT status, result FROM tool_calls WHERE session_id = $1 AND call_key = $2",
+                )
+                .bind(session)
+                .bind(key)
+                .fetch_one(&self.pool)
+                .await?;
+                let status: String = row.try_get("status")?;
+                let result: Option<String> = row.try_get("result")?;
+                match (status.as_str(), result) {
+                    ("done", Some(r)) => Ok(Claim::Done(json(&r, format!("tool call {key}"))?)),
+                    _ => Ok(Claim::Unfinished),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Record the result of tool call `key`.
+    pub async fn finish_call(&self, session: &str, key: &str, result: &Value) -> Result<()> {
+        sqlx::query(
+            "UPDATE tool_calls SET status = 'done', result = $1, updated_ms = $2
+             WHERE session_id = $3 AND call_key = $4",
+        )
+        .bind(result.to_string())
+        .bind(now_ms())
+        .bind(session)
+        .bind(key)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

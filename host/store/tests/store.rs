@@ -1,0 +1,178 @@
+//! The same behaviour on SQLite and on a real PostgreSQL started on loopback.
+
+use serde_json::json;
+use tack_store::{Claim, Store};
+use tack_tests::registries::Postgres;
+
+async fn exercise(store: Store) {
+    // Agents are versioned; an unchanged spec is not a new version.
+    let v1 = store
+        .put_agent("refunds", &json!({"model": "demo"}))
+        .await
+        .unwrap();
+    assert_eq!(v1.version, 1);
+    assert_eq!(
+        store
+            .put_agent("refunds", &json!({"model": "demo"}))
+            .await
+            .unwrap()
+            .version,
+        1
+    );
+    let v2 = store
+        .put_agent("refunds", &json!({"model": "other"}))
+        .await
+        .unwrap();
+    assert_eq!(v2.version, 2);
+    store.put_agent("another", &json!({})).await.unwrap();
+    assert_eq!(
+        store.agent("refunds", None).await.unwrap().unwrap().spec,
+        json!({"model": "other"})
+    );
+    assert_eq!(
+        store.agent("refunds", Some(1)).await.unwrap().unwrap().spec,
+        json!({"model": "demo"})
+    );
+    assert!(store.agent("refunds", Some(9)).await.unwrap().is_none());
+    let versions: Vec<u32> = store
+        .agent_versions("refunds")
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a.version)
+        .collect();
+    assert_eq!(versions, [1, 2]);
+    let latest: Vec<(String, u32)> = store
+        .agents()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.name, a.version))
+        .collect();
+    assert_eq!(
+        latest,
+        [("another".to_string(), 1), ("refunds".to_string(), 2)]
+    );
+
+    // Sessions and their event logs.
+    let s = store.create_session("refunds", 2).await.unwrap();
+    let other = store.create_session("refunds", 1).await.unwrap();
+    store.set_status(&s.id, "running").await.unwrap();
+    assert_eq!(
+        store.session(&s.id).await.unwrap().unwrap().status,
+        "running"
+    );
+    assert_eq!(
+        store.sessions_with_status("running").await.unwrap().len(),
+        1
+    );
+    let listed: Vec<String> = store
+        .sessions(None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(listed, [other.id.clone(), s.id.clone()], "newest first");
+    assert!(store.set_status("nope", "x").await.is_err());
+
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let e = store.append(&s.id, "note", &json!({"i": i})).await.unwrap();
+        assert_eq!(e.seq, i + 1);
+        ids.push(e.id);
+    }
+    store
+        .append(&other.id, "note", &json!({"other": true}))
+        .await
+        .unwrap();
+    let page = store.events(&s.id, 2, 2).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4]);
+    assert_eq!(page[0].data, json!({"i": 2}));
+    assert_eq!(store.event_seq(&s.id, &ids[3]).await.unwrap(), Some(4));
+    assert_eq!(
+        store.event_seq(&other.id, &ids[3]).await.unwrap(),
+        None,
+        "ids are per session"
+    );
+    assert!(
+        store
+            .append("no-such-session", "x", &json!({}))
+            .await
+            .is_err()
+    );
+
+    // Tool calls are claimed once.
+    assert_eq!(store.claim_call(&s.id, "call-1").await.unwrap(), Claim::New);
+    assert_eq!(
+        store.claim_call(&s.id, "call-1").await.unwrap(),
+        Claim::Unfinished
+    );
+    store
+        .finish_call(&s.id, "call-1", &json!({"refund_id": "rf_1"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.claim_call(&s.id, "call-1").await.unwrap(),
+        Claim::Done(json!({"refund_id": "rf_1"}))
+    );
+    assert_eq!(
+        store.claim_call(&other.id, "call-1").await.unwrap(),
+        Claim::New
+    );
+}
+
+/// Two handles (two hosts) appending to one session at once: every event lands,
+/// sequence numbers are unique and without gaps.
+async fn concurrent_appends(a: Store, b: Store) {
+    let s = a.create_session("x", 1).await.unwrap();
+    let (ra, rb) = tokio::join!(
+        async {
+            for i in 0..25 {
+                a.append(&s.id, "a", &json!(i)).await.unwrap();
+            }
+        },
+        async {
+            for i in 0..25 {
+                b.append(&s.id, "b", &json!(i)).await.unwrap();
+            }
+        }
+    );
+    let _ = (ra, rb);
+    let events = a.events(&s.id, 0, 1000).await.unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=50).collect::<Vec<u64>>()
+    );
+}
+
+#[tokio::test]
+async fn sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("tack.db").display());
+    exercise(Store::open(&url).await.unwrap()).await;
+    // Reopening sees everything (durable), and the schema is applied idempotently.
+    let again = Store::open(&url).await.unwrap();
+    assert_eq!(
+        again.agent("refunds", None).await.unwrap().unwrap().version,
+        2
+    );
+    concurrent_appends(again.clone(), Store::open(&url).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn postgres() {
+    let pg = Postgres::start();
+    exercise(Store::open(&pg.url).await.unwrap()).await;
+    concurrent_appends(
+        Store::open(&pg.url).await.unwrap(),
+        Store::open(&pg.url).await.unwrap(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn unsupported_urls_say_what_is_supported() {
+    let e = Store::open("mysql://x").await.err().unwrap().to_string();
+    assert!(e.contains("use sqlite://PATH or postgres://"), "{e}");
+}

@@ -18,6 +18,7 @@ mod inspect;
 mod publish;
 mod registry;
 mod report;
+mod secret;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -89,6 +90,9 @@ enum Command {
     /// Run or query a registry.
     #[command(subcommand)]
     Registry(registry::RegistryCommand),
+    /// Manage secrets (sealed at rest under the master key; values are write-only).
+    #[command(subcommand)]
+    Secret(secret::SecretCommand),
 }
 
 #[derive(Subcommand)]
@@ -151,6 +155,7 @@ fn main() -> ExitCode {
             Command::Sign(args) => publish::sign(args, &g).await,
             Command::Verify(args) => publish::verify(args, &g).await,
             Command::Registry(cmd) => registry::run(cmd, &g).await,
+            Command::Secret(cmd) => secret::run(cmd, &g).await,
         }
     });
     match result {

@@ -155,6 +155,8 @@ const SCHEMA: &[&str] = &[
         session_id TEXT NOT NULL, call_key TEXT NOT NULL, status TEXT NOT NULL,
         result TEXT, updated_ms BIGINT NOT NULL,
         PRIMARY KEY (session_id, call_key))",
+    "CREATE TABLE IF NOT EXISTS secrets (
+        name TEXT PRIMARY KEY, sealed TEXT NOT NULL, version BIGINT NOT NULL, updated_ms BIGINT NOT NULL)",
 ];
 
 /// The store.
@@ -471,6 +473,72 @@ impl Store {
             .map(|r| r.try_get::<i64, _>("seq"))
             .transpose()?
             .map(|s| s as u64))
+    }
+
+    /// Store the sealed (encrypted) value of secret `name`, replacing any previous
+    /// one; returns the secret's new version (from 1).
+    pub async fn put_secret(&self, name: &str, sealed: &str) -> Result<u32> {
+        loop {
+            let current: Option<i64> = sqlx::query("SELECT version FROM secrets WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.try_get("version"))
+                .transpose()?;
+            let result = match current {
+                None => {
+                    sqlx::query("INSERT INTO secrets (name, sealed, version, updated_ms) VALUES ($1, $2, 1, $3)")
+                        .bind(name)
+                        .bind(sealed)
+                        .bind(now_ms())
+                        .execute(&self.pool)
+                        .await
+                }
+                Some(v) => {
+                    sqlx::query("UPDATE secrets SET sealed = $1, version = $2, updated_ms = $3 WHERE name = $4 AND version = $5")
+                        .bind(sealed)
+                        .bind(v + 1)
+                        .bind(now_ms())
+                        .bind(name)
+                        .bind(v)
+                        .execute(&self.pool)
+                        .await
+                }
+            };
+            match result {
+                Ok(done) if done.rows_affected() == 1 => return Ok(current.unwrap_or(0) as u32 + 1),
+                // A concurrent set won: go again on top of it.
+                Ok(_) => continue,
+                Err(e) if is_conflict(&e) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The sealed value and version of secret `name`.
+    pub async fn secret(&self, name: &str) -> Result<Option<(String, u32)>> {
+        let row = sqlx::query("SELECT sealed, version FROM secrets WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| -> Result<(String, u32)> {
+            let v: i64 = r.try_get("version")?;
+            Ok((r.try_get("sealed")?, v as u32))
+        })
+        .transpose()
+    }
+
+    /// Names and versions of every secret (never values).
+    pub async fn secret_names(&self) -> Result<Vec<(String, u32)>> {
+        let rows = sqlx::query("SELECT name, version FROM secrets ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let v: i64 = r.try_get("version")?;
+                Ok((r.try_get("name")?, v as u32))
+            })
+            .collect()
     }
 
     /// Claim tool call `key` of `session` before running it.

@@ -1,0 +1,118 @@
+//! Secrets on SQLite and on PostgreSQL: sealed at rest, rotated by set, bound to their
+//! names, unreadable under another master key, never shown by Debug.
+
+use tack_secrets::{MasterKey, SecretError, Secrets, open, seal};
+use tack_store::Store;
+use tack_tests::registries::{Postgres, files_under};
+
+fn value() -> Vec<u8> {
+    // Generated per run: nothing key-shaped lives in the source.
+    let mut v = b"test-credential-".to_vec();
+    v.extend(MasterKey::generate().to_hex().as_bytes());
+    v
+}
+
+async fn exercise(url: &str) -> Vec<u8> {
+    let store = Store::open(url).await.unwrap();
+    let key = MasterKey::generate();
+    let secrets = Secrets::new(store.clone(), MasterKey::from_hex(&key.to_hex()).unwrap());
+    let v1 = value();
+    assert_eq!(secrets.set("OPENAI_API_KEY", &v1).await.unwrap(), 1);
+    assert_eq!(
+        secrets
+            .reveal("OPENAI_API_KEY")
+            .await
+            .unwrap()
+            .unwrap()
+            .expose(),
+        &v1[..]
+    );
+    // Rotation by one set.
+    let v2 = value();
+    assert_eq!(secrets.set("OPENAI_API_KEY", &v2).await.unwrap(), 2);
+    assert_eq!(
+        secrets
+            .reveal("OPENAI_API_KEY")
+            .await
+            .unwrap()
+            .unwrap()
+            .expose(),
+        &v2[..]
+    );
+    assert!(secrets.reveal("MISSING").await.unwrap().is_none());
+    assert_eq!(
+        secrets.list().await.unwrap(),
+        [("OPENAI_API_KEY".to_string(), 2)]
+    );
+    // At rest only the sealed form exists.
+    let (sealed, _) = store.secret("OPENAI_API_KEY").await.unwrap().unwrap();
+    assert!(!sealed.contains(&String::from_utf8_lossy(&v2).to_string()));
+    // Another master key cannot open it; it says so.
+    let other = Secrets::new(store.clone(), MasterKey::generate());
+    let e = other.reveal("OPENAI_API_KEY").await.unwrap_err();
+    assert!(matches!(e, SecretError::CannotOpen(_)), "{e}");
+    // A sealed value copied under another name does not open there.
+    store.put_secret("STOLEN", &sealed).await.unwrap();
+    assert!(matches!(
+        secrets.reveal("STOLEN").await,
+        Err(SecretError::CannotOpen(_))
+    ));
+    // Debug never shows values.
+    let shown = format!(
+        "{:?} {:?}",
+        secrets.reveal("OPENAI_API_KEY").await.unwrap(),
+        key
+    );
+    assert!(
+        !shown.contains(&String::from_utf8_lossy(&v2).to_string())
+            && !shown.contains(&*key.to_hex())
+    );
+    // Bad input is refused with the rule.
+    assert!(matches!(
+        secrets.set("has space", b"x").await,
+        Err(SecretError::BadName(_))
+    ));
+    assert!(matches!(
+        secrets.set("EMPTY", b"").await,
+        Err(SecretError::Empty(_))
+    ));
+    v2
+}
+
+#[tokio::test]
+async fn sqlite_holds_only_sealed_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("tack.db").display());
+    let plain = exercise(&url).await;
+    // No file of the database holds the value in clear.
+    for f in files_under(dir.path()) {
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(
+            !bytes.windows(plain.len()).any(|w| w == &plain[..]),
+            "{} holds the secret",
+            f.display()
+        );
+    }
+}
+
+#[tokio::test]
+async fn postgres_holds_only_sealed_values() {
+    let pg = Postgres::start();
+    exercise(&pg.url).await;
+}
+
+#[test]
+fn tampering_and_bad_keys_are_refused() {
+    let key = MasterKey::generate();
+    let sealed = seal(&key, "N", b"value");
+    assert_eq!(open(&key, "N", &sealed).unwrap().expose(), b"value");
+    let mut flipped = sealed.clone().into_bytes();
+    let last = flipped.len() - 1;
+    flipped[last] = if flipped[last] == b'0' { b'1' } else { b'0' };
+    assert!(open(&key, "N", &String::from_utf8(flipped).unwrap()).is_err());
+    assert!(open(&key, "N", "garbage").is_err());
+    assert_ne!(seal(&key, "N", b"value"), sealed, "a fresh nonce per seal");
+    let e = MasterKey::from_hex("abc").unwrap_err().to_string();
+    assert!(e.contains("64 hex characters"), "{e}");
+    assert!(MasterKey::from_hex(&"zz".repeat(32)).is_err());
+}

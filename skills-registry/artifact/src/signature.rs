@@ -68,7 +68,7 @@ impl SigningKey {
         SigningKey(EcSigningKey::random(&mut rand_core::OsRng))
     }
 
-    /// Read a PKCS#8 PEM private key (`-----BEGIN PRIVATE KEY-----`).
+    /// Read an unencrypted PKCS#8 private key in PEM (a `PRIVATE KEY` block).
     pub fn from_pem(pem: &str) -> Result<SigningKey, SignatureError> {
         EcSigningKey::from_pkcs8_pem(pem).map(SigningKey).map_err(|e| {
             SignatureError::Key(format!(

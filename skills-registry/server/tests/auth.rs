@@ -43,6 +43,15 @@ impl Server {
         }
     }
 
+    /// The status of a bodiless request.
+    async fn status(&self, method: Method, path: &str, bearer: Option<&str>) -> StatusCode {
+        self.req(method, path, bearer)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
     async fn push_blob(&self, repo: &str, data: &[u8], bearer: Option<&str>) -> reqwest::Response {
         let d = Digest::of(data);
         self.req(
@@ -145,12 +154,10 @@ async fn the_token_flow_of_standard_clients() {
         s.push_artifact("acme/jq", "1.0.0", &access).await,
         StatusCode::CREATED
     );
-    let r = s
-        .req(Method::GET, "/v2/", Some(&access))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        s.status(Method::GET, "/v2/", Some(&access)).await,
+        StatusCode::OK
+    );
     // 4. A scope that needs more than the client has is challenged with that scope.
     let r = s
         .req(Method::POST, "/v2/acme/jq/blobs/uploads/", None)
@@ -203,12 +210,11 @@ async fn roles_are_per_namespace_and_ordered() {
     );
 
     // pull may read but not write.
-    let r = s
-        .req(Method::GET, "/v2/acme/jq/manifests/1.0.0", Some(&acme_pull))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        s.status(Method::GET, "/v2/acme/jq/manifests/1.0.0", Some(&acme_pull))
+            .await,
+        StatusCode::OK
+    );
     let (status, code, message) = error(s.push_blob("acme/jq", b"x", Some(&acme_pull)).await).await;
     assert_eq!((status, code.as_str()), (StatusCode::FORBIDDEN, "DENIED"));
     assert!(
@@ -220,12 +226,11 @@ async fn roles_are_per_namespace_and_ordered() {
         "{message}"
     );
     // A namespace's token does not reach another namespace, whatever its role.
-    let r = s
-        .req(Method::GET, "/v2/zeta/x/tags/list", Some(&acme_push))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        s.status(Method::GET, "/v2/zeta/x/tags/list", Some(&acme_push))
+            .await,
+        StatusCode::FORBIDDEN
+    );
     let r = s.push_blob("acme/jq", b"y", Some(&zeta_admin)).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     // Namespace prefixes are not namespaces: `acme` does not cover `acme-evil`.
@@ -233,37 +238,34 @@ async fn roles_are_per_namespace_and_ordered() {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     // Mounting reads from the source, which needs pull there.
     let d = Digest::of(br#"{"architecture":"wasm","os":"wasip2"}"#);
-    let r = s
-        .req(
+    assert_eq!(
+        s.status(
             Method::POST,
             &format!("/v2/acme/jq/blobs/uploads/?mount={d}&from=zeta/x"),
-            Some(&acme_push),
+            Some(&acme_push)
         )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        .await,
+        StatusCode::FORBIDDEN
+    );
     // Deleting needs admin.
-    let r = s
-        .req(
+    assert_eq!(
+        s.status(
             Method::DELETE,
             "/v2/acme/jq/manifests/1.0.0",
-            Some(&acme_push),
+            Some(&acme_push)
         )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = s
-        .req(
+        .await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        s.status(
             Method::DELETE,
             "/v2/zeta/x/manifests/1.0.0",
-            Some(&zeta_admin),
+            Some(&zeta_admin)
         )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
+        .await,
+        StatusCode::ACCEPTED
+    );
 }
 
 #[tokio::test]
@@ -318,12 +320,11 @@ async fn listings_show_only_what_the_caller_may_pull() {
         .unwrap();
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["packages"], serde_json::json!([]));
-    let r = s
-        .req(Method::GET, "/v2/acme/jq/manifests/1.0.0", None)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        s.status(Method::GET, "/v2/acme/jq/manifests/1.0.0", None)
+            .await,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -342,18 +343,15 @@ async fn anonymous_pull_when_allowed_and_never_anonymous_push() {
         .await
         .unwrap();
     let anon = t["token"].as_str().unwrap();
-    let r = s
-        .req(Method::GET, "/v2/acme/jq/manifests/1.0.0", Some(anon))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let r = s
-        .req(Method::GET, "/v2/acme/jq/tags/list", None)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        s.status(Method::GET, "/v2/acme/jq/manifests/1.0.0", Some(anon))
+            .await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.status(Method::GET, "/v2/acme/jq/tags/list", None).await,
+        StatusCode::OK
+    );
     let (status, _, message) = error(s.push_blob("acme/jq", b"x", Some(anon)).await).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(message.contains("authentication required"), "{message}");
@@ -447,12 +445,11 @@ async fn the_browse_index_pages_and_follows_pushes_and_deletes() {
         .map(|v| v["version"].as_str().unwrap())
         .collect();
     assert_eq!(versions, ["1.10.0", "1.9.0", "1.0.0"]);
-    let r = s
-        .req(Method::DELETE, "/v2/c/three/manifests/1.0.0", Some(&admin))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        s.status(Method::DELETE, "/v2/c/three/manifests/1.0.0", Some(&admin))
+            .await,
+        StatusCode::ACCEPTED
+    );
     let r = s
         .http
         .get(format!("{}/api/v1/packages/c/three", s.base))

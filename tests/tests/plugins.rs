@@ -354,7 +354,7 @@ async fn payments_reads_balances_and_issues_idempotent_refunds() {
         .unwrap();
     assert_eq!(
         one_json(&out),
-        json!({"account": "acct_alice", "currency": "USD", "balance_cents": 12500, "refundable_cents": 4999})
+        json!({"account": "acct_alice", "currency": "USD", "balance_cents": 12500, "refundable_cents": 25000})
     );
 
     let refund = json!({"account": "acct_alice", "amount_cents": 1250, "reason": "damaged", "idempotency_key": "k1"});
@@ -399,7 +399,7 @@ async fn payments_reads_balances_and_issues_idempotent_refunds() {
     let err = out.result.unwrap_err();
     assert_eq!(err.code, ErrorCode::Conflict);
     assert!(
-        err.message.contains("only 3749 cents are refundable"),
+        err.message.contains("only 23750 cents are refundable"),
         "{}",
         err.message
     );

@@ -120,9 +120,65 @@ pub struct EgressEvent {
     pub denied: Option<String>,
 }
 
+/// A credential the host adds to a guest's outgoing requests to one host.
+///
+/// The guest never sees the value: the header is set (replacing any the guest
+/// wrote) after every egress check has passed, only for requests to `host` (and
+/// `port`, when given). `Debug` shows the header name, never the value.
+#[derive(Clone)]
+pub struct Credential {
+    host: String,
+    port: Option<u16>,
+    header: http::HeaderName,
+    value: http::HeaderValue,
+}
+
+impl Credential {
+    /// A credential for requests to `host` (any port if `port` is `None`), sent as
+    /// header `header` with `value` (e.g. `authorization` and `Bearer …`).
+    pub fn new(host: &str, port: Option<u16>, header: &str, value: &str) -> Result<Self, String> {
+        let header = http::HeaderName::from_bytes(header.as_bytes())
+            .map_err(|_| format!("`{header}` is not a valid HTTP header name"))?;
+        let mut value = http::HeaderValue::from_str(value).map_err(|_| {
+            format!("the credential for `{header}` holds characters not allowed in an HTTP header (a newline?)")
+        })?;
+        value.set_sensitive(true);
+        Ok(Credential {
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_ascii_lowercase(),
+            port,
+            header,
+            value,
+        })
+    }
+
+    /// The host the credential is bound to.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    fn applies_to(&self, host: &str, port: u16) -> bool {
+        self.host.eq_ignore_ascii_case(host) && self.port.is_none_or(|p| p == port)
+    }
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("header", &self.header)
+            .field("value", &"<redacted>")
+            .finish()
+    }
+}
+
 /// Per-call `wasi:http` hooks: the egress check and the sender.
 pub(crate) struct EgressHooks {
     pub(crate) policy: Arc<EgressPolicy>,
+    pub(crate) credentials: Arc<[Credential]>,
     pub(crate) resolver: Arc<dyn Resolve>,
     pub(crate) events: Arc<Mutex<Vec<EgressEvent>>>,
 }
@@ -142,7 +198,10 @@ impl WasiHttpHooks for EgressHooks {
         let policy = self.policy.clone();
         let resolver = self.resolver.clone();
         let events = self.events.clone();
-        Box::new(async move { send_checked(request, options, &policy, &*resolver, &events).await })
+        let credentials = self.credentials.clone();
+        Box::new(async move {
+            send_checked(request, options, &policy, &credentials, &*resolver, &events).await
+        })
     }
 }
 
@@ -150,6 +209,7 @@ async fn send_checked(
     mut request: http::Request<WasiBody>,
     options: Option<RequestOptions>,
     policy: &EgressPolicy,
+    credentials: &[Credential],
     resolver: &dyn Resolve,
     events: &Mutex<Vec<EgressEvent>>,
 ) -> SendResult {
@@ -249,6 +309,16 @@ async fn send_checked(
     };
     event.allowed = true;
     record(event);
+
+    // Credentials are added only now, for the host they are bound to.
+    for c in credentials
+        .iter()
+        .filter(|c| c.applies_to(&bare_host, port))
+    {
+        request
+            .headers_mut()
+            .insert(c.header.clone(), c.value.clone());
+    }
 
     // Send only the path on the wire; the Host header carries the authority.
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");

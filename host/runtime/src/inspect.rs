@@ -16,9 +16,16 @@ pub struct WorldInfo {
 impl WorldInfo {
     /// Whether the component exports `tack:plugin/tool`, i.e. is a tool plugin.
     pub fn is_tool_plugin(&self) -> bool {
-        self.exports
-            .iter()
-            .any(|e| e.starts_with("tack:plugin/tool@") || e == "tack:plugin/tool")
+        self.exports_interface("tack:plugin/tool")
+    }
+
+    /// Whether the component exports `interface` (`tack:plugin/model`), any version.
+    pub fn exports_interface(&self, interface: &str) -> bool {
+        self.exports.iter().any(|e| {
+            e == interface
+                || e.strip_prefix(interface)
+                    .is_some_and(|rest| rest.starts_with('@'))
+        })
     }
 }
 

@@ -14,6 +14,11 @@
 //!   the call in a new `Store` with only what the policy allows, under memory, time,
 //!   fuel, output and concurrency limits.
 //!
+//! - [`ModelAdapter`] / [`BoundAdapter::complete`]: model-adapter components
+//!   (world `model-adapter`), their HTTP checked and given credentials by the host.
+//! - [`PolicyComponent::decide`]: policy components (world `policy`), run with
+//!   nothing granted.
+//!
 //! What a guest may reach, and how limits surface as errors, is the contract in
 //! `docs/policy.md`; [`CallError`] lists every way a call can fail.
 
@@ -22,7 +27,9 @@ mod cache;
 mod clock;
 mod egress;
 mod error;
+mod gate;
 mod inspect;
+mod model;
 mod output;
 mod plugin;
 mod runtime;
@@ -30,9 +37,14 @@ mod state;
 mod types;
 
 pub use cache::{CacheOutcome, CodeCache};
-pub use egress::{EgressEvent, Resolve, StaticResolver, SystemResolver};
+pub use egress::{Credential, EgressEvent, Resolve, StaticResolver, SystemResolver};
 pub use error::{ArgumentError, CallError, LoadError};
+pub use gate::{ApprovalRequest, Decision, GateRequest, GrantScope, PolicyComponent};
 pub use inspect::{WorldInfo, read_manifest, world_info};
+pub use model::{
+    BoundAdapter, Completion, CompletionRequest, DeltaSink, Message, ModelAdapter, ModelError,
+    ModelOutcome, Part, Role, StopReason, ToolCall, ToolResult, Usage,
+};
 pub use plugin::{CallOutcome, Plugin, Sandbox};
 pub use runtime::{Runtime, RuntimeConfig};
 pub use tack_policy::{EffectivePolicy, Grant, Manifest};

@@ -3,7 +3,7 @@
 use crate::bindings::ToolPluginPre;
 use crate::cache::CacheOutcome;
 use crate::clock::{CallMonotonicClock, FrozenWallClock};
-use crate::egress::{EgressEvent, EgressHooks};
+use crate::egress::{Credential, EgressEvent, EgressHooks};
 use crate::error::{ArgumentError, CallError};
 use crate::inspect::WorldInfo;
 use crate::output::CappedPipe;
@@ -229,13 +229,15 @@ pub struct Sandbox {
     plugin: Plugin,
     policy: Arc<EffectivePolicy>,
     egress: Arc<tack_policy::EgressPolicy>,
+    credentials: Arc<[Credential]>,
     slots: Arc<Semaphore>,
 }
 
-struct Pipes {
-    stdout: CappedPipe,
-    stderr: CappedPipe,
-    egress: Arc<Mutex<Vec<EgressEvent>>>,
+/// What a call's guest wrote and sent, captured for its outcome.
+pub(crate) struct Pipes {
+    pub(crate) stdout: CappedPipe,
+    pub(crate) stderr: CappedPipe,
+    pub(crate) egress: Arc<Mutex<Vec<EgressEvent>>>,
 }
 
 type BoxFut<'a, T> =
@@ -247,8 +249,18 @@ impl Sandbox {
         Sandbox {
             egress: Arc::new(policy.egress.clone()),
             policy: Arc::new(policy),
+            credentials: Arc::from(Vec::new()),
             plugin,
             slots,
+        }
+    }
+
+    /// The same sandbox (sharing its slots) with credentials the host adds to the
+    /// guest's outgoing requests to their hosts. The guest never sees them.
+    pub fn with_credentials(&self, credentials: Vec<Credential>) -> Sandbox {
+        Sandbox {
+            credentials: Arc::from(credentials),
+            ..self.clone()
         }
     }
 
@@ -262,6 +274,7 @@ impl Sandbox {
             plugin: self.plugin.clone(),
             policy: Arc::new(policy),
             egress: self.egress.clone(),
+            credentials: self.credentials.clone(),
             slots: self.slots.clone(),
         }
     }
@@ -408,73 +421,13 @@ impl Sandbox {
 
     /// A fresh store with exactly what the policy allows.
     fn store(&self, timeout: Duration) -> Result<(Store<SandboxState>, Pipes), CallError> {
-        let runtime = &self.plugin.inner.runtime;
-        let policy = &self.policy;
-        let stdout = CappedPipe::new(MAX_STDIO);
-        let stderr = CappedPipe::new(MAX_STDIO);
-
-        let mut wasi = WasiCtxBuilder::new();
-        wasi.stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .monotonic_clock(CallMonotonicClock(Instant::now()));
-        if !policy.wall_clock {
-            wasi.wall_clock(FrozenWallClock);
-        }
-        for (k, v) in &policy.env {
-            wasi.env(k, v);
-        }
-        for d in &policy.dirs {
-            let perms = match d.mode {
-                Mode::ReadOnly => FsPerms::ReadOnly,
-                Mode::ReadWrite => FsPerms::ReadWrite,
-            };
-            wasi.preopened_dir(&d.host, &d.guest, perms).map_err(|e| {
-                CallError::Setup(format!(
-                    "cannot open granted directory {}: {e}",
-                    d.host.display()
-                ))
-            })?;
-        }
-
-        let egress = Arc::new(Mutex::new(Vec::new()));
-        let state = SandboxState {
-            wasi: wasi.build(),
-            table: ResourceTable::new(),
-            http: WasiHttpCtx::new(),
-            hooks: EgressHooks {
-                policy: self.egress.clone(),
-                resolver: runtime.config().resolver.clone(),
-                events: egress.clone(),
-            },
-            limiter: MemoryLimiter::new(
-                usize::try_from(policy.limits.memory.bytes()).unwrap_or(usize::MAX),
-            ),
-            logs: Vec::new(),
-            logs_dropped: 0,
-        };
-        let mut store = Store::new(runtime.engine(), state);
-        store.limiter(|s| &mut s.limiter);
-        let tick = runtime.config().epoch_tick.as_nanos().max(1);
-        let ticks = timeout.as_nanos().div_ceil(tick) + 1;
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
-        if runtime.config().fuel {
-            // A metering engine needs fuel in every store; without a budget the
-            // wall-time limit is the only bound.
-            store
-                .set_fuel(policy.limits.fuel.unwrap_or(u64::MAX))
-                .map_err(|e| CallError::Setup(format!("cannot set fuel: {e}")))?;
-        }
-        Ok((
-            store,
-            Pipes {
-                stdout,
-                stderr,
-                egress,
-            },
-        ))
+        new_store(
+            &self.plugin.inner.runtime,
+            &self.policy,
+            &self.egress,
+            &self.credentials,
+            timeout,
+        )
     }
 
     /// Instantiate and run `f` under the wall-time limit.
@@ -499,39 +452,13 @@ impl Sandbox {
         }
     }
 
-    /// Turn a trap or host error into the specific [`CallError`].
     fn classify(
         &self,
         err: wasmtime::Error,
         store: &Store<SandboxState>,
         pipes: &Pipes,
     ) -> CallError {
-        let limits = &self.policy.limits;
-        if store.data().limiter.hit {
-            return CallError::MemoryLimit {
-                limit: limits.memory,
-            };
-        }
-        if let Some(e) = err.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
-            return CallError::AtCapacity(e.to_string());
-        }
-        match err.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => CallError::Timeout {
-                limit: limits.timeout,
-            },
-            Some(Trap::StackOverflow) => CallError::StackOverflow,
-            Some(Trap::OutOfFuel) => CallError::FuelExhausted {
-                limit: limits.fuel.unwrap_or(0),
-            },
-            Some(Trap::UnreachableCodeReached) => {
-                let (stderr, _) = pipes.stderr.take();
-                CallError::Panic {
-                    message: panic_message(&stderr),
-                }
-            }
-            Some(trap) => CallError::Trap(trap.to_string()),
-            None => CallError::Trap(format!("{err:#}")),
-        }
+        classify(err, store, pipes, &self.policy.limits)
     }
 }
 
@@ -547,5 +474,116 @@ fn panic_message(stderr: &str) -> String {
         "the guest aborted (wasm `unreachable`) without a message".into()
     } else {
         trimmed.lines().last().unwrap_or(trimmed).to_string()
+    }
+}
+
+/// A fresh store with exactly what `policy` allows, its epoch deadline set to `timeout`.
+pub(crate) fn new_store(
+    runtime: &Runtime,
+    policy: &EffectivePolicy,
+    egress_policy: &Arc<tack_policy::EgressPolicy>,
+    credentials: &Arc<[Credential]>,
+    timeout: Duration,
+) -> Result<(Store<SandboxState>, Pipes), CallError> {
+    let stdout = CappedPipe::new(MAX_STDIO);
+    let stderr = CappedPipe::new(MAX_STDIO);
+
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.stdout(stdout.clone())
+        .stderr(stderr.clone())
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .monotonic_clock(CallMonotonicClock(Instant::now()));
+    if !policy.wall_clock {
+        wasi.wall_clock(FrozenWallClock);
+    }
+    for (k, v) in &policy.env {
+        wasi.env(k, v);
+    }
+    for d in &policy.dirs {
+        let perms = match d.mode {
+            Mode::ReadOnly => FsPerms::ReadOnly,
+            Mode::ReadWrite => FsPerms::ReadWrite,
+        };
+        wasi.preopened_dir(&d.host, &d.guest, perms).map_err(|e| {
+            CallError::Setup(format!(
+                "cannot open granted directory {}: {e}",
+                d.host.display()
+            ))
+        })?;
+    }
+
+    let egress = Arc::new(Mutex::new(Vec::new()));
+    let state = SandboxState {
+        wasi: wasi.build(),
+        table: ResourceTable::new(),
+        http: WasiHttpCtx::new(),
+        hooks: EgressHooks {
+            policy: egress_policy.clone(),
+            credentials: credentials.clone(),
+            resolver: runtime.config().resolver.clone(),
+            events: egress.clone(),
+        },
+        limiter: MemoryLimiter::new(
+            usize::try_from(policy.limits.memory.bytes()).unwrap_or(usize::MAX),
+        ),
+        logs: Vec::new(),
+        logs_dropped: 0,
+        deltas: None,
+    };
+    let mut store = Store::new(runtime.engine(), state);
+    store.limiter(|s| &mut s.limiter);
+    let tick = runtime.config().epoch_tick.as_nanos().max(1);
+    let ticks = timeout.as_nanos().div_ceil(tick) + 1;
+    store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+    if runtime.config().fuel {
+        // A metering engine needs fuel in every store; without a budget the
+        // wall-time limit is the only bound.
+        store
+            .set_fuel(policy.limits.fuel.unwrap_or(u64::MAX))
+            .map_err(|e| CallError::Setup(format!("cannot set fuel: {e}")))?;
+    }
+    Ok((
+        store,
+        Pipes {
+            stdout,
+            stderr,
+            egress,
+        },
+    ))
+}
+
+/// Turn a trap or host error into the specific [`CallError`].
+pub(crate) fn classify(
+    err: wasmtime::Error,
+    store: &Store<SandboxState>,
+    pipes: &Pipes,
+    limits: &tack_policy::Limits,
+) -> CallError {
+    if store.data().limiter.hit {
+        return CallError::MemoryLimit {
+            limit: limits.memory,
+        };
+    }
+    if let Some(e) = err.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+        return CallError::AtCapacity(e.to_string());
+    }
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => CallError::Timeout {
+            limit: limits.timeout,
+        },
+        Some(Trap::StackOverflow) => CallError::StackOverflow,
+        Some(Trap::OutOfFuel) => CallError::FuelExhausted {
+            limit: limits.fuel.unwrap_or(0),
+        },
+        Some(Trap::UnreachableCodeReached) => {
+            let (stderr, _) = pipes.stderr.take();
+            CallError::Panic {
+                message: panic_message(&stderr),
+            }
+        }
+        Some(trap) => CallError::Trap(trap.to_string()),
+        None => CallError::Trap(format!("{err:#}")),
     }
 }

@@ -1,10 +1,14 @@
 //! The process-wide runtime: engine, linker, caches, epoch ticker.
 
 use crate::bindings::ToolPluginPre;
+use crate::bindings::model_world::ModelAdapterPre;
+use crate::bindings::policy_world::PolicyPre;
 use crate::cache::{CacheOutcome, CodeCache, sha256_hex};
 use crate::egress::{Resolve, SystemResolver};
 use crate::error::LoadError;
+use crate::gate::PolicyComponent;
 use crate::inspect::{read_manifest, world_info};
+use crate::model::ModelAdapter;
 use crate::plugin::{Plugin, PluginInner};
 use crate::state::SandboxState;
 use std::collections::HashMap;
@@ -114,6 +118,10 @@ impl Runtime {
             &mut linker,
             |s| s,
         )?;
+        crate::bindings::model_world::tack::plugin::model_stream::add_to_linker::<
+            SandboxState,
+            HasSelf<SandboxState>,
+        >(&mut linker, |s| s)?;
 
         spawn_epoch_ticker(&engine, config.epoch_tick);
         Ok(Runtime {
@@ -146,7 +154,7 @@ impl Runtime {
         self.load(&bytes)
     }
 
-    /// Load a component from its bytes: check it, read its manifest, compile it
+    /// Load a tool plugin from its bytes: check it, read its manifest, compile it
     /// (or load native code from the cache) and pre-instantiate it.
     ///
     /// Loading the same bytes again returns the same plugin without recompiling.
@@ -158,10 +166,65 @@ impl Runtime {
                 cache: CacheOutcome::Hit,
             });
         }
+        let c = self.compile(bytes, "tack:plugin/tool", "tool plugin")?;
+        let pre = ToolPluginPre::new(c.pre)
+            .map_err(|e| LoadError::Incompatible(format!("the component's `tack:plugin/tool` export does not match this host's contract: {e:#}")))?;
 
+        let inner = Arc::new(PluginInner::new(
+            self.clone(),
+            c.digest.clone(),
+            c.manifest,
+            c.world,
+            pre,
+            bytes.len(),
+        ));
+        self.inner
+            .loaded
+            .lock()
+            .expect("plugin cache lock")
+            .insert(c.digest, Arc::downgrade(&inner));
+        Ok(Plugin {
+            inner,
+            cache: c.cache,
+        })
+    }
+
+    /// Load a model-adapter component (world `model-adapter`).
+    pub fn load_model_adapter(&self, bytes: &[u8]) -> Result<ModelAdapter, LoadError> {
+        let c = self.compile(bytes, "tack:plugin/model", "model adapter")?;
+        let pre = ModelAdapterPre::new(c.pre).map_err(|e| {
+            LoadError::Incompatible(format!("the component's `tack:plugin/model` export does not match this host's contract: {e:#}"))
+        })?;
+        Ok(ModelAdapter::new(
+            self.clone(),
+            c.digest,
+            c.manifest,
+            c.world,
+            pre,
+        ))
+    }
+
+    /// Load a policy component (world `policy`).
+    pub fn load_policy(&self, bytes: &[u8]) -> Result<PolicyComponent, LoadError> {
+        let c = self.compile(bytes, "tack:plugin/approval-policy", "policy component")?;
+        let pre = PolicyPre::new(c.pre).map_err(|e| {
+            LoadError::Incompatible(format!("the component's `tack:plugin/approval-policy` export does not match this host's contract: {e:#}"))
+        })?;
+        Ok(PolicyComponent::new(
+            self.clone(),
+            c.digest,
+            c.manifest,
+            pre,
+        ))
+    }
+
+    /// Check that `bytes` is a component exporting `export`, read its manifest,
+    /// compile it (or take native code from the cache) and link it.
+    fn compile(&self, bytes: &[u8], export: &str, what: &str) -> Result<Compiled, LoadError> {
+        let digest = sha256_hex(bytes);
         if wasmparser::Parser::is_core_wasm(bytes) {
             return Err(LoadError::NotAComponent(
-                "this is a core WebAssembly module, not a component; build tools for `wasm32-wasip2` (or wrap the module with `wasm-tools component new`)".into(),
+                "this is a core WebAssembly module, not a component; build for `wasm32-wasip2` (or wrap the module with `wasm-tools component new`)".into(),
             ));
         }
         if !wasmparser::Parser::is_component(bytes) {
@@ -171,9 +234,9 @@ impl Runtime {
         }
         let world = world_info(bytes)
             .map_err(|e| LoadError::NotAComponent(format!("cannot decode the component: {e:#}")))?;
-        if !world.is_tool_plugin() {
+        if !world.exports_interface(export) {
             return Err(LoadError::Incompatible(format!(
-                "the component does not export `tack:plugin/tool`, so it is not a tool plugin (it exports: {})",
+                "the component does not export `{export}`, so it is not a {what} (it exports: {})",
                 if world.exports.is_empty() {
                     "nothing".to_string()
                 } else {
@@ -182,7 +245,6 @@ impl Runtime {
             )));
         }
         let manifest = read_manifest(bytes)?.unwrap_or_default();
-
         let (component, cache) = self
             .inner
             .config
@@ -194,23 +256,13 @@ impl Runtime {
                 "the component needs an import tack does not provide: {e:#}"
             ))
         })?;
-        let pre = ToolPluginPre::new(pre)
-            .map_err(|e| LoadError::Incompatible(format!("the component's `tack:plugin/tool` export does not match this host's contract: {e:#}")))?;
-
-        let inner = Arc::new(PluginInner::new(
-            self.clone(),
-            digest.clone(),
+        Ok(Compiled {
+            digest,
             manifest,
             world,
             pre,
-            bytes.len(),
-        ));
-        self.inner
-            .loaded
-            .lock()
-            .expect("plugin cache lock")
-            .insert(digest, Arc::downgrade(&inner));
-        Ok(Plugin { inner, cache })
+            cache,
+        })
     }
 
     fn lookup(&self, digest: &str) -> Option<Arc<PluginInner>> {
@@ -218,6 +270,15 @@ impl Runtime {
         loaded.retain(|_, w| w.strong_count() > 0);
         loaded.get(digest).and_then(Weak::upgrade)
     }
+}
+
+/// A checked, compiled and linked component, before its world's bindings.
+struct Compiled {
+    digest: String,
+    manifest: tack_policy::Manifest,
+    world: crate::inspect::WorldInfo,
+    pre: wasmtime::component::InstancePre<SandboxState>,
+    cache: CacheOutcome,
 }
 
 /// Advance the engine's epoch every `tick` until the engine is dropped.

@@ -21,6 +21,8 @@ pub(crate) struct SandboxState {
     pub(crate) limiter: MemoryLimiter,
     pub(crate) logs: Vec<LogRecord>,
     pub(crate) logs_dropped: u64,
+    /// Where a model adapter's streamed text goes (model calls only).
+    pub(crate) deltas: Option<crate::model::DeltaSink>,
 }
 
 impl WasiView for SandboxState {
@@ -64,6 +66,14 @@ impl logging::Host for SandboxState {
             logging::Level::Error => LogLevel::Error,
         };
         self.logs.push(LogRecord { level, message });
+    }
+}
+
+impl crate::bindings::model_world::tack::plugin::model_stream::Host for SandboxState {
+    fn text_delta(&mut self, text: String) {
+        if let Some(sink) = &self.deltas {
+            sink(&text);
+        }
     }
 }
 

@@ -36,7 +36,28 @@ pub struct ToolDescriptor {
     pub annotations: Annotations,
 }
 
+impl Annotations {
+    pub(crate) fn to_wit(self) -> wit::ToolAnnotations {
+        wit::ToolAnnotations {
+            destructive: self.destructive,
+            read_only: self.read_only,
+            idempotent: self.idempotent,
+            open_world: self.open_world,
+        }
+    }
+}
+
 impl ToolDescriptor {
+    pub(crate) fn to_wit(&self) -> wit::ToolDescriptor {
+        wit::ToolDescriptor {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            input_schema: self.input_schema.to_string(),
+            output_schema: self.output_schema.as_ref().map(|s| s.to_string()),
+            annotations: self.annotations.to_wit(),
+        }
+    }
+
     pub(crate) fn from_wit(d: wit::ToolDescriptor) -> Result<Self, String> {
         let parse = |what: &str, text: &str| {
             serde_json::from_str::<serde_json::Value>(text)

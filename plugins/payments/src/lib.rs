@@ -51,7 +51,7 @@ fn demo_ledger() -> Ledger {
         Account {
             currency: "USD".into(),
             balance_cents: 12_500,
-            refundable_cents: 4_999,
+            refundable_cents: 25_000,
         },
     );
     accounts.insert(

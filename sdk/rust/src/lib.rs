@@ -32,7 +32,7 @@
 //! component ready for `tack plugin inspect` and `tack tool call`. See the README
 //! next to this crate for a walk-through.
 
-pub mod http;
+pub use tack_sdk_core::{http, manifest};
 pub mod log;
 
 /// Bindings generated from the WIT contract. Used by [`export_tools!`]; plugin code
@@ -451,23 +451,5 @@ macro_rules! export_tools {
         }
 
         $crate::bindings::__export_tool_plugin!(__TackTools with_types_in $crate::bindings);
-    };
-}
-
-/// Embed a manifest file (TOML, path relative to the crate root) in the component.
-///
-/// The manifest declares the capabilities the plugin needs; without one the plugin
-/// gets none. Its format is documented in `docs/policy.md`.
-#[macro_export]
-macro_rules! manifest {
-    ($path:literal) => {
-        #[used]
-        #[unsafe(link_section = "tack-manifest")]
-        static __TACK_MANIFEST: [u8; include_bytes!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/",
-            $path
-        ))
-        .len()] = *include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/", $path));
     };
 }

@@ -1,0 +1,420 @@
+//! Model-adapter components: tack's provider-neutral completion request in, one
+//! provider's completion out, with the provider's HTTP going through the host
+//! (egress checks, credential injection).
+//!
+//! The types mirror `wit/model.wit` and are serialisable, so the agent loop can
+//! keep conversations in its event log.
+
+use crate::bindings::model_world::ModelAdapterPre;
+use crate::bindings::model_world::exports::tack::plugin::model as wit;
+use crate::egress::{Credential, EgressEvent};
+use crate::error::CallError;
+use crate::inspect::WorldInfo;
+use crate::plugin::{classify, new_store};
+use crate::runtime::Runtime;
+use crate::types::{LogRecord, ToolDescriptor};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tack_policy::{EffectivePolicy, Grant, Manifest, PolicyError};
+use wasmtime::Trap;
+
+/// Receives a model's streamed text, piece by piece.
+pub type DeltaSink = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Who said a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Instructions.
+    System,
+    /// The user.
+    User,
+    /// The model.
+    Assistant,
+    /// Tool results.
+    Tool,
+}
+
+/// A tool call the model asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// Provider-assigned id.
+    pub id: String,
+    /// Tool name, as the model sees it.
+    pub name: String,
+    /// Arguments (JSON text, as the model wrote them).
+    pub arguments: String,
+}
+
+/// The result of a tool call, for the model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolResult {
+    /// The id of the call this answers.
+    pub call_id: String,
+    /// The result (or the error) as text.
+    pub content: String,
+    /// Whether the call failed.
+    pub is_error: bool,
+}
+
+/// One part of a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Part {
+    /// Text.
+    Text {
+        /// The text.
+        text: String,
+    },
+    /// A tool call (assistant).
+    ToolCall(ToolCall),
+    /// A tool result (tool).
+    ToolResult(ToolResult),
+}
+
+/// One message of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// Who said it.
+    pub role: Role,
+    /// What was said.
+    pub parts: Vec<Part>,
+}
+
+impl Message {
+    /// A message of one text part.
+    pub fn text(role: Role, text: impl Into<String>) -> Self {
+        Message {
+            role,
+            parts: vec![Part::Text { text: text.into() }],
+        }
+    }
+
+    /// The message's text parts, joined.
+    pub fn joined_text(&self) -> String {
+        self.parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Text { text } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join("")
+    }
+
+    /// The tool calls in the message.
+    pub fn tool_calls(&self) -> impl Iterator<Item = &ToolCall> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::ToolCall(c) => Some(c),
+            _ => None,
+        })
+    }
+}
+
+/// A completion request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompletionRequest {
+    /// The provider's base URL.
+    pub endpoint: String,
+    /// The provider's model id.
+    pub model: String,
+    /// The system prompt.
+    pub system: Option<String>,
+    /// The conversation.
+    pub messages: Vec<Message>,
+    /// Tools the model may call.
+    pub tools: Vec<ToolDescriptor>,
+    /// Most tokens to generate.
+    pub max_tokens: u32,
+    /// Sampling temperature.
+    pub temperature: Option<f32>,
+    /// Whether to stream.
+    pub stream: bool,
+}
+
+/// Token counts of one completion.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Generated tokens.
+    pub output_tokens: u64,
+}
+
+/// Why the model stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// A final answer.
+    EndTurn,
+    /// Tool calls.
+    ToolUse,
+    /// Cut by the token limit.
+    MaxTokens,
+    /// Refused by the provider.
+    Refusal,
+}
+
+/// A completion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Completion {
+    /// The assistant message.
+    pub message: Message,
+    /// Why generation stopped.
+    pub stop_reason: StopReason,
+    /// Tokens used.
+    pub usage: Usage,
+}
+
+/// A failed completion, as the adapter reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelError {
+    /// The provider's HTTP status, if any.
+    pub status: Option<u16>,
+    /// What went wrong.
+    pub message: String,
+    /// Whether a retry may succeed.
+    pub retryable: bool,
+    /// The provider's `retry-after`, in milliseconds.
+    pub retry_after_ms: Option<u64>,
+}
+
+/// The outcome of one adapter call that ran.
+#[derive(Debug, Clone)]
+pub struct ModelOutcome {
+    /// The completion or the adapter's error.
+    pub result: Result<Completion, ModelError>,
+    /// The adapter's log records.
+    pub logs: Vec<LogRecord>,
+    /// The adapter's outgoing HTTP.
+    pub egress: Vec<EgressEvent>,
+    /// Wall time, instantiation included.
+    pub elapsed: Duration,
+}
+
+/// A loaded model-adapter component. Cheap to clone.
+#[derive(Clone)]
+pub struct ModelAdapter {
+    inner: Arc<AdapterInner>,
+}
+
+struct AdapterInner {
+    runtime: Runtime,
+    digest: String,
+    manifest: Manifest,
+    world: WorldInfo,
+    pre: ModelAdapterPre<crate::state::SandboxState>,
+}
+
+impl ModelAdapter {
+    pub(crate) fn new(
+        runtime: Runtime,
+        digest: String,
+        manifest: Manifest,
+        world: WorldInfo,
+        pre: ModelAdapterPre<crate::state::SandboxState>,
+    ) -> Self {
+        ModelAdapter {
+            inner: Arc::new(AdapterInner {
+                runtime,
+                digest,
+                manifest,
+                world,
+                pre,
+            }),
+        }
+    }
+
+    /// `sha256:<hex>` of the component.
+    pub fn digest(&self) -> String {
+        format!("sha256:{}", self.inner.digest)
+    }
+
+    /// The component's WIT world.
+    pub fn world(&self) -> &WorldInfo {
+        &self.inner.world
+    }
+
+    /// Bind the adapter to a grant (normally: HTTP to the model's endpoint only)
+    /// and the credentials the host adds to its requests.
+    pub fn bind(
+        &self,
+        grant: &Grant,
+        credentials: Vec<Credential>,
+    ) -> Result<BoundAdapter, PolicyError> {
+        let policy = grant.resolve(&self.inner.manifest, |_| None)?;
+        Ok(BoundAdapter {
+            adapter: self.clone(),
+            egress: Arc::new(policy.egress.clone()),
+            policy: Arc::new(policy),
+            credentials: Arc::from(credentials),
+        })
+    }
+}
+
+/// A model adapter bound to its grant and credentials; completions run here, each
+/// in a fresh instance.
+#[derive(Clone)]
+pub struct BoundAdapter {
+    adapter: ModelAdapter,
+    policy: Arc<EffectivePolicy>,
+    egress: Arc<tack_policy::EgressPolicy>,
+    credentials: Arc<[Credential]>,
+}
+
+impl BoundAdapter {
+    /// The adapter.
+    pub fn adapter(&self) -> &ModelAdapter {
+        &self.adapter
+    }
+
+    /// Ask for one completion (one attempt: retries are the caller's). Streamed
+    /// text goes to `deltas`. `timeout` bounds the whole call.
+    pub async fn complete(
+        &self,
+        request: &CompletionRequest,
+        timeout: Duration,
+        deltas: Option<DeltaSink>,
+    ) -> Result<ModelOutcome, CallError> {
+        let start = Instant::now();
+        let mut policy = (*self.policy).clone();
+        policy.limits.timeout = timeout;
+        let (mut store, pipes) = new_store(
+            &self.adapter.inner.runtime,
+            &policy,
+            &self.egress,
+            &self.credentials,
+            timeout,
+        )?;
+        store.data_mut().deltas = deltas;
+        let wit_request = request.to_wit();
+        let pre = &self.adapter.inner.pre;
+        let fut = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance
+                .tack_plugin_model()
+                .call_complete(&mut store, &wit_request)
+                .await
+        };
+        let raw = match tokio::time::timeout(timeout, fut).await {
+            Ok(Ok(raw)) => raw,
+            Ok(Err(e)) => return Err(classify(e, &store, &pipes, &policy.limits)),
+            Err(_) => {
+                return Err(classify(
+                    wasmtime::Error::new(Trap::Interrupt),
+                    &store,
+                    &pipes,
+                    &policy.limits,
+                ));
+            }
+        };
+        let result = match raw {
+            Ok(c) => Ok(Completion::from_wit(c)),
+            Err(e) => Err(ModelError {
+                status: e.status,
+                message: e.message,
+                retryable: e.retryable,
+                retry_after_ms: e.retry_after_ms,
+            }),
+        };
+        let state = store.data_mut();
+        Ok(ModelOutcome {
+            result,
+            logs: std::mem::take(&mut state.logs),
+            egress: std::mem::take(&mut *pipes.egress.lock().expect("egress lock")),
+            elapsed: start.elapsed(),
+        })
+    }
+}
+
+impl CompletionRequest {
+    fn to_wit(&self) -> wit::CompletionRequest {
+        wit::CompletionRequest {
+            endpoint: self.endpoint.clone(),
+            model: self.model.clone(),
+            system: self.system.clone(),
+            messages: self.messages.iter().map(Message::to_wit).collect(),
+            tools: self.tools.iter().map(ToolDescriptor::to_wit).collect(),
+            max_tokens: self.max_tokens,
+            temperature: self.temperature,
+            stream: self.stream,
+        }
+    }
+}
+
+impl Message {
+    fn to_wit(&self) -> wit::Message {
+        wit::Message {
+            role: match self.role {
+                Role::System => wit::Role::System,
+                Role::User => wit::Role::User,
+                Role::Assistant => wit::Role::Assistant,
+                Role::Tool => wit::Role::Tool,
+            },
+            parts: self
+                .parts
+                .iter()
+                .map(|p| match p {
+                    Part::Text { text } => wit::Part::Text(text.clone()),
+                    Part::ToolCall(c) => wit::Part::ToolCall(wit::ToolCall {
+                        id: c.id.clone(),
+                        name: c.name.clone(),
+                        arguments: c.arguments.clone(),
+                    }),
+                    Part::ToolResult(r) => wit::Part::ToolResult(wit::ToolResult {
+                        call_id: r.call_id.clone(),
+                        content: r.content.clone(),
+                        is_error: r.is_error,
+                    }),
+                })
+                .collect(),
+        }
+    }
+
+    fn from_wit(m: wit::Message) -> Self {
+        Message {
+            role: match m.role {
+                wit::Role::System => Role::System,
+                wit::Role::User => Role::User,
+                wit::Role::Assistant => Role::Assistant,
+                wit::Role::Tool => Role::Tool,
+            },
+            parts: m
+                .parts
+                .into_iter()
+                .map(|p| match p {
+                    wit::Part::Text(text) => Part::Text { text },
+                    wit::Part::ToolCall(c) => Part::ToolCall(ToolCall {
+                        id: c.id,
+                        name: c.name,
+                        arguments: c.arguments,
+                    }),
+                    wit::Part::ToolResult(r) => Part::ToolResult(ToolResult {
+                        call_id: r.call_id,
+                        content: r.content,
+                        is_error: r.is_error,
+                    }),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Completion {
+    fn from_wit(c: wit::Completion) -> Self {
+        Completion {
+            message: Message::from_wit(c.message),
+            stop_reason: match c.stop_reason {
+                wit::StopReason::EndTurn => StopReason::EndTurn,
+                wit::StopReason::ToolUse => StopReason::ToolUse,
+                wit::StopReason::MaxTokens => StopReason::MaxTokens,
+                wit::StopReason::Refusal => StopReason::Refusal,
+            },
+            usage: Usage {
+                input_tokens: c.usage.input_tokens,
+                output_tokens: c.usage.output_tokens,
+            },
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! `openai-chat`: the model adapter for OpenAI-compatible Chat Completions
+//! (`POST {endpoint}/chat/completions`): OpenAI, vLLM, Ollama, llama.cpp server,
+//! and anything else that speaks the format.
+//!
+//! JSON or SSE (`stream: true` with `stream_options.include_usage`), parallel tool
+//! calls (fragments reassembled by `index`), token usage, and errors classified
+//! for the host's retries. The request carries no credential: the host adds
+//! `authorization` for the endpoint's host on the way out.
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "model-adapter",
+});
+
+use exports::tack::plugin::model::{
+    Completion, CompletionRequest, Guest, Message, ModelError, Part, Role, StopReason, ToolCall,
+    Usage,
+};
+use serde_json::{Value, json};
+use tack::plugin::model_stream;
+use tack_sdk_core::http;
+
+tack_sdk_core::manifest!("tack.toml");
+
+/// Largest non-streamed response body read.
+const MAX_BODY: usize = 16 << 20;
+/// Time to the first response byte.
+const FIRST_BYTE_MS: u64 = 120_000;
+
+struct OpenAiChat;
+
+impl Guest for OpenAiChat {
+    fn complete(request: CompletionRequest) -> Result<Completion, ModelError> {
+        let body = request_body(&request);
+        let url = format!(
+            "{}/chat/completions",
+            request.endpoint.trim_end_matches('/')
+        );
+        let req = http::Request {
+            method: "POST".into(),
+            url,
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                (
+                    "accept".into(),
+                    if request.stream {
+                        "text/event-stream"
+                    } else {
+                        "application/json"
+                    }
+                    .into(),
+                ),
+            ],
+            body: body.to_string().into_bytes(),
+            timeout_ms: Some(FIRST_BYTE_MS),
+        };
+        let mut response = http::open(&req).map_err(transport_error)?;
+        if response.status != 200 {
+            let (body, _) = response.read_to_end(64 * 1024).unwrap_or_default();
+            return Err(status_error(response.status, &response.headers, &body));
+        }
+        if request.stream {
+            read_stream(&mut response)
+        } else {
+            let (body, truncated) = response.read_to_end(MAX_BODY).map_err(transport_error)?;
+            if truncated {
+                return Err(error(None, "the response is larger than 16 MiB", false));
+            }
+            let value: Value = serde_json::from_slice(&body)
+                .map_err(|e| error(Some(200), &format!("the response is not JSON: {e}"), false))?;
+            parse_completion(&value)
+        }
+    }
+}
+
+export!(OpenAiChat);
+
+fn request_body(r: &CompletionRequest) -> Value {
+    let mut messages = Vec::new();
+    if let Some(system) = &r.system {
+        messages.push(json!({"role": "system", "content": system}));
+    }
+    for m in &r.messages {
+        match m.role {
+            Role::System | Role::User => {
+                let role = if m.role == Role::System {
+                    "system"
+                } else {
+                    "user"
+                };
+                messages.push(json!({"role": role, "content": text_of(&m.parts)}));
+            }
+            Role::Assistant => {
+                let text = text_of(&m.parts);
+                let calls: Vec<Value> = m
+                    .parts
+                    .iter()
+                    .filter_map(|p| match p {
+                        Part::ToolCall(c) => Some(json!({
+                            "id": c.id, "type": "function",
+                            "function": {"name": c.name, "arguments": c.arguments},
+                        })),
+                        _ => None,
+                    })
+                    .collect();
+                let mut msg = json!({
+                    "role": "assistant",
+                    "content": if text.is_empty() { Value::Null } else { Value::String(text) },
+                });
+                if !calls.is_empty() {
+                    msg["tool_calls"] = Value::Array(calls);
+                }
+                messages.push(msg);
+            }
+            Role::Tool => {
+                // One `tool` message per result.
+                for p in &m.parts {
+                    if let Part::ToolResult(r) = p {
+                        messages.push(json!({
+                            "role": "tool", "tool_call_id": r.call_id, "content": r.content,
+                        }));
+                    }
+                }
+            }
+        }
+    }
+    let mut body = json!({
+        "model": r.model,
+        "messages": messages,
+        "max_tokens": r.max_tokens,
+    });
+    if !r.tools.is_empty() {
+        body["tools"] = r
+            .tools
+            .iter()
+            .map(|t| {
+                json!({"type": "function", "function": {
+                    "name": t.name,
+                    "description": t.description,
+                    "parameters": serde_json::from_str::<Value>(&t.input_schema)
+                        .unwrap_or_else(|_| json!({"type": "object"})),
+                }})
+            })
+            .collect();
+    }
+    if let Some(t) = r.temperature {
+        body["temperature"] = json!(t);
+    }
+    if r.stream {
+        body["stream"] = json!(true);
+        body["stream_options"] = json!({"include_usage": true});
+    }
+    body
+}
+
+fn text_of(parts: &[Part]) -> String {
+    parts
+        .iter()
+        .filter_map(|p| match p {
+            Part::Text(t) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("")
+}
+
+fn stop_reason(finish: Option<&str>, has_calls: bool) -> StopReason {
+    match finish {
+        Some("tool_calls") | Some("function_call") => StopReason::ToolUse,
+        Some("length") => StopReason::MaxTokens,
+        Some("content_filter") => StopReason::Refusal,
+        _ if has_calls => StopReason::ToolUse,
+        _ => StopReason::EndTurn,
+    }
+}
+
+fn usage_of(v: &Value) -> Usage {
+    Usage {
+        input_tokens: v["prompt_tokens"].as_u64().unwrap_or(0),
+        output_tokens: v["completion_tokens"].as_u64().unwrap_or(0),
+    }
+}
+
+fn parse_completion(v: &Value) -> Result<Completion, ModelError> {
+    let choice = v["choices"]
+        .get(0)
+        .ok_or_else(|| error(Some(200), "the response has no `choices`", false))?;
+    let msg = &choice["message"];
+    let mut parts = Vec::new();
+    if let Some(text) = msg["content"].as_str().filter(|t| !t.is_empty()) {
+        parts.push(Part::Text(text.to_string()));
+    }
+    if let Some(calls) = msg["tool_calls"].as_array() {
+        for c in calls {
+            parts.push(Part::ToolCall(ToolCall {
+                id: c["id"].as_str().unwrap_or_default().to_string(),
+                name: c["function"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                arguments: match &c["function"]["arguments"] {
+                    Value::String(s) => s.clone(),
+                    Value::Null => "{}".into(),
+                    other => other.to_string(),
+                },
+            }));
+        }
+    }
+    let has_calls = parts.iter().any(|p| matches!(p, Part::ToolCall(_)));
+    Ok(Completion {
+        message: Message {
+            role: Role::Assistant,
+            parts,
+        },
+        stop_reason: stop_reason(choice["finish_reason"].as_str(), has_calls),
+        usage: usage_of(&v["usage"]),
+    })
+}
+
+/// A tool call being assembled from stream fragments.
+#[derive(Default)]
+struct PartialCall {
+    id: String,
+    name: String,
+    arguments: String,
+}
+
+/// The answer so far, assembled from `chat.completion.chunk` events.
+#[derive(Default)]
+struct StreamState {
+    text: String,
+    calls: Vec<PartialCall>,
+    finish: Option<String>,
+    usage: Option<Usage>,
+    done: bool,
+}
+
+impl StreamState {
+    fn handle(&mut self, data: &str) -> Result<(), ModelError> {
+        if data.trim() == "[DONE]" {
+            self.done = true;
+            return Ok(());
+        }
+        let v: Value = serde_json::from_str(data).map_err(|e| {
+            error(
+                Some(200),
+                &format!("a stream event is not JSON: {e}"),
+                false,
+            )
+        })?;
+        if let Some(err) = v.get("error") {
+            let message = err["message"]
+                .as_str()
+                .unwrap_or("the provider sent an error");
+            return Err(error(None, message, true));
+        }
+        if v["usage"].is_object() {
+            self.usage = Some(usage_of(&v["usage"]));
+        }
+        let Some(choice) = v["choices"].get(0) else {
+            return Ok(());
+        };
+        let delta = &choice["delta"];
+        if let Some(t) = delta["content"].as_str().filter(|t| !t.is_empty()) {
+            self.text.push_str(t);
+            model_stream::text_delta(t);
+        }
+        for f in delta["tool_calls"].as_array().into_iter().flatten() {
+            let index = f["index"].as_u64().unwrap_or(self.calls.len() as u64) as usize;
+            if index >= 128 {
+                return Err(error(
+                    Some(200),
+                    "more than 128 tool calls in one answer",
+                    false,
+                ));
+            }
+            if self.calls.len() <= index {
+                self.calls.resize_with(index + 1, PartialCall::default);
+            }
+            let call = &mut self.calls[index];
+            if let Some(id) = f["id"].as_str() {
+                call.id = id.to_string();
+            }
+            if let Some(name) = f["function"]["name"].as_str() {
+                call.name.push_str(name);
+            }
+            if let Some(args) = f["function"]["arguments"].as_str() {
+                call.arguments.push_str(args);
+            }
+        }
+        if let Some(f) = choice["finish_reason"].as_str() {
+            self.finish = Some(f.to_string());
+        }
+        Ok(())
+    }
+}
+
+fn read_stream(response: &mut http::OpenResponse) -> Result<Completion, ModelError> {
+    let mut parser = tack_sdk_core::sse::Parser::new();
+    let mut state = StreamState::default();
+    while !state.done {
+        let Some(chunk) = response.next_chunk().map_err(transport_error)? else {
+            break;
+        };
+        for event in parser.feed(&chunk) {
+            state.handle(&event.data)?;
+        }
+    }
+    if !state.done
+        && let Some(event) = parser.finish()
+    {
+        state.handle(&event.data)?;
+    }
+    if !state.done && state.finish.is_none() {
+        return Err(error(
+            None,
+            "the stream ended before the answer was complete",
+            true,
+        ));
+    }
+    let mut parts = Vec::new();
+    if !state.text.is_empty() {
+        parts.push(Part::Text(std::mem::take(&mut state.text)));
+    }
+    for c in std::mem::take(&mut state.calls) {
+        parts.push(Part::ToolCall(ToolCall {
+            id: c.id,
+            name: c.name,
+            arguments: if c.arguments.is_empty() {
+                "{}".into()
+            } else {
+                c.arguments
+            },
+        }));
+    }
+    let has_calls = parts.iter().any(|p| matches!(p, Part::ToolCall(_)));
+    Ok(Completion {
+        message: Message {
+            role: Role::Assistant,
+            parts,
+        },
+        stop_reason: stop_reason(state.finish.as_deref(), has_calls),
+        usage: state.usage.unwrap_or(Usage {
+            input_tokens: 0,
+            output_tokens: 0,
+        }),
+    })
+}
+
+fn error(status: Option<u16>, message: &str, retryable: bool) -> ModelError {
+    http::Failure::new(status, message, retryable).into()
+}
+
+fn transport_error(e: http::HttpError) -> ModelError {
+    http::Failure::from_transport(&e).into()
+}
+
+fn status_error(status: u16, headers: &[(String, String)], body: &[u8]) -> ModelError {
+    http::Failure::from_status(status, headers, body).into()
+}
+
+impl From<http::Failure> for ModelError {
+    fn from(f: http::Failure) -> Self {
+        ModelError {
+            status: f.status,
+            message: f.message,
+            retryable: f.retryable,
+            retry_after_ms: f.retry_after_ms,
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Server-sent events, parsed incrementally as the body arrives.
+//!
+//! Follows the HTML event-stream rules that providers rely on: lines end with
+//! `\n`, `\r\n` or `\r`; `data:` lines of one event are joined with `\n`; a blank
+//! line dispatches; `:` lines are comments; one space after the colon is dropped.
+
+/// One dispatched event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// The `event:` name (`message` when none was given).
+    pub event: String,
+    /// The joined `data:` lines.
+    pub data: String,
+}
+
+/// An incremental parser: feed it chunks, take events out.
+#[derive(Debug, Default)]
+pub struct Parser {
+    buffer: Vec<u8>,
+    event: Option<String>,
+    data: Vec<String>,
+}
+
+impl Parser {
+    /// A parser with nothing buffered.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feed the next chunk; returns the events it completed.
+    pub fn feed(&mut self, chunk: &[u8]) -> Vec<Event> {
+        self.buffer.extend_from_slice(chunk);
+        let mut events = Vec::new();
+        while let Some(end) = self.buffer.iter().position(|&b| b == b'\n' || b == b'\r') {
+            // A `\r` at the very end may be the first half of `\r\n`: wait for more.
+            if self.buffer[end] == b'\r' && end + 1 == self.buffer.len() {
+                break;
+            }
+            let skip = if self.buffer[end] == b'\r' && self.buffer.get(end + 1) == Some(&b'\n') {
+                2
+            } else {
+                1
+            };
+            let line: Vec<u8> = self.buffer.drain(..end + skip).take(end).collect();
+            let line = String::from_utf8_lossy(&line).into_owned();
+            if let Some(e) = self.line(&line) {
+                events.push(e);
+            }
+        }
+        events
+    }
+
+    /// The event left when the stream ends without a final blank line, if any.
+    pub fn finish(&mut self) -> Option<Event> {
+        let rest = std::mem::take(&mut self.buffer);
+        if !rest.is_empty() {
+            let line = String::from_utf8_lossy(&rest).into_owned();
+            if let Some(e) = self.line(&line) {
+                return Some(e);
+            }
+        }
+        self.line("")
+    }
+
+    fn line(&mut self, line: &str) -> Option<Event> {
+        if line.is_empty() {
+            if self.data.is_empty() {
+                self.event = None;
+                return None;
+            }
+            return Some(Event {
+                event: self.event.take().unwrap_or_else(|| "message".into()),
+                data: std::mem::take(&mut self.data).join("\n"),
+            });
+        }
+        if line.starts_with(':') {
+            return None;
+        }
+        let (field, value) = match line.split_once(':') {
+            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+            None => (line, ""),
+        };
+        match field {
+            "event" => self.event = Some(value.to_string()),
+            "data" => self.data.push(value.to_string()),
+            _ => {}
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_split_across_chunks_and_line_endings() {
+        let mut p = Parser::new();
+        let mut got = p.feed(b"event: a\r");
+        got.extend(p.feed(b"\ndata: {\"x\":"));
+        got.extend(p.feed(b"1}\r\n\r\n: comment\ndata: one\ndata:two\n\n"));
+        got.extend(p.feed(b"data: [DONE]"));
+        got.extend(p.finish());
+        assert_eq!(
+            got,
+            vec![
+                Event {
+                    event: "a".into(),
+                    data: "{\"x\":1}".into()
+                },
+                Event {
+                    event: "message".into(),
+                    data: "one\ntwo".into()
+                },
+                Event {
+                    event: "message".into(),
+                    data: "[DONE]".into()
+                },
+            ]
+        );
+    }
+}

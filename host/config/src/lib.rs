@@ -9,6 +9,7 @@
 //! endpoint = "http://127.0.0.1:9000/v1"
 //! model = "gpt-4o-mini"                 # the provider's id (default: the catalog name)
 //! credential = "OPENAI_API_KEY"         # a secret name (`tack secret set`), never a value
+//! credential-header = "authorization"   # default; sent as `Bearer <secret>` (Anthropic: x-api-key)
 //! input-usd-per-mtok = 0.15
 //! output-usd-per-mtok = 0.60
 //!
@@ -59,6 +60,10 @@ pub struct ModelEntry {
     pub model: Option<String>,
     /// The name of the secret holding the credential.
     pub credential: Option<String>,
+    /// The header the host puts the credential in (default `authorization`,
+    /// sent as `Bearer <secret>`; any other header gets the bare secret, e.g.
+    /// `x-api-key` for Anthropic).
+    pub credential_header: Option<String>,
     /// Price per million input tokens, in US dollars.
     #[serde(default)]
     pub input_usd_per_mtok: f64,

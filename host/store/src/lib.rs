@@ -101,6 +101,10 @@ pub struct Event {
     pub data: Value,
     /// Append time, ms.
     pub created_ms: i64,
+    /// The host's own copy of the payload where `data` is redacted (tool
+    /// arguments an approval policy hides): used to resume a run, never served.
+    #[serde(skip)]
+    pub private: Option<Value>,
 }
 
 /// The state of a tool call's idempotency record.
@@ -149,7 +153,7 @@ const SCHEMA: &[&str] = &[
         status TEXT NOT NULL, created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS events (
         session_id TEXT NOT NULL, seq BIGINT NOT NULL, id TEXT NOT NULL UNIQUE,
-        kind TEXT NOT NULL, data TEXT NOT NULL, created_ms BIGINT NOT NULL,
+        kind TEXT NOT NULL, data TEXT NOT NULL, private TEXT, created_ms BIGINT NOT NULL,
         PRIMARY KEY (session_id, seq))",
     "CREATE TABLE IF NOT EXISTS tool_calls (
         session_id TEXT NOT NULL, call_key TEXT NOT NULL, status TEXT NOT NULL,
@@ -400,22 +404,36 @@ impl Store {
     /// new ULID, assigned by one `INSERT … SELECT` (atomic on both backends; a
     /// concurrent append that took the same number makes this one retry).
     pub async fn append(&self, session: &str, kind: &str, data: &Value) -> Result<Event> {
+        self.append_private(session, kind, data, None).await
+    }
+
+    /// [`append`](Self::append) with the host's unredacted copy of the payload
+    /// (kept in the log for resuming, never returned by the API).
+    pub async fn append_private(
+        &self,
+        session: &str,
+        kind: &str,
+        data: &Value,
+        private: Option<&Value>,
+    ) -> Result<Event> {
         if self.session(session).await?.is_none() {
             return Err(StoreError::NoSession(session.to_string()));
         }
         let text = data.to_string();
+        let private_text = private.map(Value::to_string);
         loop {
             let id = next_id();
             let created_ms = now_ms();
             let inserted = sqlx::query(
-                "INSERT INTO events (session_id, seq, id, kind, data, created_ms)
-                 SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5 FROM events WHERE session_id = $1
+                "INSERT INTO events (session_id, seq, id, kind, data, private, created_ms)
+                 SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5, $6 FROM events WHERE session_id = $1
                  RETURNING seq",
             )
             .bind(session)
             .bind(&id)
             .bind(kind)
             .bind(&text)
+            .bind(private_text.as_deref())
             .bind(created_ms)
             .fetch_one(&self.pool)
             .await;
@@ -428,6 +446,7 @@ impl Store {
                         kind: kind.to_string(),
                         data: data.clone(),
                         created_ms,
+                        private: private.cloned(),
                     });
                 }
                 Err(e) if is_conflict(&e) => continue,
@@ -439,7 +458,7 @@ impl Store {
     /// Events of `session` after sequence number `after`, at most `limit`.
     pub async fn events(&self, session: &str, after: u64, limit: u32) -> Result<Vec<Event>> {
         let rows = sqlx::query(
-            "SELECT id, seq, kind, data, created_ms FROM events
+            "SELECT id, seq, kind, data, private, created_ms FROM events
              WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
         )
         .bind(session)
@@ -451,12 +470,16 @@ impl Store {
             .map(|row| {
                 let seq: i64 = row.try_get("seq")?;
                 let data: String = row.try_get("data")?;
+                let private: Option<String> = row.try_get("private")?;
                 Ok(Event {
                     id: row.try_get("id")?,
                     seq: seq as u64,
                     kind: row.try_get("kind")?,
                     data: json(&data, format!("event {session}#{seq}"))?,
                     created_ms: row.try_get("created_ms")?,
+                    private: private
+                        .map(|p| json(&p, format!("event {session}#{seq}")))
+                        .transpose()?,
                 })
             })
             .collect()

@@ -38,6 +38,9 @@ struct Refund {
     reason: String,
     /// The caller's idempotency key, if given.
     idempotency_key: Option<String>,
+    /// The caller's internal note, if given.
+    #[serde(default)]
+    note: Option<String>,
     /// The call that issued it (audit).
     call_id: String,
     /// Seconds since the Unix epoch (0 if the wall clock is not granted).
@@ -143,6 +146,9 @@ struct RefundInput {
     /// Repeating a call with the same key returns the first refund instead of paying twice.
     #[serde(default)]
     idempotency_key: Option<String>,
+    /// Internal note kept with the refund for audit (approval policies may hide it).
+    #[serde(default)]
+    note: Option<String>,
 }
 
 /// The refund and the new balance.
@@ -194,6 +200,7 @@ fn issue_refund(input: RefundInput, ctx: &CallContext) -> Result<RefundOutput, T
         amount_cents: input.amount_cents,
         reason: input.reason,
         idempotency_key: input.idempotency_key,
+        note: input.note,
         call_id: ctx.call_id.clone(),
         issued_at,
     };

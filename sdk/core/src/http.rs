@@ -375,6 +375,8 @@ mod tests {
         assert!(Failure::from_status(529, &[], b"").retryable);
         let denied = HttpError::Transport("denied by the host's egress policy (x)".into());
         assert!(!Failure::from_transport(&denied).retryable);
-        assert!(Failure::from_transport(&HttpError::Transport("ConnectionRefused".into())).retryable);
+        assert!(
+            Failure::from_transport(&HttpError::Transport("ConnectionRefused".into())).retryable
+        );
     }
 }

@@ -1,0 +1,514 @@
+//! Where the engine's components come from, and what an agent resolves to: its
+//! model adapter (bound to the endpoint and its credential), its tools (with
+//! central flags and grants applied), its skills and its approval policy.
+
+use crate::builtin;
+use crate::error::EngineError;
+use futures_util::future::BoxFuture;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tack_agent::AgentSpec;
+use tack_config::{ApprovalPolicyConfig, HostConfig, ModelEntry};
+use tack_distribution::{ArtifactRef, FetchOptions, Fetcher, NoProgress};
+use tack_policy::{Grant, HttpGrant};
+use tack_runtime::{BoundAdapter, Credential, PolicyComponent, Runtime, Sandbox, ToolDescriptor};
+
+/// An artifact's contents as the engine needs them.
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    /// Its digest (manifest digest from a registry, or the file's sha256).
+    pub digest: String,
+    /// The component, if it is one.
+    pub component: Option<Vec<u8>>,
+    /// The `SKILL.md`, if it is a skill.
+    pub skill: Option<String>,
+}
+
+/// Obtains artifacts by reference (`namespace/name@version`).
+pub trait ComponentSource: Send + Sync {
+    /// Fetch (and, for registries, verify) `reference`.
+    fn fetch<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<Artifact, String>>;
+}
+
+/// Artifacts from OCI registries, through the verifying [`Fetcher`] (signatures
+/// against the trust policy, digests, lock file, cache).
+pub struct RegistrySource {
+    fetcher: Fetcher,
+    default_registry: Option<String>,
+}
+
+impl RegistrySource {
+    /// A source over `fetcher`; references without a registry use `default_registry`.
+    pub fn new(fetcher: Fetcher, default_registry: Option<String>) -> Self {
+        RegistrySource {
+            fetcher,
+            default_registry,
+        }
+    }
+}
+
+impl ComponentSource for RegistrySource {
+    fn fetch<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<Artifact, String>> {
+        Box::pin(async move {
+            let r = ArtifactRef::parse(reference, self.default_registry.as_deref())
+                .map_err(|e| e.to_string())?;
+            let f = self
+                .fetcher
+                .fetch(&r, &FetchOptions::default(), &NoProgress)
+                .await
+                .map_err(|e| format!("{e}"))?;
+            Ok(Artifact {
+                digest: f.digest,
+                component: f.component,
+                skill: f.skill,
+            })
+        })
+    }
+}
+
+/// Artifacts from local files by reference, for tests, benchmarks and
+/// development (no signatures: use [`RegistrySource`] in production).
+#[derive(Default, Clone)]
+pub struct LocalSource {
+    files: HashMap<String, PathBuf>,
+    skills: HashMap<String, String>,
+}
+
+impl LocalSource {
+    /// An empty source.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Serve the component at `path` as `reference`.
+    pub fn component(mut self, reference: &str, path: impl Into<PathBuf>) -> Self {
+        self.files.insert(reference.to_string(), path.into());
+        self
+    }
+
+    /// Serve a skill (`SKILL.md` text) as `reference`.
+    pub fn skill(mut self, reference: &str, skill_md: &str) -> Self {
+        self.skills
+            .insert(reference.to_string(), skill_md.to_string());
+        self
+    }
+}
+
+impl ComponentSource for LocalSource {
+    fn fetch<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<Artifact, String>> {
+        Box::pin(async move {
+            if let Some(text) = self.skills.get(reference) {
+                return Ok(Artifact {
+                    digest: format!("local:{reference}"),
+                    component: None,
+                    skill: Some(text.clone()),
+                });
+            }
+            let path = self
+                .files
+                .get(reference)
+                .ok_or_else(|| format!("`{reference}` is not known to this local source"))?;
+            let bytes =
+                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            Ok(Artifact {
+                digest: format!("local:{reference}"),
+                component: Some(bytes),
+                skill: None,
+            })
+        })
+    }
+}
+
+/// One tool as an agent's model sees it.
+#[derive(Clone)]
+pub struct ToolEntry {
+    /// Name the model uses (the tool's own, or `plugin_tool` when two plugins
+    /// offer the same name).
+    pub name: String,
+    /// The tool's own name.
+    pub tool: String,
+    /// Plugin reference (`builtin` for host tools).
+    pub plugin: String,
+    /// The descriptor sent to the model (named [`name`](Self::name)).
+    pub descriptor: ToolDescriptor,
+    /// Destructive after central flags.
+    pub destructive: bool,
+    /// Where calls run (`None` for built-in tools).
+    pub sandbox: Option<Sandbox>,
+}
+
+/// A skill of the agent.
+#[derive(Clone)]
+pub struct SkillEntry {
+    /// Skill name.
+    pub name: String,
+    /// One-line description (in the system prompt).
+    pub description: String,
+    /// The `SKILL.md` body (what `load_skill` returns).
+    pub body: String,
+    /// Tools the skill brings, callable once it is loaded.
+    pub tools: Vec<ToolEntry>,
+}
+
+/// The approval policy an agent names, ready to decide.
+#[derive(Clone)]
+pub struct PolicySet {
+    /// Its name in the host configuration.
+    pub name: String,
+    /// Its settings.
+    pub config: ApprovalPolicyConfig,
+    /// Its component, if it has one.
+    pub component: Option<PolicyComponent>,
+}
+
+/// An agent version resolved against the host: everything a run needs.
+pub struct ResolvedAgent {
+    /// The agent file.
+    pub spec: AgentSpec,
+    /// Its registered version.
+    pub version: u32,
+    /// The model's catalog entry.
+    pub model: ModelEntry,
+    /// The adapter, bound to the endpoint and credential.
+    pub adapter: BoundAdapter,
+    /// The agent's own tools.
+    pub tools: Vec<ToolEntry>,
+    /// Its skills.
+    pub skills: Vec<SkillEntry>,
+    /// Its approval policy.
+    pub policy: Option<PolicySet>,
+}
+
+impl ResolvedAgent {
+    /// The system prompt: instructions, then each skill's name and description.
+    pub fn system_prompt(&self) -> String {
+        let mut s = self.spec.instructions.trim().to_string();
+        if !self.skills.is_empty() {
+            s.push_str(
+                "\n\nSkills you can load with the `load_skill` tool (load one before doing what it covers):\n",
+            );
+            for k in &self.skills {
+                s.push_str(&format!("- {}: {}\n", k.name, k.description));
+            }
+        }
+        s
+    }
+
+    /// The tools callable now: the agent's, those of loaded skills, and the
+    /// built-in ones.
+    pub fn tools_with<'a>(
+        &'a self,
+        loaded: &'a std::collections::BTreeSet<String>,
+    ) -> impl Iterator<Item = &'a ToolEntry> {
+        self.tools.iter().chain(
+            self.skills
+                .iter()
+                .filter(|k| loaded.contains(&k.name))
+                .flat_map(|k| k.tools.iter()),
+        )
+    }
+}
+
+/// Built-in tool entries for an agent with `skills`.
+pub fn builtin_tools(skills: &[SkillEntry]) -> Vec<ToolEntry> {
+    let mut out = vec![builtin_entry(builtin::ask_user())];
+    if !skills.is_empty() {
+        let names: Vec<String> = skills.iter().map(|k| k.name.clone()).collect();
+        out.push(builtin_entry(builtin::load_skill(&names)));
+    }
+    out
+}
+
+fn builtin_entry(d: ToolDescriptor) -> ToolEntry {
+    ToolEntry {
+        name: d.name.clone(),
+        tool: d.name.clone(),
+        plugin: builtin::BUILTIN.into(),
+        descriptor: d,
+        destructive: false,
+        sandbox: None,
+    }
+}
+
+/// Resolves agents and caches loaded components.
+pub struct Resolver {
+    runtime: Runtime,
+    source: Arc<dyn ComponentSource>,
+    host: Arc<HostConfig>,
+    secrets: Option<tack_secrets::Secrets>,
+}
+
+impl Resolver {
+    /// A resolver loading components into `runtime` from `source`.
+    pub fn new(
+        runtime: Runtime,
+        source: Arc<dyn ComponentSource>,
+        host: Arc<HostConfig>,
+        secrets: Option<tack_secrets::Secrets>,
+    ) -> Self {
+        Resolver {
+            runtime,
+            source,
+            host,
+            secrets,
+        }
+    }
+
+    async fn component(&self, reference: &str, what: &str) -> Result<Vec<u8>, EngineError> {
+        let a = self
+            .source
+            .fetch(reference)
+            .await
+            .map_err(|e| EngineError::Resolve(format!("{what} `{reference}`: {e}")))?;
+        a.component.ok_or_else(|| {
+            EngineError::Resolve(format!("{what} `{reference}` is a skill, not a component"))
+        })
+    }
+
+    /// Resolve `spec` (version `version`): fetch, verify and load every component.
+    pub async fn resolve(
+        &self,
+        spec: AgentSpec,
+        version: u32,
+    ) -> Result<ResolvedAgent, EngineError> {
+        let model = self.host.models.get(&spec.model).cloned().ok_or_else(|| {
+            EngineError::Resolve(format!(
+                "model `{}` is not in this host's catalog (models: {})",
+                spec.model,
+                self.host
+                    .models
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        let adapter = self.adapter(&spec.model, &model).await?;
+
+        let mut raw = Vec::new();
+        for reference in &spec.tools {
+            raw.extend(self.plugin_tools(reference).await?);
+        }
+        let mut skills = Vec::new();
+        for reference in &spec.skills {
+            let a = self
+                .source
+                .fetch(reference)
+                .await
+                .map_err(|e| EngineError::Resolve(format!("skill `{reference}`: {e}")))?;
+            let text = a.skill.ok_or_else(|| {
+                EngineError::Resolve(format!("`{reference}` is a component, not a skill"))
+            })?;
+            let skill = tack_artifact::skill::Skill::parse(&text, None)
+                .map_err(|e| EngineError::Resolve(format!("skill `{reference}`: {e}")))?;
+            let mut tools = Vec::new();
+            if let Some(list) = skill.metadata.get("tack.tools") {
+                for r in list.split_whitespace() {
+                    tools.extend(self.plugin_tools(r).await?);
+                }
+            }
+            skills.push(SkillEntry {
+                name: skill.name,
+                description: skill.description,
+                body: skill.body,
+                tools,
+            });
+        }
+        // Model-visible names: the tool's own unless two plugins share it.
+        let mut count: BTreeMap<String, usize> = BTreeMap::new();
+        for t in raw.iter().chain(skills.iter().flat_map(|k| k.tools.iter())) {
+            *count.entry(t.tool.clone()).or_default() += 1;
+        }
+        let rename = |t: &mut ToolEntry| {
+            if count.get(&t.tool).copied().unwrap_or(0) > 1
+                || t.tool == builtin::ASK_USER
+                || t.tool == builtin::LOAD_SKILL
+            {
+                let plugin = t
+                    .plugin
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or(&t.plugin)
+                    .split('@')
+                    .next()
+                    .unwrap_or("plugin")
+                    .replace('-', "_");
+                t.name = format!("{plugin}_{}", t.tool);
+                t.descriptor.name = t.name.clone();
+            }
+        };
+        raw.iter_mut().for_each(rename);
+        for k in &mut skills {
+            k.tools.iter_mut().for_each(rename);
+        }
+
+        let policy =
+            match &spec.approval_policy {
+                None => None,
+                Some(name) => {
+                    let config = self.host.approval_policies.get(name).cloned().ok_or_else(
+                        || {
+                            EngineError::Resolve(format!(
+                                "approval policy `{name}` is not defined in the host configuration"
+                            ))
+                        },
+                    )?;
+                    let component = match &config.component {
+                        None => None,
+                        Some(r) => {
+                            let bytes = self.component(r, "policy component").await?;
+                            Some(self.runtime.load_policy(&bytes).map_err(|e| {
+                                EngineError::Resolve(format!("policy component `{r}`: {e}"))
+                            })?)
+                        }
+                    };
+                    Some(PolicySet {
+                        name: name.clone(),
+                        config,
+                        component,
+                    })
+                }
+            };
+        Ok(ResolvedAgent {
+            spec,
+            version,
+            model,
+            adapter,
+            tools: raw,
+            skills,
+            policy,
+        })
+    }
+
+    async fn adapter(&self, name: &str, model: &ModelEntry) -> Result<BoundAdapter, EngineError> {
+        let bytes = self.component(&model.adapter, "model adapter").await?;
+        let adapter = self
+            .runtime
+            .load_model_adapter(&bytes)
+            .map_err(|e| EngineError::Resolve(format!("model adapter `{}`: {e}", model.adapter)))?;
+        let (host, port) = endpoint_host(&model.endpoint).ok_or_else(|| {
+            EngineError::Resolve(format!(
+                "models.{name}.endpoint `{}` has no host",
+                model.endpoint
+            ))
+        })?;
+        // The operator chose this endpoint: the adapter may reach it (and only
+        // it), wherever it lives, private networks and loopback included.
+        let pattern = format!("{host}:{port}")
+            .parse()
+            .map_err(|e| EngineError::Resolve(format!("models.{name}.endpoint: {e}")))?;
+        let grant = Grant {
+            http: HttpGrant {
+                allow: vec![pattern],
+                allow_private: vec![
+                    "0.0.0.0/0".parse().expect("a network"),
+                    "::/0".parse().expect("a network"),
+                ],
+            },
+            ..Grant::default()
+        };
+        let mut credentials = Vec::new();
+        if let Some(secret) = &model.credential {
+            let secrets = self.secrets.as_ref().ok_or_else(|| {
+                EngineError::Resolve(format!(
+                    "models.{name} needs secret `{secret}`, but no master key is set (TACK_MASTER_KEY or TACK_MASTER_KEY_FILE)"
+                ))
+            })?;
+            let value = secrets
+                .reveal(secret)
+                .await
+                .map_err(|e| EngineError::Resolve(format!("secret `{secret}`: {e}")))?
+                .ok_or_else(|| {
+                    EngineError::Resolve(format!(
+                        "models.{name} needs secret `{secret}`, which is not set; run `tack secret set {secret}`"
+                    ))
+                })?;
+            let value = std::str::from_utf8(value.expose()).map_err(|_| {
+                EngineError::Resolve(format!("secret `{secret}` is not UTF-8 text"))
+            })?;
+            let header = model
+                .credential_header
+                .as_deref()
+                .unwrap_or("authorization");
+            let value = if header.eq_ignore_ascii_case("authorization") {
+                format!("Bearer {}", value.trim())
+            } else {
+                value.trim().to_string()
+            };
+            credentials.push(
+                Credential::new(&host, Some(port), header, &value)
+                    .map_err(|e| EngineError::Resolve(format!("secret `{secret}`: {e}")))?,
+            );
+        }
+        adapter
+            .bind(&grant, credentials)
+            .map_err(|e| EngineError::Resolve(format!("model adapter grant: {e}")))
+    }
+
+    async fn plugin_tools(&self, reference: &str) -> Result<Vec<ToolEntry>, EngineError> {
+        let bytes = self.component(reference, "tool plugin").await?;
+        let plugin = self
+            .runtime
+            .load(&bytes)
+            .map_err(|e| EngineError::Resolve(format!("tool plugin `{reference}`: {e}")))?;
+        let repo = ArtifactRef::parse(reference, Some("localhost"))
+            .map(|r| r.repository)
+            .unwrap_or_else(|_| reference.split('@').next().unwrap_or(reference).to_string());
+        let settings = self.host.tools.get(&repo).cloned().unwrap_or_default();
+        let sandbox = plugin.sandbox(&settings.grant).map_err(|e| {
+            EngineError::Resolve(format!(
+                "the grant for `{repo}` in the host configuration: {e}"
+            ))
+        })?;
+        let tools = plugin
+            .tools()
+            .await
+            .map_err(|e| EngineError::Resolve(format!("tool plugin `{reference}`: {e}")))?;
+        Ok(tools
+            .iter()
+            .map(|d| {
+                let mut d = d.clone();
+                if settings.destructive.contains(&d.name) {
+                    d.annotations.destructive = true;
+                    d.annotations.read_only = false;
+                }
+                if settings.read_only.contains(&d.name) {
+                    d.annotations.read_only = true;
+                    d.annotations.destructive = false;
+                }
+                ToolEntry {
+                    name: d.name.clone(),
+                    tool: d.name.clone(),
+                    plugin: reference.to_string(),
+                    destructive: d.annotations.destructive,
+                    descriptor: d,
+                    sandbox: Some(sandbox.clone()),
+                }
+            })
+            .collect())
+    }
+}
+
+/// Host and port of an `http(s)://` URL.
+pub(crate) fn endpoint_host(url: &str) -> Option<(String, u16)> {
+    let (rest, default_port) = if let Some(r) = url.strip_prefix("https://") {
+        (r, 443)
+    } else if let Some(r) = url.strip_prefix("http://") {
+        (r, 80)
+    } else {
+        return None;
+    };
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit('@').next()?;
+    if let Some(v6) = authority.strip_prefix('[') {
+        let (host, rest) = v6.split_once(']')?;
+        let port = rest.strip_prefix(':').and_then(|p| p.parse().ok());
+        return Some((host.to_string(), port.unwrap_or(default_port)));
+    }
+    match authority.rsplit_once(':') {
+        Some((h, p)) => Some((h.to_string(), p.parse().ok()?)),
+        None if authority.is_empty() => None,
+        None => Some((authority.to_string(), default_port)),
+    }
+}

@@ -1,0 +1,685 @@
+//! The engine: sessions, their logs and runners, and the operations the API
+//! offers (agents, sessions, messages, approval decisions, answers, interrupts).
+
+use crate::components::{ComponentSource, ResolvedAgent, Resolver};
+use crate::error::EngineError;
+use crate::events::{EventData, LoggedEvent, Status, Verdict};
+use crate::redact::redact;
+use crate::state::SessionState;
+use crate::trace::{TraceRecord, trace};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tack_agent::AgentSpec;
+use tack_config::HostConfig;
+use tack_runtime::Runtime;
+use tack_store::{AgentRecord, SessionRecord, Store};
+use tokio::sync::{Notify, broadcast};
+
+/// Who is calling, as the API authenticated them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Token name.
+    pub name: String,
+    /// Role: `admin`, `builder`, `approver` or `user`.
+    pub role: String,
+}
+
+impl Principal {
+    /// A principal with `role`.
+    pub fn new(name: &str, role: &str) -> Self {
+        Principal {
+            name: name.into(),
+            role: role.into(),
+        }
+    }
+}
+
+/// Retries of model calls.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts in all (1 = no retry).
+    pub attempts: u32,
+    /// First backoff; doubled per attempt.
+    pub base_delay: Duration,
+    /// Longest wait between attempts (a provider's `retry-after` included).
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 4,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A piece of streamed model text, for live subscribers only (not logged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delta {
+    /// Run id.
+    pub run_id: String,
+    /// The text.
+    pub text: String,
+}
+
+/// One session's live part: its state (the fold of its log), its subscribers,
+/// and its runner.
+pub struct SessionHandle {
+    /// Session id.
+    pub id: String,
+    /// Agent name.
+    pub agent: String,
+    /// Agent version.
+    pub agent_version: u32,
+    pub(crate) state: tokio::sync::Mutex<SessionState>,
+    pub(crate) events: broadcast::Sender<LoggedEvent>,
+    pub(crate) deltas: broadcast::Sender<Delta>,
+    pub(crate) running: AtomicBool,
+    pub(crate) cancel: Notify,
+}
+
+pub(crate) struct Inner {
+    pub(crate) host: Arc<HostConfig>,
+    pub(crate) store: Store,
+    pub(crate) resolver: Resolver,
+    pub(crate) retry: RetryPolicy,
+    sessions: Mutex<HashMap<String, Arc<SessionHandle>>>,
+    agents: tokio::sync::Mutex<HashMap<(String, u32), Arc<ResolvedAgent>>>,
+}
+
+/// The agent engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// What the engine is built from.
+pub struct EngineConfig {
+    /// Host configuration.
+    pub host: HostConfig,
+    /// Plugin runtime.
+    pub runtime: Runtime,
+    /// Durable store.
+    pub store: Store,
+    /// Secrets (for model credentials), if a master key is set.
+    pub secrets: Option<tack_secrets::Secrets>,
+    /// Where components come from.
+    pub components: Arc<dyn ComponentSource>,
+    /// Model call retries.
+    pub retry: RetryPolicy,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn logged(e: &tack_store::Event) -> Result<(LoggedEvent, Option<EventData>), EngineError> {
+    let corrupt = |err: serde_json::Error| {
+        EngineError::Store(tack_store::StoreError::Corrupt {
+            what: format!("event {}", e.id),
+            message: err.to_string(),
+        })
+    };
+    let data = EventData::from_stored(&e.kind, &e.data).map_err(corrupt)?;
+    let private = e
+        .private
+        .as_ref()
+        .map(|p| EventData::from_stored(&e.kind, p))
+        .transpose()
+        .map_err(corrupt)?;
+    Ok((
+        LoggedEvent {
+            id: e.id.clone(),
+            seq: e.seq,
+            created_ms: e.created_ms,
+            data,
+        },
+        private,
+    ))
+}
+
+impl Engine {
+    /// An engine over `config`. Call [`resume`](Self::resume) once at start.
+    pub fn new(config: EngineConfig) -> Engine {
+        let host = Arc::new(config.host);
+        Engine {
+            inner: Arc::new(Inner {
+                resolver: Resolver::new(
+                    config.runtime,
+                    config.components,
+                    host.clone(),
+                    config.secrets,
+                ),
+                host,
+                store: config.store,
+                retry: config.retry,
+                sessions: Mutex::default(),
+                agents: tokio::sync::Mutex::default(),
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The host configuration.
+    pub fn host(&self) -> &HostConfig {
+        &self.inner.host
+    }
+
+    /// Register an agent file (YAML); an unchanged file keeps its version.
+    pub async fn register_agent(&self, yaml: &str) -> Result<AgentRecord, EngineError> {
+        let spec = AgentSpec::parse(yaml).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        spec.validate(&*self.inner.host)
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let value = serde_json::to_value(&spec).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        Ok(self.inner.store.put_agent(&spec.name, &value).await?)
+    }
+
+    /// The agent `name` at `version` (latest when `None`), resolved and cached.
+    pub(crate) async fn agent(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> Result<Arc<ResolvedAgent>, EngineError> {
+        let mut agents = self.inner.agents.lock().await;
+        if let Some(a) = agents.get(&(name.to_string(), version)) {
+            return Ok(a.clone());
+        }
+        let record = self
+            .inner
+            .store
+            .agent(name, Some(version))
+            .await?
+            .ok_or_else(|| {
+                EngineError::NotFound(format!("agent `{name}` v{version} is not registered"))
+            })?;
+        let spec: AgentSpec = serde_json::from_value(record.spec).map_err(|e| {
+            EngineError::Store(tack_store::StoreError::Corrupt {
+                what: format!("agent {name} v{version}"),
+                message: e.to_string(),
+            })
+        })?;
+        let resolved = Arc::new(self.inner.resolver.resolve(spec, version).await?);
+        agents.insert((name.to_string(), version), resolved.clone());
+        Ok(resolved)
+    }
+
+    /// Create a session for `agent` (`name` or `name@version`) and start its
+    /// first run with `input`.
+    pub async fn create_session(
+        &self,
+        agent: &str,
+        input: &str,
+        by: &Principal,
+    ) -> Result<SessionRecord, EngineError> {
+        let (name, version) = match agent.split_once('@') {
+            Some((n, v)) => (
+                n,
+                Some(v.trim_start_matches('v').parse::<u32>().map_err(|_| {
+                    EngineError::Invalid(format!(
+                        "`{agent}`: the version after @ must be a number (agent versions are 1, 2, …)"
+                    ))
+                })?),
+            ),
+            None => (agent, None),
+        };
+        let record = self
+            .inner
+            .store
+            .agent(name, version)
+            .await?
+            .ok_or_else(|| {
+                EngineError::NotFound(match version {
+                    Some(v) => format!("agent `{name}` has no version {v}"),
+                    None => {
+                        format!("agent `{name}` is not registered; create it with POST /v1/agents")
+                    }
+                })
+            })?;
+        // Resolve before creating anything: a broken agent fails here, cleanly.
+        self.agent(&record.name, record.version).await?;
+        if input.trim().is_empty() {
+            return Err(EngineError::Invalid("`input` must not be empty".into()));
+        }
+        let session = self
+            .inner
+            .store
+            .create_session(&record.name, record.version)
+            .await?;
+        let handle = self.handle(&session.id).await?;
+        self.append(
+            &handle,
+            EventData::UserMessage {
+                text: input.to_string(),
+                by: by.name.clone(),
+            },
+            None,
+        )
+        .await?;
+        self.kick(handle);
+        Ok(session)
+    }
+
+    /// The live handle of session `id`, loading its log on first use.
+    pub async fn handle(&self, id: &str) -> Result<Arc<SessionHandle>, EngineError> {
+        if let Some(h) = self.inner.sessions.lock().expect("sessions lock").get(id) {
+            return Ok(h.clone());
+        }
+        let record = self
+            .inner
+            .store
+            .session(id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("no session `{id}`")))?;
+        let mut state = SessionState::default();
+        let mut after = 0;
+        loop {
+            let batch = self.inner.store.events(id, after, 1000).await?;
+            if batch.is_empty() {
+                break;
+            }
+            for e in &batch {
+                let (public, private) = logged(e)?;
+                after = e.seq;
+                state.apply(&LoggedEvent {
+                    data: private.unwrap_or(public.data),
+                    ..public
+                });
+            }
+        }
+        let handle = Arc::new(SessionHandle {
+            id: record.id.clone(),
+            agent: record.agent,
+            agent_version: record.agent_version,
+            state: tokio::sync::Mutex::new(state),
+            events: broadcast::channel(1024).0,
+            deltas: broadcast::channel(1024).0,
+            running: AtomicBool::new(false),
+            cancel: Notify::new(),
+        });
+        let mut sessions = self.inner.sessions.lock().expect("sessions lock");
+        Ok(sessions.entry(record.id).or_insert(handle).clone())
+    }
+
+    /// Append an event (with the host's unredacted copy, if it differs), apply it
+    /// to the session's state and tell subscribers.
+    pub(crate) async fn append(
+        &self,
+        h: &SessionHandle,
+        public: EventData,
+        private: Option<EventData>,
+    ) -> Result<LoggedEvent, EngineError> {
+        let mut state = h.state.lock().await;
+        self.append_locked(h, &mut state, public, private).await
+    }
+
+    pub(crate) async fn append_locked(
+        &self,
+        h: &SessionHandle,
+        state: &mut SessionState,
+        public: EventData,
+        private: Option<EventData>,
+    ) -> Result<LoggedEvent, EngineError> {
+        let private_data = private.as_ref().map(EventData::to_data);
+        let stored = self
+            .inner
+            .store
+            .append_private(
+                &h.id,
+                public.kind(),
+                &public.to_data(),
+                private_data.as_ref(),
+            )
+            .await?;
+        let event = LoggedEvent {
+            id: stored.id,
+            seq: stored.seq,
+            created_ms: stored.created_ms,
+            data: public,
+        };
+        state.apply(&LoggedEvent {
+            data: private.unwrap_or_else(|| event.data.clone()),
+            ..event.clone()
+        });
+        if let EventData::StatusChanged { status } = &event.data {
+            self.inner.store.set_status(&h.id, status.as_str()).await?;
+        }
+        let _ = h.events.send(event.clone());
+        Ok(event)
+    }
+
+    /// Start the session's runner unless one runs.
+    pub(crate) fn kick(&self, h: Arc<SessionHandle>) {
+        if h.running.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let engine = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = crate::runner::drive(&engine, &h).await {
+                    tracing::error!(session = %h.id, "the run stopped: {e}");
+                    let _ = engine
+                        .append(
+                            &h,
+                            EventData::Error {
+                                run_id: None,
+                                error_type: "host".into(),
+                                message: e.to_string(),
+                            },
+                            None,
+                        )
+                        .await;
+                }
+                h.running.store(false, Ordering::SeqCst);
+                // Work may have arrived between the runner's last look and now.
+                let more = {
+                    let state = h.state.lock().await;
+                    crate::runner::has_work(&state)
+                };
+                if !more || h.running.swap(true, Ordering::SeqCst) {
+                    break;
+                }
+            }
+        });
+    }
+
+    /// Pick up every session that was mid-run when the host stopped.
+    pub async fn resume(&self) -> Result<usize, EngineError> {
+        let mut n = 0;
+        for status in ["running", "waiting_approval", "waiting_input", "idle"] {
+            for s in self.inner.store.sessions_with_status(status).await? {
+                let h = self.handle(&s.id).await?;
+                let run = {
+                    let state = h.state.lock().await;
+                    if !crate::runner::has_work(&state) && state.run.is_none() {
+                        continue;
+                    }
+                    state.run.as_ref().map(|r| r.run_id.clone())
+                };
+                if let Some(run_id) = run
+                    && status == "running"
+                {
+                    self.append(&h, EventData::RunResumed { run_id }, None)
+                        .await?;
+                }
+                self.kick(h);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// A user message: queued, and run after the current run (if any).
+    pub async fn post_message(
+        &self,
+        session: &str,
+        text: &str,
+        by: &Principal,
+    ) -> Result<LoggedEvent, EngineError> {
+        if text.trim().is_empty() {
+            return Err(EngineError::Invalid("`text` must not be empty".into()));
+        }
+        let h = self.handle(session).await?;
+        let e = self
+            .append(
+                &h,
+                EventData::UserMessage {
+                    text: text.to_string(),
+                    by: by.name.clone(),
+                },
+                None,
+            )
+            .await?;
+        self.kick(h);
+        Ok(e)
+    }
+
+    /// An approver's decision on pending approval `approval_id`.
+    pub async fn decide(
+        &self,
+        session: &str,
+        approval_id: &str,
+        by: &Principal,
+        verdict: Verdict,
+        reason: Option<String>,
+        arguments: Option<Value>,
+    ) -> Result<LoggedEvent, EngineError> {
+        let h = self.handle(session).await?;
+        let mut state = h.state.lock().await;
+        let approval = state.approval(approval_id).cloned().ok_or_else(|| {
+            EngineError::NotFound(format!(
+                "session `{session}` has no approval `{approval_id}`; list pending ones with GET /v1/approvals"
+            ))
+        })?;
+        if let Some(d) = approval.decided {
+            return Err(EngineError::Conflict(format!(
+                "approval `{approval_id}` was already decided ({d:?}); a decision cannot be changed",
+            )));
+        }
+        if by.role != "admin" && !approval.approvers.contains(&by.role) {
+            return Err(EngineError::Forbidden(format!(
+                "the `{}` role may not decide approval `{approval_id}`; it needs one of: {}",
+                by.role,
+                approval.approvers.join(", ")
+            )));
+        }
+        let run_id = state
+            .run
+            .as_ref()
+            .map(|r| r.run_id.clone())
+            .unwrap_or_default();
+        let arguments = match (verdict, arguments) {
+            (Verdict::Edit, Some(a)) if a.is_object() => Some(a),
+            (Verdict::Edit, _) => {
+                return Err(EngineError::Invalid(
+                    "an `edit` decision needs `arguments`, a JSON object".into(),
+                ));
+            }
+            (_, Some(_)) => {
+                return Err(EngineError::Invalid(
+                    "`arguments` go with an `edit` decision only".into(),
+                ));
+            }
+            (_, None) => None,
+        };
+        let grant_expires_ms = match (verdict, approval.scope) {
+            (Verdict::Approve | Verdict::Edit, crate::events::Scope::Session) => {
+                Some(now_ms() + approval.grant_ttl_s.unwrap_or(15 * 60) as i64 * 1000)
+            }
+            _ => None,
+        };
+        let private = EventData::ApprovalDecided {
+            run_id: run_id.clone(),
+            approval_id: approval_id.to_string(),
+            call_id: approval.call_id.clone(),
+            decision: verdict,
+            by: by.name.clone(),
+            role: by.role.clone(),
+            reason: reason.clone(),
+            arguments: arguments.clone(),
+            grant_expires_ms,
+        };
+        let public = EventData::ApprovalDecided {
+            run_id,
+            approval_id: approval_id.to_string(),
+            call_id: approval.call_id.clone(),
+            decision: verdict,
+            by: by.name.clone(),
+            role: by.role.clone(),
+            reason,
+            arguments: arguments.as_ref().map(|a| redact(a, &approval.redacted)),
+            grant_expires_ms,
+        };
+        let private = (private != public).then_some(private);
+        let e = self.append_locked(&h, &mut state, public, private).await?;
+        drop(state);
+        self.kick(h);
+        Ok(e)
+    }
+
+    /// The user's answer to an `ask_user` question.
+    pub async fn answer(
+        &self,
+        session: &str,
+        question_id: &str,
+        answer: &str,
+        by: &Principal,
+    ) -> Result<LoggedEvent, EngineError> {
+        let h = self.handle(session).await?;
+        let mut state = h.state.lock().await;
+        if state.open_question(question_id).is_none() {
+            return Err(EngineError::NotFound(format!(
+                "session `{session}` has no open question `{question_id}`"
+            )));
+        }
+        let e = self
+            .append_locked(
+                &h,
+                &mut state,
+                EventData::UserAnswer {
+                    question_id: question_id.to_string(),
+                    answer: answer.to_string(),
+                    by: by.name.clone(),
+                },
+                None,
+            )
+            .await?;
+        drop(state);
+        self.kick(h);
+        Ok(e)
+    }
+
+    /// Stop the session's current run.
+    pub async fn interrupt(
+        &self,
+        session: &str,
+        by: &Principal,
+    ) -> Result<LoggedEvent, EngineError> {
+        let h = self.handle(session).await?;
+        let e = {
+            let mut state = h.state.lock().await;
+            if state.run.is_none() {
+                return Err(EngineError::Conflict(format!(
+                    "session `{session}` has no run in progress"
+                )));
+            }
+            self.append_locked(
+                &h,
+                &mut state,
+                EventData::Interrupt {
+                    by: by.name.clone(),
+                },
+                None,
+            )
+            .await?
+        };
+        h.cancel.notify_waiters();
+        self.kick(h);
+        Ok(e)
+    }
+
+    /// Events of `session` after `after`, at most `limit` (as served: redacted).
+    pub async fn events(
+        &self,
+        session: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<LoggedEvent>, EngineError> {
+        if self.inner.store.session(session).await?.is_none() {
+            return Err(EngineError::NotFound(format!("no session `{session}`")));
+        }
+        self.inner
+            .store
+            .events(session, after, limit)
+            .await?
+            .iter()
+            .map(|e| logged(e).map(|(l, _)| l))
+            .collect()
+    }
+
+    /// Live events and text deltas of `session`.
+    pub async fn subscribe(
+        &self,
+        session: &str,
+    ) -> Result<(broadcast::Receiver<LoggedEvent>, broadcast::Receiver<Delta>), EngineError> {
+        let h = self.handle(session).await?;
+        Ok((h.events.subscribe(), h.deltas.subscribe()))
+    }
+
+    /// The trace records of run `run_id` of `session`.
+    pub async fn trace(
+        &self,
+        session: &str,
+        run_id: &str,
+    ) -> Result<Vec<TraceRecord>, EngineError> {
+        let record = self
+            .inner
+            .store
+            .session(session)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("no session `{session}`")))?;
+        let events = self.events(session, 0, u32::MAX).await?;
+        let records = trace(&record.agent, run_id, &events);
+        if records.is_empty()
+            && !events
+                .iter()
+                .any(|e| matches!(&e.data, EventData::RunStarted { run_id: r, .. } if r == run_id))
+        {
+            return Err(EngineError::NotFound(format!(
+                "session `{session}` has no run `{run_id}`"
+            )));
+        }
+        Ok(records)
+    }
+
+    /// Pending approvals across the live sessions this host knows (those loaded
+    /// since start, which includes every resumed one).
+    pub async fn pending_approvals(&self) -> Vec<(String, LoggedEvent)> {
+        let handles: Vec<Arc<SessionHandle>> = self
+            .inner
+            .sessions
+            .lock()
+            .expect("sessions lock")
+            .values()
+            .cloned()
+            .collect();
+        let mut out = Vec::new();
+        for h in handles {
+            let pending: Vec<String> = {
+                let state = h.state.lock().await;
+                state.pending_approvals().map(|a| a.id.clone()).collect()
+            };
+            if pending.is_empty() {
+                continue;
+            }
+            if let Ok(events) = self.events(&h.id, 0, u32::MAX).await {
+                for e in events {
+                    if let EventData::ApprovalRequired { approval_id, .. } = &e.data
+                        && pending.contains(approval_id)
+                    {
+                        out.push((h.id.clone(), e));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether `status` is the session's current one (for tests and the CLI).
+    pub async fn status(&self, session: &str) -> Result<Option<Status>, EngineError> {
+        let h = self.handle(session).await?;
+        let state = h.state.lock().await;
+        Ok(state.status)
+    }
+}

@@ -1,0 +1,366 @@
+//! The events of a session's log: one enum, serialised as `{"type": …, …}`.
+//!
+//! The log is the source of truth: a session's state is the fold of its events
+//! ([`crate::state::SessionState::apply`]), so a host that restarts rebuilds every
+//! run from the log and continues. `docs/events.md` documents each type for API
+//! users; keep the two in step.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tack_runtime::{Message, StopReason, Usage};
+
+/// A session's status, as `status_changed` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// No run in progress; waiting for a user message.
+    Idle,
+    /// A run is working (model or tools).
+    Running,
+    /// A run waits for approvers.
+    WaitingApproval,
+    /// A run waits for the user's answer (`ask_user`).
+    WaitingInput,
+}
+
+impl Status {
+    /// The status as stored and served (`waiting_approval`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Idle => "idle",
+            Status::Running => "running",
+            Status::WaitingApproval => "waiting_approval",
+            Status::WaitingInput => "waiting_input",
+        }
+    }
+}
+
+/// Why a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStop {
+    /// The model gave its final answer.
+    EndTurn,
+    /// `limits.max-steps` model calls were made.
+    MaxSteps,
+    /// `limits.max-cost-usd` was reached (checked before every model call).
+    BudgetReached,
+    /// `limits.max-tokens` were used.
+    TokenLimit,
+    /// `limits.timeout` passed.
+    Timeout,
+    /// A user interrupted the run.
+    Cancelled,
+    /// The model or the host failed (see the `error` event before it).
+    Error,
+}
+
+/// How long an approval holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// The one call.
+    Call,
+    /// The same tool, for the rest of the session (until the grant expires).
+    Session,
+}
+
+/// An approver's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Run the call.
+    Approve,
+    /// Do not run it; the reason goes to the model.
+    Deny,
+    /// Run it with the approver's arguments.
+    Edit,
+}
+
+/// One event's payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventData {
+    /// A user's message; starts a run when none is active.
+    UserMessage {
+        /// The text.
+        text: String,
+        /// Who sent it.
+        by: String,
+    },
+    /// A run started (one per user message taken).
+    RunStarted {
+        /// Run id (ULID).
+        run_id: String,
+        /// Agent name.
+        agent: String,
+        /// Agent version.
+        agent_version: u32,
+        /// Model catalog name.
+        model: String,
+    },
+    /// The host restarted and picked the run up from its log.
+    RunResumed {
+        /// Run id.
+        run_id: String,
+    },
+    /// The session's status changed.
+    StatusChanged {
+        /// The new status.
+        status: Status,
+    },
+    /// A model call starts.
+    ModelRequest {
+        /// Run id.
+        run_id: String,
+        /// Step number (1 = first model call of the run).
+        step: u32,
+        /// Model catalog name.
+        model: String,
+        /// Messages sent.
+        messages: usize,
+        /// Tools offered.
+        tools: usize,
+    },
+    /// A model call failed and will be tried again.
+    ModelRetry {
+        /// Run id.
+        run_id: String,
+        /// Step number.
+        step: u32,
+        /// The attempt that failed (1-based).
+        attempt: u32,
+        /// The provider's HTTP status, if any.
+        status: Option<u16>,
+        /// What went wrong.
+        error: String,
+        /// Wait before the next attempt.
+        delay_ms: u64,
+    },
+    /// The model answered.
+    ModelResponse {
+        /// Run id.
+        run_id: String,
+        /// Step number.
+        step: u32,
+        /// Model catalog name.
+        model: String,
+        /// The assistant message (tool arguments redacted where a policy says so).
+        message: Message,
+        /// Why the model stopped.
+        stop_reason: StopReason,
+        /// Tokens.
+        usage: Usage,
+        /// Cost of this call in US dollars.
+        cost_usd: f64,
+        /// Wall time of the call, retries included.
+        latency_ms: u64,
+    },
+    /// A tool call passed the gate's first look.
+    ToolCall {
+        /// Run id.
+        run_id: String,
+        /// Call id (the model's).
+        call_id: String,
+        /// Tool name, as the model sees it.
+        tool: String,
+        /// The plugin reference, or `builtin`.
+        plugin: String,
+        /// Arguments (redacted where a policy says so).
+        arguments: Value,
+        /// Destructive after central flags.
+        destructive: bool,
+        /// Whether the gate holds it for approval.
+        approval_required: bool,
+        /// The gate's first answer: `not_required`, `session_grant`, `required`
+        /// or `refused_by_policy`.
+        approval: String,
+        /// Why the gate refused the call, when it did (the reason goes to the model).
+        refused: Option<String>,
+        /// JSON Pointers of the arguments shown as `[redacted]` (here, in the
+        /// model response, in the approval request and in the result).
+        #[serde(default)]
+        redacted: Vec<String>,
+    },
+    /// A tool call waits for an approver.
+    ApprovalRequired {
+        /// Run id.
+        run_id: String,
+        /// Approval id; decisions name it.
+        approval_id: String,
+        /// The call.
+        call_id: String,
+        /// Tool name.
+        tool: String,
+        /// Plugin reference.
+        plugin: String,
+        /// Arguments as the approver sees them (redacted fields replaced).
+        arguments: Value,
+        /// JSON Pointers of redacted arguments.
+        redacted: Vec<String>,
+        /// Why approval is needed.
+        reason: String,
+        /// Roles that may decide.
+        approvers: Vec<String>,
+        /// What an approval covers.
+        scope: Scope,
+        /// How long a session-scoped approval lasts.
+        grant_ttl_s: Option<u64>,
+        /// The approval policy (or `central` for the destructive default).
+        policy: String,
+    },
+    /// An approver decided.
+    ApprovalDecided {
+        /// Run id.
+        run_id: String,
+        /// Approval id.
+        approval_id: String,
+        /// The call.
+        call_id: String,
+        /// The verdict.
+        decision: Verdict,
+        /// The approver (token name).
+        by: String,
+        /// The approver's role.
+        role: String,
+        /// Reason (sent to the model on deny).
+        reason: Option<String>,
+        /// New arguments on edit (redacted like the request).
+        arguments: Option<Value>,
+        /// When a session-scoped grant expires, ms since the epoch.
+        grant_expires_ms: Option<i64>,
+    },
+    /// The model asked the user a question (built-in `ask_user`).
+    AskUser {
+        /// Run id.
+        run_id: String,
+        /// Question id (the call id); the answer names it.
+        question_id: String,
+        /// The question.
+        question: String,
+        /// Suggested answers, if any.
+        choices: Vec<String>,
+    },
+    /// The user answered.
+    UserAnswer {
+        /// Question id.
+        question_id: String,
+        /// The answer.
+        answer: String,
+        /// Who answered.
+        by: String,
+    },
+    /// A tool call finished (or was refused); its content goes to the model.
+    ToolResult {
+        /// Run id.
+        run_id: String,
+        /// Call id.
+        call_id: String,
+        /// Tool name.
+        tool: String,
+        /// Plugin reference, or `builtin`.
+        plugin: String,
+        /// Whether the tool succeeded.
+        ok: bool,
+        /// What the model gets back.
+        content: String,
+        /// The error class (`invalid_arguments`, `denied`, `timeout`, …) when not ok.
+        error_code: Option<String>,
+        /// Wall time of the call.
+        latency_ms: u64,
+        /// The sandbox instance that ran it.
+        sandbox_id: Option<String>,
+        /// The call's approval status: `not_required`, `approved`, `edited`,
+        /// `denied`, `session_grant`, `refused_by_policy`.
+        approval: String,
+        /// Whether the result was replayed from the idempotency record.
+        replayed: bool,
+    },
+    /// Something failed.
+    Error {
+        /// Run id, if in a run.
+        run_id: Option<String>,
+        /// Error class (`model`, `model_adapter`, `tool_load`, `store`, …).
+        error_type: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A user asked to stop the current run.
+    Interrupt {
+        /// Who.
+        by: String,
+    },
+    /// A run ended.
+    RunFinished {
+        /// Run id.
+        run_id: String,
+        /// Why.
+        stop_reason: RunStop,
+        /// The final answer, if any.
+        output: Option<String>,
+        /// Model calls made.
+        steps: u32,
+        /// Prompt tokens, all calls.
+        input_tokens: u64,
+        /// Generated tokens, all calls.
+        output_tokens: u64,
+        /// Cost, all calls, US dollars.
+        cost_usd: f64,
+    },
+}
+
+impl EventData {
+    /// The event type (`tool_call`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventData::UserMessage { .. } => "user_message",
+            EventData::RunStarted { .. } => "run_started",
+            EventData::RunResumed { .. } => "run_resumed",
+            EventData::StatusChanged { .. } => "status_changed",
+            EventData::ModelRequest { .. } => "model_request",
+            EventData::ModelRetry { .. } => "model_retry",
+            EventData::ModelResponse { .. } => "model_response",
+            EventData::ToolCall { .. } => "tool_call",
+            EventData::ApprovalRequired { .. } => "approval_required",
+            EventData::ApprovalDecided { .. } => "approval_decided",
+            EventData::AskUser { .. } => "ask_user",
+            EventData::UserAnswer { .. } => "user_answer",
+            EventData::ToolResult { .. } => "tool_result",
+            EventData::Error { .. } => "error",
+            EventData::Interrupt { .. } => "interrupt",
+            EventData::RunFinished { .. } => "run_finished",
+        }
+    }
+
+    /// The payload without its `type` (what the store keeps as `data`).
+    pub fn to_data(&self) -> Value {
+        let mut v = serde_json::to_value(self).expect("events serialise");
+        if let Some(map) = v.as_object_mut() {
+            map.remove("type");
+        }
+        v
+    }
+
+    /// Read a stored event back (`kind` + `data`).
+    pub fn from_stored(kind: &str, data: &Value) -> Result<EventData, serde_json::Error> {
+        let mut v = data.clone();
+        if let Some(map) = v.as_object_mut() {
+            map.insert("type".into(), Value::String(kind.to_string()));
+        }
+        serde_json::from_value(v)
+    }
+}
+
+/// An event as the log holds it, with its position.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoggedEvent {
+    /// ULID (the SSE `id`, for `Last-Event-ID`).
+    pub id: String,
+    /// Position in the session's log, from 1.
+    pub seq: u64,
+    /// Append time, ms since the epoch.
+    pub created_ms: i64,
+    /// The payload as served (redacted).
+    #[serde(flatten)]
+    pub data: EventData,
+}

@@ -1,0 +1,29 @@
+//! tack's agent engine: the governed loop around a model.
+//!
+//! - [`Engine`]: agents (registered, versioned, resolved against the host),
+//!   sessions and their runners, and the operations the sessions API exposes.
+//! - The session log ([`events`]) is the source of truth; [`state`] folds it,
+//!   and the [`runner`] does what the state says is next: model call (with
+//!   retries and budget checks), gate ([`approval`]), tool calls in parallel
+//!   (with idempotency records), waits for approvers and answers.
+//! - [`components`]: where components come from ([`ComponentSource`]) and what
+//!   an agent resolves to (adapter bound to its endpoint and credential, tools
+//!   with central flags and grants, skills, approval policy).
+//! - [`trace`]: per-step trace records, projected from the log.
+
+pub mod approval;
+pub mod builtin;
+pub mod components;
+mod engine;
+pub mod error;
+pub mod events;
+pub mod redact;
+mod runner;
+pub mod state;
+pub mod trace;
+
+pub use components::{Artifact, ComponentSource, LocalSource, RegistrySource};
+pub use engine::{Delta, Engine, EngineConfig, Principal, RetryPolicy, SessionHandle};
+pub use error::EngineError;
+pub use events::{EventData, LoggedEvent, RunStop, Scope, Status, Verdict};
+pub use trace::TraceRecord;

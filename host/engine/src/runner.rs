@@ -1,0 +1,864 @@
+//! The loop: model → gate → tools (in parallel) → model, until a final answer
+//! or a limit, with every step written to the session's log first.
+//!
+//! [`drive`] asks the session state what is next ([`SessionState::next`]), does
+//! it, and appends the events that record it; it returns when the run waits for
+//! people or the session is idle. The same code continues a run after a restart:
+//! the state is rebuilt from the log, so the runner cannot tell the difference.
+
+use crate::approval::{Outcome, gate};
+use crate::builtin;
+use crate::components::{ResolvedAgent, ToolEntry, builtin_tools};
+use crate::engine::{Delta, Engine, SessionHandle, now_ms};
+use crate::error::EngineError;
+use crate::events::{EventData, RunStop, Status};
+use crate::redact::{redact, redact_text};
+use crate::state::{ApprovalState, CallState, Next, SessionState};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tack_runtime::{CallContext, CallError, CompletionRequest, Content, DeltaSink, Message, Part};
+use tack_store::Claim;
+
+/// Longest single model call.
+const MODEL_CALL_TIMEOUT: Duration = Duration::from_secs(300);
+/// Tokens asked for per model call when the agent sets no token limit.
+const DEFAULT_MAX_TOKENS: u32 = 4096;
+
+/// Whether the session has something for a runner to do now.
+pub(crate) fn has_work(state: &SessionState) -> bool {
+    !matches!(state.next(), Next::Idle | Next::Wait(_))
+}
+
+/// Run the session until it waits or is idle.
+pub(crate) async fn drive(engine: &Engine, h: &Arc<SessionHandle>) -> Result<(), EngineError> {
+    let agent = match engine.agent(&h.agent, h.agent_version).await {
+        Ok(a) => a,
+        Err(e) => {
+            // The agent cannot run on this host (a component vanished, a secret
+            // is missing): end the run with the reason instead of retrying forever.
+            let run_open = h.state.lock().await.run.is_some();
+            engine
+                .append(
+                    h,
+                    EventData::Error {
+                        run_id: None,
+                        error_type: "resolve".into(),
+                        message: e.to_string(),
+                    },
+                    None,
+                )
+                .await?;
+            if run_open {
+                finish(engine, h, RunStop::Error, None).await?;
+            }
+            return Ok(());
+        }
+    };
+    loop {
+        let next = h.state.lock().await.next();
+        match next {
+            Next::Idle => {
+                set_status(engine, h, Status::Idle).await?;
+                return Ok(());
+            }
+            Next::Wait(status) => {
+                set_status(engine, h, status).await?;
+                return Ok(());
+            }
+            Next::StartRun => {
+                engine
+                    .append(
+                        h,
+                        EventData::RunStarted {
+                            run_id: ulid::Ulid::generate().to_string(),
+                            agent: agent.spec.name.clone(),
+                            agent_version: agent.version,
+                            model: agent.spec.model.clone(),
+                        },
+                        None,
+                    )
+                    .await?;
+                set_status(engine, h, Status::Running).await?;
+            }
+            Next::Finish(stop, output) => finish(engine, h, stop, output).await?,
+            Next::ModelCall => {
+                set_status(engine, h, Status::Running).await?;
+                model_step(engine, h, &agent).await?;
+            }
+            Next::Gate(calls) => gate_calls(engine, h, &agent, &calls).await?,
+            Next::Execute(calls) => {
+                set_status(engine, h, Status::Running).await?;
+                execute(engine, h, &agent, &calls).await?;
+            }
+        }
+    }
+}
+
+async fn set_status(engine: &Engine, h: &SessionHandle, status: Status) -> Result<(), EngineError> {
+    let mut state = h.state.lock().await;
+    if state.status != Some(status) {
+        engine
+            .append_locked(h, &mut state, EventData::StatusChanged { status }, None)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn finish(
+    engine: &Engine,
+    h: &SessionHandle,
+    stop: RunStop,
+    output: Option<String>,
+) -> Result<(), EngineError> {
+    let mut state = h.state.lock().await;
+    let Some(run) = state.run.clone() else {
+        return Ok(());
+    };
+    engine
+        .append_locked(
+            h,
+            &mut state,
+            EventData::RunFinished {
+                run_id: run.run_id,
+                stop_reason: stop,
+                output,
+                steps: run.steps,
+                input_tokens: run.input_tokens,
+                output_tokens: run.output_tokens,
+                cost_usd: run.cost_usd,
+            },
+            None,
+        )
+        .await?;
+    Ok(())
+}
+
+/// The tools callable now, built-ins included.
+fn current_tools(agent: &ResolvedAgent, state: &SessionState) -> Vec<ToolEntry> {
+    agent
+        .tools_with(&state.loaded_skills)
+        .cloned()
+        .chain(builtin_tools(&agent.skills))
+        .collect()
+}
+
+async fn model_step(
+    engine: &Engine,
+    h: &Arc<SessionHandle>,
+    agent: &ResolvedAgent,
+) -> Result<(), EngineError> {
+    let limits = &agent.spec.limits;
+    let (request, run_id, step, deadline, tools) = {
+        let state = h.state.lock().await;
+        let Some(run) = state.run.clone() else {
+            return Ok(());
+        };
+        let stop = if limits.max_steps.is_some_and(|m| run.steps >= m) {
+            Some(RunStop::MaxSteps)
+        } else if limits.max_cost_usd.is_some_and(|m| run.cost_usd >= m) {
+            Some(RunStop::BudgetReached)
+        } else if limits
+            .max_tokens
+            .is_some_and(|m| run.input_tokens + run.output_tokens >= m)
+        {
+            Some(RunStop::TokenLimit)
+        } else if limits
+            .timeout()
+            .is_some_and(|t| now_ms() - run.started_ms >= t.as_millis() as i64)
+        {
+            Some(RunStop::Timeout)
+        } else {
+            None
+        };
+        if let Some(stop) = stop {
+            drop(state);
+            return finish(engine, h, stop, None).await;
+        }
+        let tools = current_tools(agent, &state);
+        let remaining_tokens = limits
+            .max_tokens
+            .map(|m| m.saturating_sub(run.input_tokens + run.output_tokens));
+        let max_tokens = remaining_tokens
+            .map(|r| r.min(u64::from(DEFAULT_MAX_TOKENS)) as u32)
+            .unwrap_or(DEFAULT_MAX_TOKENS)
+            .max(1);
+        let deadline = limits
+            .timeout()
+            .map(|t| {
+                let left = t.as_millis() as i64 - (now_ms() - run.started_ms);
+                Duration::from_millis(left.max(1) as u64)
+            })
+            .unwrap_or(MODEL_CALL_TIMEOUT)
+            .min(MODEL_CALL_TIMEOUT);
+        let request = CompletionRequest {
+            endpoint: agent.model.endpoint.clone(),
+            model: agent
+                .model
+                .model
+                .clone()
+                .unwrap_or_else(|| agent.spec.model.clone()),
+            system: Some(agent.system_prompt()),
+            messages: state.messages.clone(),
+            tools: tools.iter().map(|t| t.descriptor.clone()).collect(),
+            max_tokens,
+            temperature: None,
+            stream: true,
+        };
+        (request, run.run_id, run.steps + 1, deadline, tools)
+    };
+
+    engine
+        .append(
+            h,
+            EventData::ModelRequest {
+                run_id: run_id.clone(),
+                step,
+                model: agent.spec.model.clone(),
+                messages: request.messages.len(),
+                tools: request.tools.len(),
+            },
+            None,
+        )
+        .await?;
+
+    let started = Instant::now();
+    let retry = engine.inner.retry;
+    let deltas = h.deltas.clone();
+    let delta_run = run_id.clone();
+    let sink: DeltaSink = Arc::new(move |text: &str| {
+        let _ = deltas.send(Delta {
+            run_id: delta_run.clone(),
+            text: text.to_string(),
+        });
+    });
+    let run_deadline = limits.timeout().map(|_| Instant::now() + deadline);
+    let mut attempt = 0;
+    let completion = loop {
+        attempt += 1;
+        let call = agent
+            .adapter
+            .complete(&request, deadline, Some(sink.clone()));
+        let outcome = tokio::select! {
+            out = call => out,
+            _ = h.cancel.notified() => return finish(engine, h, RunStop::Cancelled, None).await,
+        };
+        let (retryable, status, message, retry_after) = match outcome {
+            Ok(o) => match o.result {
+                Ok(c) => break c,
+                Err(e) => (e.retryable, e.status, e.message, e.retry_after_ms),
+            },
+            Err(e @ CallError::Timeout { .. }) => (true, None, e.to_string(), None),
+            Err(e) => (false, None, format!("the model adapter failed: {e}"), None),
+        };
+        if run_deadline.is_some_and(|d| Instant::now() >= d) {
+            engine
+                .append(
+                    h,
+                    EventData::Error {
+                        run_id: Some(run_id.clone()),
+                        error_type: "timeout".into(),
+                        message: format!(
+                            "the run's time limit passed during a model call: {message}"
+                        ),
+                    },
+                    None,
+                )
+                .await?;
+            return finish(engine, h, RunStop::Timeout, None).await;
+        }
+        if !retryable || attempt >= retry.attempts {
+            engine
+                .append(
+                    h,
+                    EventData::Error {
+                        run_id: Some(run_id.clone()),
+                        error_type: "model".into(),
+                        message: if attempt > 1 {
+                            format!("{message} (after {attempt} attempts)")
+                        } else {
+                            message
+                        },
+                    },
+                    None,
+                )
+                .await?;
+            return finish(engine, h, RunStop::Error, None).await;
+        }
+        let backoff = retry.base_delay * 2u32.saturating_pow(attempt - 1);
+        let delay = backoff
+            .max(Duration::from_millis(retry_after.unwrap_or(0)))
+            .min(retry.max_delay);
+        engine
+            .append(
+                h,
+                EventData::ModelRetry {
+                    run_id: run_id.clone(),
+                    step,
+                    attempt,
+                    status,
+                    error: message,
+                    delay_ms: delay.as_millis() as u64,
+                },
+                None,
+            )
+            .await?;
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = h.cancel.notified() => return finish(engine, h, RunStop::Cancelled, None).await,
+        }
+    };
+    let latency_ms = started.elapsed().as_millis() as u64;
+    let cost_usd = agent.model.cost_usd(
+        completion.usage.input_tokens,
+        completion.usage.output_tokens,
+    );
+
+    // Gate every call before anything is logged, so arguments a policy hides
+    // are redacted in the model_response event too.
+    let ctx = call_context(h, &run_id).await;
+    let mut gated = Vec::new();
+    for c in completion.message.tool_calls() {
+        gated.push(
+            gate_one(
+                engine,
+                h,
+                agent,
+                &tools,
+                c.name.as_str(),
+                &c.arguments,
+                &ctx,
+                &c.id,
+            )
+            .await,
+        );
+    }
+    let redacted_message = Message {
+        role: completion.message.role,
+        parts: completion
+            .message
+            .parts
+            .iter()
+            .map(|p| match p {
+                Part::ToolCall(c) => {
+                    let pointers = gated
+                        .iter()
+                        .find(|g| g.call_id == c.id)
+                        .map(|g| g.redacted.clone())
+                        .unwrap_or_default();
+                    let mut c = c.clone();
+                    if !pointers.is_empty() {
+                        c.arguments = redact_text(&c.arguments, &pointers).to_string();
+                    }
+                    Part::ToolCall(c)
+                }
+                other => other.clone(),
+            })
+            .collect(),
+    };
+    let response = |message: Message| EventData::ModelResponse {
+        run_id: run_id.clone(),
+        step,
+        model: agent.spec.model.clone(),
+        message,
+        stop_reason: completion.stop_reason,
+        usage: completion.usage,
+        cost_usd,
+        latency_ms,
+    };
+    let private =
+        (redacted_message != completion.message).then(|| response(completion.message.clone()));
+    engine
+        .append(h, response(redacted_message), private)
+        .await?;
+    for g in gated {
+        write_gate(engine, h, &run_id, g, true).await?;
+    }
+    Ok(())
+}
+
+/// A call's gate result, ready to be logged.
+struct GateResult {
+    call_id: String,
+    tool: String,
+    plugin: String,
+    arguments: String,
+    destructive: bool,
+    outcome: Outcome,
+    redacted: Vec<String>,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn gate_one(
+    engine: &Engine,
+    h: &SessionHandle,
+    agent: &ResolvedAgent,
+    tools: &[ToolEntry],
+    name: &str,
+    arguments: &str,
+    ctx: &CallContext,
+    call_id: &str,
+) -> GateResult {
+    let _ = engine;
+    let Some(entry) = tools.iter().find(|t| t.name == name) else {
+        return GateResult {
+            call_id: call_id.to_string(),
+            tool: name.to_string(),
+            plugin: String::new(),
+            arguments: arguments.to_string(),
+            destructive: false,
+            outcome: Outcome::Deny(format!(
+                "there is no tool `{name}`; the tools are: {}",
+                tools
+                    .iter()
+                    .map(|t| t.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            redacted: Vec::new(),
+        };
+    };
+    let granted = h
+        .state
+        .lock()
+        .await
+        .granted(&entry.plugin, &entry.tool, now_ms());
+    let mut ctx = ctx.clone();
+    ctx.call_id = call_id.to_string();
+    let g = gate(agent.policy.as_ref(), entry, arguments, &ctx, granted).await;
+    GateResult {
+        call_id: call_id.to_string(),
+        tool: entry.name.clone(),
+        plugin: entry.plugin.clone(),
+        arguments: arguments.to_string(),
+        destructive: entry.destructive,
+        outcome: g.outcome,
+        redacted: g.redacted,
+    }
+}
+
+/// Log a gate result: `tool_call` (when `with_call`), then `approval_required`
+/// if the call waits for an approver.
+async fn write_gate(
+    engine: &Engine,
+    h: &SessionHandle,
+    run_id: &str,
+    g: GateResult,
+    with_call: bool,
+) -> Result<(), EngineError> {
+    let args: Value =
+        serde_json::from_str(&g.arguments).unwrap_or(Value::String(g.arguments.clone()));
+    let shown = redact(&args, &g.redacted);
+    if with_call {
+        let (approval, refused) = match &g.outcome {
+            Outcome::Allow(s) => (*s, None),
+            Outcome::Deny(r) => ("refused_by_policy", Some(r.clone())),
+            Outcome::Require(_) => ("required", None),
+        };
+        let event = |arguments: Value| EventData::ToolCall {
+            run_id: run_id.to_string(),
+            call_id: g.call_id.clone(),
+            tool: g.tool.clone(),
+            plugin: g.plugin.clone(),
+            arguments,
+            destructive: g.destructive,
+            approval_required: matches!(g.outcome, Outcome::Require(_)),
+            approval: approval.to_string(),
+            refused: refused.clone(),
+            redacted: g.redacted.clone(),
+        };
+        let private = (shown != args).then(|| event(args.clone()));
+        engine.append(h, event(shown.clone()), private).await?;
+    }
+    if let Outcome::Require(r) = g.outcome {
+        let event = |arguments: Value| EventData::ApprovalRequired {
+            run_id: run_id.to_string(),
+            approval_id: format!("ap_{}", ulid::Ulid::generate()),
+            call_id: g.call_id.clone(),
+            tool: g.tool.clone(),
+            plugin: g.plugin.clone(),
+            arguments,
+            redacted: g.redacted.clone(),
+            reason: r.reason.clone(),
+            approvers: r.approvers.clone(),
+            scope: r.scope,
+            grant_ttl_s: r.grant_ttl_s,
+            policy: r.policy.clone(),
+        };
+        // The approver sees the redacted arguments; the host keeps nothing more
+        // here (the call's full arguments are in the tool_call's private copy).
+        engine.append(h, event(shown), None).await?;
+    }
+    Ok(())
+}
+
+/// Gate calls a restarted host found without their gate events.
+async fn gate_calls(
+    engine: &Engine,
+    h: &Arc<SessionHandle>,
+    agent: &ResolvedAgent,
+    indexes: &[usize],
+) -> Result<(), EngineError> {
+    let (calls, run_id, tools): (Vec<CallState>, String, Vec<ToolEntry>) = {
+        let state = h.state.lock().await;
+        let Some(run) = &state.run else {
+            return Ok(());
+        };
+        (
+            indexes.iter().map(|&i| run.calls[i].clone()).collect(),
+            run.run_id.clone(),
+            current_tools(agent, &state),
+        )
+    };
+    let ctx = call_context(h, &run_id).await;
+    for c in calls {
+        let g = gate_one(
+            engine,
+            h,
+            agent,
+            &tools,
+            &c.tool,
+            &c.arguments,
+            &ctx,
+            &c.call_id,
+        )
+        .await;
+        let with_call = c.approval == ApprovalState::Ungated;
+        let g = if with_call {
+            g
+        } else {
+            // tool_call was logged as `required`: write the approval it announced.
+            match g.outcome {
+                Outcome::Require(_) => g,
+                _ => GateResult {
+                    outcome: Outcome::Require(crate::approval::Requirement {
+                        approvers: vec!["approver".into()],
+                        scope: crate::events::Scope::Call,
+                        grant_ttl_s: None,
+                        reason: format!(
+                            "`{}` was held for approval before the host restarted",
+                            c.tool
+                        ),
+                        policy: "central".into(),
+                    }),
+                    ..g
+                },
+            }
+        };
+        write_gate(engine, h, &run_id, g, with_call).await?;
+    }
+    Ok(())
+}
+
+async fn call_context(h: &SessionHandle, run_id: &str) -> CallContext {
+    CallContext {
+        call_id: String::new(),
+        run_id: Some(run_id.to_string()),
+        session_id: Some(h.id.clone()),
+        principal: None,
+    }
+}
+
+/// Run (or refuse) calls, in parallel; each logs its own result as it ends.
+async fn execute(
+    engine: &Engine,
+    h: &Arc<SessionHandle>,
+    agent: &Arc<ResolvedAgent>,
+    indexes: &[usize],
+) -> Result<(), EngineError> {
+    let (calls, run_id, tools) = {
+        let state = h.state.lock().await;
+        let Some(run) = &state.run else {
+            return Ok(());
+        };
+        (
+            indexes
+                .iter()
+                .map(|&i| run.calls[i].clone())
+                .collect::<Vec<_>>(),
+            run.run_id.clone(),
+            current_tools(agent, &state),
+        )
+    };
+    let futures = calls.into_iter().map(|c| {
+        let tools = &tools;
+        let run_id = &run_id;
+        async move { execute_one(engine, h, agent, tools, run_id, c).await }
+    });
+    for r in futures_util::future::join_all(futures).await {
+        r?;
+    }
+    Ok(())
+}
+
+/// The content of a tool result as the model reads it.
+fn content_text(content: &[Content]) -> String {
+    content
+        .iter()
+        .map(|c| match c {
+            Content::Text(t) => t.clone(),
+            Content::Json(v) => v.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A finished call as the idempotency record and the `tool_result` event hold it.
+struct Finished {
+    ok: bool,
+    content: String,
+    error_code: Option<String>,
+    latency_ms: u64,
+    sandbox_id: Option<String>,
+    replayed: bool,
+}
+
+impl Finished {
+    fn error(code: &str, content: String) -> Self {
+        Finished {
+            ok: false,
+            content,
+            error_code: Some(code.into()),
+            latency_ms: 0,
+            sandbox_id: None,
+            replayed: false,
+        }
+    }
+
+    fn record(&self) -> Value {
+        json!({"ok": self.ok, "content": self.content, "error_code": self.error_code,
+               "latency_ms": self.latency_ms, "sandbox_id": self.sandbox_id})
+    }
+
+    fn from_record(v: &Value) -> Self {
+        Finished {
+            ok: v["ok"].as_bool().unwrap_or(false),
+            content: v["content"].as_str().unwrap_or_default().to_string(),
+            error_code: v["error_code"].as_str().map(str::to_string),
+            latency_ms: v["latency_ms"].as_u64().unwrap_or(0),
+            sandbox_id: v["sandbox_id"].as_str().map(str::to_string),
+            replayed: true,
+        }
+    }
+}
+
+async fn execute_one(
+    engine: &Engine,
+    h: &Arc<SessionHandle>,
+    agent: &ResolvedAgent,
+    tools: &[ToolEntry],
+    run_id: &str,
+    c: CallState,
+) -> Result<(), EngineError> {
+    let approval = match &c.approval {
+        ApprovalState::NotRequired(s) | ApprovalState::Approved(s) => *s,
+        ApprovalState::Denied { status, .. } => status,
+        _ => "required",
+    };
+    let finished = if let ApprovalState::Denied { reason, .. } = &c.approval {
+        Finished::error("denied", format!("The call was not run: {reason}"))
+    } else if c.tool == builtin::ASK_USER {
+        match (&c.answer, c.asked) {
+            (Some(answer), _) => Finished {
+                ok: true,
+                content: answer.clone(),
+                error_code: None,
+                latency_ms: 0,
+                sandbox_id: None,
+                replayed: false,
+            },
+            (None, _) => {
+                return match builtin::question(&c.arguments) {
+                    Ok((question, choices)) => engine
+                        .append(
+                            h,
+                            EventData::AskUser {
+                                run_id: run_id.to_string(),
+                                question_id: c.call_id.clone(),
+                                question,
+                                choices,
+                            },
+                            None,
+                        )
+                        .await
+                        .map(|_| ()),
+                    Err(e) => {
+                        let f = Finished::error("invalid_arguments", e);
+                        log_result(engine, h, run_id, &c, approval, f).await
+                    }
+                };
+            }
+        }
+    } else if c.tool == builtin::LOAD_SKILL {
+        let name = builtin::skill_name(&c.arguments).unwrap_or_default();
+        match agent.skills.iter().find(|k| k.name == name) {
+            Some(k) => Finished {
+                ok: true,
+                content: k.body.clone(),
+                error_code: None,
+                latency_ms: 0,
+                sandbox_id: None,
+                replayed: false,
+            },
+            None => Finished::error(
+                "not_found",
+                format!(
+                    "there is no skill `{name}`; the skills are: {}",
+                    agent
+                        .skills
+                        .iter()
+                        .map(|k| k.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+        }
+    } else {
+        match tools.iter().find(|t| t.name == c.tool) {
+            None => Finished::error("unknown_tool", format!("there is no tool `{}`", c.tool)),
+            Some(entry) => run_tool(engine, h, run_id, entry, &c).await?,
+        }
+    };
+    log_result(engine, h, run_id, &c, approval, finished).await
+}
+
+async fn log_result(
+    engine: &Engine,
+    h: &SessionHandle,
+    run_id: &str,
+    c: &CallState,
+    approval: &str,
+    f: Finished,
+) -> Result<(), EngineError> {
+    let event = |content: String| EventData::ToolResult {
+        run_id: run_id.to_string(),
+        call_id: c.call_id.clone(),
+        tool: c.tool.clone(),
+        plugin: if c.plugin.is_empty() {
+            builtin::BUILTIN.into()
+        } else {
+            c.plugin.clone()
+        },
+        ok: f.ok,
+        content,
+        error_code: f.error_code.clone(),
+        latency_ms: f.latency_ms,
+        sandbox_id: f.sandbox_id.clone(),
+        approval: approval.to_string(),
+        replayed: f.replayed,
+    };
+    // A tool may echo a redacted argument back (a ledger entry with its note):
+    // the log shows the result with those values scrubbed; the model gets it whole.
+    let shown = scrub(&f.content, &c.arguments, &c.redacted);
+    let private = (shown != f.content).then(|| event(f.content.clone()));
+    engine.append(h, event(shown), private).await.map(|_| ())
+}
+
+/// `text` with every value the `pointers` select in `arguments` replaced by
+/// `[redacted]` (string values of 3 characters or more, and numbers).
+fn scrub(text: &str, arguments: &str, pointers: &[String]) -> String {
+    if pointers.is_empty() {
+        return text.to_string();
+    }
+    let Ok(args) = serde_json::from_str::<Value>(arguments) else {
+        return text.to_string();
+    };
+    let mut out = text.to_string();
+    for p in pointers {
+        let p = if p.starts_with('/') {
+            p.clone()
+        } else {
+            format!("/{p}")
+        };
+        let needle = match args.pointer(&p) {
+            Some(Value::String(s)) if s.len() >= 3 => s.clone(),
+            Some(v @ Value::Number(_)) => v.to_string(),
+            _ => continue,
+        };
+        out = out.replace(&needle, crate::redact::REDACTED);
+    }
+    out
+}
+
+/// Run a plugin tool once: claim its idempotency record first, so a call that
+/// finished is replayed from the record and a destructive call whose outcome a
+/// crash hid is never run again.
+async fn run_tool(
+    engine: &Engine,
+    h: &SessionHandle,
+    run_id: &str,
+    entry: &ToolEntry,
+    c: &CallState,
+) -> Result<Finished, EngineError> {
+    let store = &engine.inner.store;
+    let key = format!("{run_id}/{}", c.call_id);
+    match store.claim_call(&h.id, &key).await? {
+        Claim::Done(v) => return Ok(Finished::from_record(&v)),
+        Claim::Unfinished if entry.destructive => {
+            let f = Finished::error(
+                "outcome_unknown",
+                format!(
+                    "The host stopped while `{}` ran, so whether it took effect is unknown; \
+                     tack does not run a destructive call twice. Check the current state \
+                     before trying again.",
+                    c.tool
+                ),
+            );
+            store.finish_call(&h.id, &key, &f.record()).await?;
+            return Ok(f);
+        }
+        Claim::Unfinished | Claim::New => {}
+    }
+    let Some(sandbox) = &entry.sandbox else {
+        return Ok(Finished::error(
+            "internal",
+            "the tool has no sandbox".into(),
+        ));
+    };
+    let sandbox_id = ulid::Ulid::generate().to_string();
+    let ctx = CallContext {
+        call_id: c.call_id.clone(),
+        run_id: Some(run_id.to_string()),
+        session_id: Some(h.id.clone()),
+        principal: None,
+    };
+    let started = Instant::now();
+    let outcome = sandbox.call(&entry.tool, &c.arguments, &ctx).await;
+    let latency_ms = started.elapsed().as_millis() as u64;
+    let f = match outcome {
+        Ok(o) => match o.result {
+            Ok(content) => Finished {
+                ok: true,
+                content: content_text(&content),
+                error_code: None,
+                latency_ms,
+                sandbox_id: Some(sandbox_id),
+                replayed: false,
+            },
+            Err(e) => {
+                let code = serde_json::to_value(e.code)
+                    .ok()
+                    .and_then(|v| v.as_str().map(|s| s.replace('-', "_")))
+                    .unwrap_or_else(|| "error".into());
+                Finished {
+                    ok: false,
+                    content: e.to_string(),
+                    error_code: Some(code),
+                    latency_ms,
+                    sandbox_id: Some(sandbox_id),
+                    replayed: false,
+                }
+            }
+        },
+        Err(e) => Finished {
+            ok: false,
+            content: e.to_string(),
+            error_code: Some(e.kind().replace('-', "_")),
+            latency_ms,
+            sandbox_id: Some(sandbox_id),
+            replayed: false,
+        },
+    };
+    store.finish_call(&h.id, &key, &f.record()).await?;
+    Ok(f)
+}

@@ -1,0 +1,597 @@
+//! The loop end to end on the real components: the refund flow with an
+//! approval, every gate rule, limits, retries, tool errors, ask-user, skills,
+//! interrupts and traces.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use tack_engine::{EngineError, EventData, Principal, RunStop, Status, Verdict};
+
+const REFUND: &str = r#"
+scenarios:
+  - match: "refund 150"
+    steps:
+      - tool_calls:
+          - {name: read_balance, arguments: {account: acct_alice}}
+          - {name: load_skill, arguments: {name: refund-policy}}
+        usage: [100, 20]
+      - tool_calls:
+          - {name: issue_refund, arguments: {account: acct_alice, amount_cents: 15000, reason: damaged, idempotency_key: k-150, note: "customer-note-7f3a"}}
+      - text: "Refund issued."
+  - match: "refund 20"
+    steps:
+      - tool_calls:
+          - {name: issue_refund, arguments: {account: acct_alice, amount_cents: 2000, reason: late}}
+      - text: "Refunded $20."
+"#;
+
+async fn session(h: &Harness, agent_yaml: &str, input: &str) -> String {
+    let rec = h.engine.register_agent(agent_yaml).await.unwrap();
+    h.engine
+        .create_session(&rec.name, input, &user())
+        .await
+        .unwrap()
+        .id
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refund_over_100_waits_for_an_approver_and_runs_exactly_once() {
+    let h = Harness::start(REFUND).await;
+    let s = session(
+        &h,
+        &agent("refund-assistant", "scripted", Some("refunds"), ""),
+        "please refund 150 for the broken lamp",
+    )
+    .await;
+    wait_status(&h.engine, &s, Status::WaitingApproval).await;
+
+    let events = h.engine.events(&s, 0, 1000).await.unwrap();
+    // Step 1 ran both calls (in parallel) before the second model call.
+    let results = of_kind(&events, "tool_result");
+    assert_eq!(results.len(), 2, "read_balance and load_skill");
+    let call = of_kind(&events, "tool_call")
+        .into_iter()
+        .find(|e| matches!(&e.data, EventData::ToolCall { tool, .. } if tool == "issue_refund"))
+        .expect("the refund call is logged");
+    assert!(matches!(
+        &call.data,
+        EventData::ToolCall {
+            approval_required: true,
+            destructive: true,
+            ..
+        }
+    ));
+    let required = of_kind(&events, "approval_required");
+    assert_eq!(required.len(), 1);
+    let EventData::ApprovalRequired {
+        approval_id,
+        approvers,
+        reason,
+        arguments,
+        ..
+    } = &required[0].data
+    else {
+        unreachable!()
+    };
+    assert_eq!(approvers, &vec!["approver".to_string()]);
+    assert!(reason.contains("$150.00"), "{reason}");
+    assert_eq!(
+        arguments["amount_cents"], 15000,
+        "the approver sees the amount"
+    );
+    assert_eq!(arguments["note"], "[redacted]");
+    assert!(
+        h.ledger()["refunds"].as_array().unwrap().is_empty(),
+        "nothing paid before approval"
+    );
+
+    h.engine
+        .decide(&s, approval_id, &approver(), Verdict::Approve, None, None)
+        .await
+        .unwrap();
+    let events = wait_finished(&h.engine, &s, 1).await;
+    let refunds = h.ledger()["refunds"].as_array().unwrap().clone();
+    assert_eq!(refunds.len(), 1, "exactly one refund: {refunds:?}");
+    assert_eq!(refunds[0]["amount_cents"], 15000);
+    assert_eq!(
+        refunds[0]["note"], "customer-note-7f3a",
+        "the tool got the real arguments"
+    );
+
+    let EventData::RunFinished {
+        stop_reason,
+        output,
+        steps,
+        ..
+    } = &of_kind(&events, "run_finished")[0].data
+    else {
+        unreachable!()
+    };
+    assert_eq!(*stop_reason, RunStop::EndTurn);
+    assert_eq!(output.as_deref(), Some("Refund issued."));
+    assert_eq!(*steps, 3);
+    let approved = of_kind(&events, "tool_result")
+        .into_iter()
+        .find(|e| matches!(&e.data, EventData::ToolResult { tool, .. } if tool == "issue_refund"))
+        .unwrap();
+    assert!(
+        matches!(&approved.data, EventData::ToolResult { ok: true, approval, .. } if approval == "approved")
+    );
+
+    // Redacted arguments appear in no event (model_response and tool_call included).
+    let all = serde_json::to_string(&events).unwrap();
+    assert!(
+        !all.contains("customer-note-7f3a"),
+        "a redacted argument leaked into the log"
+    );
+
+    // The skill's body went back to the model as a tool result.
+    let second = &h.model.requests()[1].body;
+    assert!(
+        second
+            .to_string()
+            .contains("Refunds over $100 need a human approver")
+    );
+    assert!(
+        h.model.requests()[0].body["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("refund-policy: How to issue refunds."),
+        "skills listed in the system prompt"
+    );
+
+    // Traces: one record per model call and per tool call, with the fields.
+    let EventData::RunStarted { run_id, .. } = &of_kind(&events, "run_started")[0].data else {
+        unreachable!()
+    };
+    let trace = h.engine.trace(&s, run_id).await.unwrap();
+    assert_eq!(trace.iter().filter(|t| t.step_type == "model").count(), 3);
+    let tool = trace
+        .iter()
+        .find(|t| t.tool.as_deref() == Some("issue_refund"))
+        .unwrap();
+    assert!(tool.approval_required);
+    assert_eq!(tool.approval_status.as_deref(), Some("approved"));
+    assert!(tool.sandbox_id.is_some());
+    assert_eq!(tool.plugin.as_deref(), Some("tack/payments@0.1.0"));
+    let model = trace.iter().find(|t| t.step_type == "model").unwrap();
+    assert_eq!((model.tokens_in, model.tokens_out), (100, 20));
+    assert!((model.cost_usd - 0.12).abs() < 1e-9, "{}", model.cost_usd);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refund_under_100_runs_without_approval() {
+    let h = Harness::start(REFUND).await;
+    let s = session(
+        &h,
+        &agent("refund-assistant", "scripted", Some("refunds"), ""),
+        "refund 20 please",
+    )
+    .await;
+    let events = wait_finished(&h.engine, &s, 1).await;
+    assert!(of_kind(&events, "approval_required").is_empty());
+    assert_eq!(h.ledger()["refunds"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn decisions_are_checked_role_id_and_state() {
+    let h = Harness::start(REFUND).await;
+    let s = session(
+        &h,
+        &agent("refund-assistant", "scripted", Some("refunds"), ""),
+        "refund 150 now",
+    )
+    .await;
+    wait_status(&h.engine, &s, Status::WaitingApproval).await;
+    let id = approval_ids(&h.engine.events(&s, 0, 1000).await.unwrap()).remove(0);
+
+    for role in ["user", "builder"] {
+        let err = h
+            .engine
+            .decide(
+                &s,
+                &id,
+                &Principal::new("mallory", role),
+                Verdict::Approve,
+                None,
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EngineError::Forbidden(_)), "{role}: {err:?}");
+        assert!(err.to_string().contains("approver"), "{err}");
+    }
+    let err = h
+        .engine
+        .decide(&s, "ap_unknown", &approver(), Verdict::Approve, None, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::NotFound(_)), "{err:?}");
+    assert!(h.ledger()["refunds"].as_array().unwrap().is_empty());
+
+    h.engine
+        .decide(
+            &s,
+            &id,
+            &approver(),
+            Verdict::Deny,
+            Some("no receipt attached".into()),
+            None,
+        )
+        .await
+        .unwrap();
+    let err = h
+        .engine
+        .decide(&s, &id, &approver(), Verdict::Approve, None, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::Conflict(_)), "{err:?}");
+
+    let events = wait_finished(&h.engine, &s, 1).await;
+    assert!(
+        h.ledger()["refunds"].as_array().unwrap().is_empty(),
+        "denied: nothing paid"
+    );
+    let denied = of_kind(&events, "tool_result")
+        .into_iter()
+        .find(|e| matches!(&e.data, EventData::ToolResult { tool, .. } if tool == "issue_refund"))
+        .unwrap();
+    assert!(
+        matches!(&denied.data, EventData::ToolResult { ok: false, approval, .. } if approval == "denied")
+    );
+    // The reason went to the model.
+    let last = h.model.requests().last().unwrap().body.to_string();
+    assert!(last.contains("no receipt attached"), "{last}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approver_can_edit_the_arguments() {
+    let h = Harness::start(REFUND).await;
+    let s = session(
+        &h,
+        &agent("refund-assistant", "scripted", Some("refunds"), ""),
+        "refund 150 now",
+    )
+    .await;
+    wait_status(&h.engine, &s, Status::WaitingApproval).await;
+    let id = approval_ids(&h.engine.events(&s, 0, 1000).await.unwrap()).remove(0);
+    let err = h
+        .engine
+        .decide(&s, &id, &approver(), Verdict::Edit, None, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::Invalid(_)));
+    h.engine
+        .decide(
+            &s,
+            &id,
+            &approver(),
+            Verdict::Edit,
+            None,
+            Some(json!({"account": "acct_alice", "amount_cents": 9000, "reason": "partial", "note": "edited-note-91c"})),
+        )
+        .await
+        .unwrap();
+    let events = wait_finished(&h.engine, &s, 1).await;
+    let refunds = h.ledger()["refunds"].as_array().unwrap().clone();
+    assert_eq!(refunds.len(), 1);
+    assert_eq!(refunds[0]["amount_cents"], 9000);
+    assert!(
+        !serde_json::to_string(&events)
+            .unwrap()
+            .contains("edited-note-91c")
+    );
+}
+
+const TWICE: &str = r#"
+scenarios:
+  - steps:
+      - tool_calls: [{name: issue_refund, arguments: {account: acct_alice, amount_cents: 100, reason: a, note: n1}}]
+      - tool_calls: [{name: issue_refund, arguments: {account: acct_alice, amount_cents: 200, reason: b, note: n2}}]
+      - text: "first done"
+      - tool_calls: [{name: issue_refund, arguments: {account: acct_alice, amount_cents: 300, reason: c, note: n3}}]
+      - text: "second done"
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_grant_covers_later_calls_until_it_expires() {
+    let extra = r#"
+[approval-policies.session-refunds]
+tools = ["issue_refund"]
+scope = "session"
+grant-ttl = "2s"
+"#;
+    let h = Harness::start_with(TWICE, None, extra).await;
+    let s = session(
+        &h,
+        &agent("refund-assistant", "scripted", Some("session-refunds"), ""),
+        "refunds",
+    )
+    .await;
+    wait_status(&h.engine, &s, Status::WaitingApproval).await;
+    let id = approval_ids(&h.engine.events(&s, 0, 1000).await.unwrap()).remove(0);
+    h.engine
+        .decide(&s, &id, &approver(), Verdict::Approve, None, None)
+        .await
+        .unwrap();
+    let events = wait_finished(&h.engine, &s, 1).await;
+    // The second refund of the run did not ask again.
+    assert_eq!(approval_ids(&events).len(), 1);
+    let statuses: Vec<String> = of_kind(&events, "tool_result")
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::ToolResult { approval, .. } => Some(approval.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(statuses, vec!["approved", "session_grant"]);
+
+    // After the grant expires, the same tool asks again.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    h.engine
+        .post_message(&s, "one more", &user())
+        .await
+        .unwrap();
+    wait_status(&h.engine, &s, Status::WaitingApproval).await;
+    let events = h.engine.events(&s, 0, 1000).await.unwrap();
+    assert_eq!(
+        approval_ids(&events).len(),
+        2,
+        "the expired grant asks again"
+    );
+    assert_eq!(h.ledger()["refunds"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_policy_destructive_tools_need_an_approver() {
+    let h = Harness::start(REFUND).await;
+    let s = session(
+        &h,
+        &agent("refund-assistant", "scripted", None, ""),
+        "refund 20 please",
+    )
+    .await;
+    wait_status(&h.engine, &s, Status::WaitingApproval).await;
+    let events = h.engine.events(&s, 0, 1000).await.unwrap();
+    let EventData::ApprovalRequired { policy, .. } = &of_kind(&events, "approval_required")[0].data
+    else {
+        unreachable!()
+    };
+    assert_eq!(policy, "central");
+}
+
+const LOOPING: &str = r#"
+scenarios:
+  - match: "carol"
+    steps:
+      - tool_calls: [{name: read_balance, arguments: {account: acct_carol}}]
+      - text: "Carol has no account."
+  - match: "busy"
+    steps:
+      - fail: {status: 429, times: 2}
+        text: "Finally."
+  - match: "down"
+    steps:
+      - fail: {status: 503, times: 9}
+        text: "never"
+  - match: "ask"
+    steps:
+      - tool_calls: [{name: ask_user, arguments: {question: "Which order?", choices: ["o-1", "o-2"]}}]
+      - text: "Thanks."
+  - match: "slow"
+    steps:
+      - delay_ms: 5000
+        text: "too late"
+  - steps:
+      - tool_calls: [{name: read_balance, arguments: {account: acct_alice}}, {name: read_balance, arguments: {account: acct_bob}}]
+        usage: [1000, 1000]
+      - tool_calls: [{name: read_balance, arguments: {account: acct_alice}}]
+        usage: [1000, 1000]
+      - tool_calls: [{name: read_balance, arguments: {account: acct_alice}}]
+        usage: [1000, 1000]
+      - text: "done"
+"#;
+
+fn finished(events: &[tack_engine::LoggedEvent]) -> (RunStop, u32) {
+    match &of_kind(events, "run_finished").last().unwrap().data {
+        EventData::RunFinished {
+            stop_reason, steps, ..
+        } => (*stop_reason, *steps),
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn limits_stop_the_run_budget_before_the_model_call() {
+    let h = Harness::start(LOOPING).await;
+    // $2 per step at these prices: the third call would exceed $3.
+    let s = session(
+        &h,
+        &agent("budget", "scripted", None, "limits:\n  max-cost-usd: 3\n"),
+        "balances",
+    )
+    .await;
+    let events = wait_finished(&h.engine, &s, 1).await;
+    assert_eq!(finished(&events), (RunStop::BudgetReached, 2));
+    assert_eq!(
+        of_kind(&events, "model_request").len(),
+        2,
+        "no model call after the budget"
+    );
+
+    let s = session(
+        &h,
+        &agent("steps", "scripted", None, "limits:\n  max-steps: 1\n"),
+        "balances",
+    )
+    .await;
+    let events = wait_finished(&h.engine, &s, 1).await;
+    assert_eq!(finished(&events), (RunStop::MaxSteps, 1));
+    // Both parallel calls of the step ran.
+    assert_eq!(of_kind(&events, "tool_result").len(), 2);
+
+    let s = session(
+        &h,
+        &agent("tokens", "scripted", None, "limits:\n  max-tokens: 3000\n"),
+        "balances",
+    )
+    .await;
+    let events = wait_finished(&h.engine, &s, 1).await;
+    assert_eq!(finished(&events), (RunStop::TokenLimit, 2));
+
+    let s = session(
+        &h,
+        &agent("slow", "scripted", None, "limits:\n  timeout: 1s\n"),
+        "slow",
+    )
+    .await;
+    let events = wait_finished(&h.engine, &s, 1).await;
+    assert_eq!(finished(&events).0, RunStop::Timeout, "{events:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tool_errors_go_back_to_the_model() {
+    let h = Harness::start(LOOPING).await;
+    let s = session(&h, &agent("a", "scripted", None, ""), "carol").await;
+    let events = wait_finished(&h.engine, &s, 1).await;
+    assert_eq!(finished(&events), (RunStop::EndTurn, 2));
+    let r = &of_kind(&events, "tool_result")[0].data;
+    assert!(
+        matches!(r, EventData::ToolResult { ok: false, error_code: Some(c), .. } if c == "not_found"),
+        "{r:?}"
+    );
+    let last = h.model.requests().last().unwrap().body.to_string();
+    assert!(
+        last.contains("acct_carol"),
+        "the error reached the model: {last}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limits_and_server_errors_are_retried_as_events() {
+    let h = Harness::start(LOOPING).await;
+    let s = session(&h, &agent("a", "scripted", None, ""), "busy").await;
+    let events = wait_finished(&h.engine, &s, 1).await;
+    let retries = of_kind(&events, "model_retry");
+    assert_eq!(retries.len(), 2);
+    assert!(matches!(
+        &retries[0].data,
+        EventData::ModelRetry {
+            status: Some(429),
+            attempt: 1,
+            ..
+        }
+    ));
+    assert_eq!(finished(&events), (RunStop::EndTurn, 1));
+
+    let s = session(&h, &agent("b", "scripted", None, ""), "down").await;
+    let events = wait_finished(&h.engine, &s, 1).await;
+    assert_eq!(
+        of_kind(&events, "model_retry").len(),
+        3,
+        "4 attempts in all"
+    );
+    assert_eq!(finished(&events).0, RunStop::Error);
+    assert!(of_kind(&events, "error").iter().any(|e| matches!(&e.data, EventData::Error { error_type, message, .. } if error_type == "model" && message.contains("503"))));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ask_user_pauses_for_the_answer() {
+    let h = Harness::start(LOOPING).await;
+    let s = session(&h, &agent("a", "scripted", None, ""), "ask me").await;
+    wait_status(&h.engine, &s, Status::WaitingInput).await;
+    let events = h.engine.events(&s, 0, 1000).await.unwrap();
+    let EventData::AskUser {
+        question_id,
+        question,
+        choices,
+        ..
+    } = &of_kind(&events, "ask_user")[0].data
+    else {
+        unreachable!()
+    };
+    assert_eq!(question, "Which order?");
+    assert_eq!(choices, &vec!["o-1".to_string(), "o-2".to_string()]);
+    assert!(h.engine.answer(&s, "nope", "o-2", &user()).await.is_err());
+    h.engine
+        .answer(&s, question_id, "o-2", &user())
+        .await
+        .unwrap();
+    let events = wait_finished(&h.engine, &s, 1).await;
+    assert_eq!(finished(&events), (RunStop::EndTurn, 2));
+    assert!(
+        h.model
+            .requests()
+            .last()
+            .unwrap()
+            .body
+            .to_string()
+            .contains("o-2")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupt_cancels_the_model_call() {
+    let h = Harness::start(LOOPING).await;
+    let s = session(&h, &agent("a", "scripted", None, ""), "slow").await;
+    wait_status(&h.engine, &s, Status::Running).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    h.engine.interrupt(&s, &user()).await.unwrap();
+    let events = wait_finished(&h.engine, &s, 1).await;
+    assert_eq!(finished(&events).0, RunStop::Cancelled);
+    assert!(
+        h.engine.interrupt(&s, &user()).await.is_err(),
+        "nothing left to interrupt"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_anthropic_adapter_runs_the_same_loop() {
+    let h = Harness::start(LOOPING).await;
+    let s = session(&h, &agent("a", "scripted-anthropic", None, ""), "carol").await;
+    let events = wait_finished(&h.engine, &s, 1).await;
+    assert_eq!(finished(&events), (RunStop::EndTurn, 2));
+    assert!(h.model.requests().iter().all(|r| r.path == "/v1/messages"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agent_files_are_validated_and_versioned() {
+    let h = Harness::start(LOOPING).await;
+    let a = h
+        .engine
+        .register_agent(&agent("v", "scripted", None, ""))
+        .await
+        .unwrap();
+    let b = h
+        .engine
+        .register_agent(&agent("v", "scripted", None, ""))
+        .await
+        .unwrap();
+    assert_eq!(
+        (a.version, b.version),
+        (1, 1),
+        "unchanged file, same version"
+    );
+    let c = h
+        .engine
+        .register_agent(&agent("v", "scripted", None, "limits:\n  max-steps: 3\n"))
+        .await
+        .unwrap();
+    assert_eq!(c.version, 2);
+    let err = h
+        .engine
+        .register_agent(&agent("v", "nope", None, ""))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EngineError::Invalid(_)) && err.to_string().contains("model"),
+        "{err}"
+    );
+    let err = h
+        .engine
+        .create_session("v@9", "hi", &user())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::NotFound(_)), "{err}");
+}

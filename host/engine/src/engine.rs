@@ -683,3 +683,27 @@ impl Engine {
         Ok(state.status)
     }
 }
+
+impl Engine {
+    /// The session holding approval `approval_id`, among the sessions this host
+    /// has loaded (every session with a pending approval is loaded at start).
+    pub async fn session_of_approval(
+        &self,
+        approval_id: &str,
+    ) -> Result<Option<String>, EngineError> {
+        let handles: Vec<Arc<SessionHandle>> = self
+            .inner
+            .sessions
+            .lock()
+            .expect("sessions lock")
+            .values()
+            .cloned()
+            .collect();
+        for h in handles {
+            if h.state.lock().await.approval(approval_id).is_some() {
+                return Ok(Some(h.id.clone()));
+            }
+        }
+        Ok(None)
+    }
+}

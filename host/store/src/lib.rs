@@ -159,6 +159,8 @@ const SCHEMA: &[&str] = &[
         session_id TEXT NOT NULL, call_key TEXT NOT NULL, status TEXT NOT NULL,
         result TEXT, updated_ms BIGINT NOT NULL,
         PRIMARY KEY (session_id, call_key))",
+    "CREATE TABLE IF NOT EXISTS api_tokens (
+        name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, created_ms BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS secrets (
         name TEXT PRIMARY KEY, sealed TEXT NOT NULL, version BIGINT NOT NULL, updated_ms BIGINT NOT NULL)",
 ];
@@ -609,5 +611,44 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Store API token `name` with `role`, by the hash of its value (the value
+    /// itself is never stored). Replaces a token of the same name.
+    pub async fn put_api_token(&self, name: &str, role: &str, hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM api_tokens WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(
+            "INSERT INTO api_tokens (name, role, hash, created_ms) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(name)
+        .bind(role)
+        .bind(hash)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The token (name, role) whose value hashes to `hash`.
+    pub async fn api_token(&self, hash: &str) -> Result<Option<(String, String)>> {
+        let row = sqlx::query("SELECT name, role FROM api_tokens WHERE hash = $1")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((r.try_get("name")?, r.try_get("role")?)))
+            .transpose()
+    }
+
+    /// Every API token's name and role.
+    pub async fn api_tokens(&self) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT name, role FROM api_tokens ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("name")?, r.try_get("role")?)))
+            .collect()
     }
 }

@@ -1,0 +1,401 @@
+//! The routes.
+
+use crate::auth::{Need, hash};
+use crate::error::ApiError;
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tack_engine::{Engine, EngineError, Principal, Verdict};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The engine.
+    pub engine: Engine,
+    /// Secrets, when the host has a master key.
+    pub secrets: Option<std::sync::Arc<tack_secrets::Secrets>>,
+}
+
+/// The API's router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/agents", post(create_agent).get(list_agents))
+        .route("/v1/agents/{name}", get(agent_versions))
+        .route("/v1/sessions", post(create_session).get(list_sessions))
+        .route("/v1/sessions/{id}", get(get_session))
+        .route("/v1/sessions/{id}/events", post(post_event).get(get_events))
+        .route("/v1/sessions/{id}/stream", get(crate::sse::stream))
+        .route("/v1/sessions/{id}/runs/{run}/trace", get(get_trace))
+        .route("/v1/approvals", get(list_approvals))
+        .route("/v1/approvals/{id}", post(decide_approval))
+        .route("/v1/secrets", get(list_secrets))
+        .route("/v1/secrets/{name}", put(put_secret))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such route; the API is described at /v1/openapi.json",
+    )
+}
+
+/// The caller, if their token is valid and their role has `need`.
+pub(crate) async fn principal(
+    state: &AppState,
+    headers: &HeaderMap,
+    need: Need,
+) -> Result<Principal, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "send `Authorization: Bearer <token>`; create a token with `tack token create NAME --role ROLE`",
+            )
+        })?;
+    let (name, role) = state
+        .engine
+        .store()
+        .api_token(&hash(token))
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "the token is not valid (revoked, or for another host)",
+            )
+        })?;
+    if !need.allows(&role) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "the `{role}` role of token `{name}` may not do this; it needs {}",
+                need.roles()
+            ),
+        ));
+    }
+    Ok(Principal::new(&name, &role))
+}
+
+fn parse<T: DeserializeOwned>(body: &Bytes, what: &str) -> Result<T, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "the request has no body; send {what} as JSON"
+        )));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the body is not {what}: {e}")))
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], crate::OPENAPI).into_response()
+}
+
+async fn create_agent(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    principal(&state, &headers, Need::Build).await?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_request("the agent file is not UTF-8 text"))?;
+    // A JSON body may wrap the file: {"yaml": "..."}; otherwise the body is the
+    // file itself (YAML, or JSON, which is YAML too).
+    let yaml = serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|v| v.get("yaml").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_else(|| text.to_string());
+    let record = state.engine.register_agent(&yaml).await?;
+    Ok((StatusCode::CREATED, Json(json!(record))))
+}
+
+async fn list_agents(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    principal(&state, &headers, Need::Any).await?;
+    Ok(Json(
+        json!({"agents": state.engine.store().agents().await?}),
+    ))
+}
+
+async fn agent_versions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    principal(&state, &headers, Need::Any).await?;
+    let versions = state.engine.store().agent_versions(&name).await?;
+    if versions.is_empty() {
+        return Err(EngineError::NotFound(format!("agent `{name}` is not registered")).into());
+    }
+    Ok(Json(json!({"name": name, "versions": versions})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSession {
+    agent: String,
+    input: String,
+}
+
+fn session_json(s: &tack_store::SessionRecord) -> Value {
+    json!({
+        "id": s.id, "agent": s.agent, "agent_version": s.agent_version, "status": s.status,
+        "created_ms": s.created_ms, "updated_ms": s.updated_ms,
+        "links": {
+            "events": format!("/v1/sessions/{}/events", s.id),
+            "stream": format!("/v1/sessions/{}/stream", s.id),
+        },
+    })
+}
+
+async fn create_session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let who = principal(&state, &headers, Need::Session).await?;
+    let req: NewSession = parse(&body, "{\"agent\": NAME[@VERSION], \"input\": TEXT}")?;
+    let s = state
+        .engine
+        .create_session(&req.agent, &req.input, &who)
+        .await?;
+    Ok((StatusCode::CREATED, Json(session_json(&s))))
+}
+
+#[derive(Deserialize)]
+struct Page {
+    before: Option<String>,
+    limit: Option<u32>,
+    after: Option<u64>,
+}
+
+async fn list_sessions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    principal(&state, &headers, Need::Any).await?;
+    let limit = page.limit.unwrap_or(50).clamp(1, 500);
+    let sessions = state
+        .engine
+        .store()
+        .sessions(page.before.as_deref(), limit)
+        .await?;
+    Ok(Json(json!({
+        "sessions": sessions.iter().map(session_json).collect::<Vec<_>>(),
+        "next_before": sessions.last().map(|s| s.id.clone()),
+    })))
+}
+
+async fn get_session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    principal(&state, &headers, Need::Any).await?;
+    let s = state
+        .engine
+        .store()
+        .session(&id)
+        .await?
+        .ok_or_else(|| EngineError::NotFound(format!("no session `{id}`")))?;
+    Ok(Json(session_json(&s)))
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum UserEvent {
+    Message {
+        text: String,
+    },
+    ApprovalDecision {
+        approval_id: String,
+        decision: Verdict,
+        reason: Option<String>,
+        arguments: Option<Value>,
+    },
+    Answer {
+        question_id: String,
+        answer: String,
+    },
+    Interrupt,
+}
+
+async fn post_event(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let event: UserEvent = parse(
+        &body,
+        "a user event: {\"type\": \"message\" | \"approval_decision\" | \"answer\" | \"interrupt\", ...}",
+    )?;
+    let e = &state.engine;
+    let logged = match event {
+        UserEvent::Message { text } => {
+            let who = principal(&state, &headers, Need::Session).await?;
+            e.post_message(&id, &text, &who).await?
+        }
+        UserEvent::ApprovalDecision {
+            approval_id,
+            decision,
+            reason,
+            arguments,
+        } => {
+            // Who may decide is the approval's own list; the engine checks it.
+            let who = principal(&state, &headers, Need::Any).await?;
+            e.decide(&id, &approval_id, &who, decision, reason, arguments)
+                .await?
+        }
+        UserEvent::Answer {
+            question_id,
+            answer,
+        } => {
+            let who = principal(&state, &headers, Need::Session).await?;
+            e.answer(&id, &question_id, &answer, &who).await?
+        }
+        UserEvent::Interrupt => {
+            let who = principal(&state, &headers, Need::Session).await?;
+            e.interrupt(&id, &who).await?
+        }
+    };
+    Ok((StatusCode::ACCEPTED, Json(json!(logged))))
+}
+
+async fn get_events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    principal(&state, &headers, Need::Any).await?;
+    let limit = page.limit.unwrap_or(100).clamp(1, 1000);
+    let events = state
+        .engine
+        .events(&id, page.after.unwrap_or(0), limit)
+        .await?;
+    let next = events.last().map(|e| e.seq);
+    Ok(Json(json!({"events": events, "next_after": next})))
+}
+
+async fn get_trace(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, run)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    principal(&state, &headers, Need::Any).await?;
+    let records = state.engine.trace(&id, &run).await?;
+    Ok(Json(json!({"run_id": run, "records": records})))
+}
+
+async fn list_approvals(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    principal(&state, &headers, Need::Approvals).await?;
+    let pending = state.engine.pending_approvals().await;
+    Ok(Json(json!({
+        "approvals": pending.iter().map(|(session, e)| {
+            let mut v = json!(e);
+            v["session_id"] = json!(session);
+            v
+        }).collect::<Vec<_>>()
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Decision {
+    decision: Verdict,
+    reason: Option<String>,
+    arguments: Option<Value>,
+}
+
+async fn decide_approval(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(approval): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let who = principal(&state, &headers, Need::Any).await?;
+    let d: Decision = parse(
+        &body,
+        "a decision: {\"decision\": \"approve\" | \"deny\" | \"edit\", \"reason\"?, \"arguments\"?}",
+    )?;
+    let session = state
+        .engine
+        .session_of_approval(&approval)
+        .await?
+        .ok_or_else(|| EngineError::NotFound(format!("no approval `{approval}`")))?;
+    let logged = state
+        .engine
+        .decide(&session, &approval, &who, d.decision, d.reason, d.arguments)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(json!(logged))))
+}
+
+async fn list_secrets(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    principal(&state, &headers, Need::Admin).await?;
+    let names = state.engine.store().secret_names().await?;
+    Ok(Json(json!({
+        "secrets": names.iter().map(|(n, v)| json!({"name": n, "version": v})).collect::<Vec<_>>()
+    })))
+}
+
+async fn put_secret(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    principal(&state, &headers, Need::Admin).await?;
+    let secrets = state.secrets.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "no_master_key",
+            "this host has no master key, so it cannot store secrets; start it with TACK_MASTER_KEY or TACK_MASTER_KEY_FILE",
+        )
+    })?;
+    if body.is_empty() {
+        return Err(ApiError::bad_request(
+            "the body is the secret's value; it is empty",
+        ));
+    }
+    let value = body.strip_suffix(b"\n").unwrap_or(&body);
+    let version = secrets
+        .set(&name, value)
+        .await
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // Write-only: the answer names the secret and its version, never the value.
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"name": name, "version": version})),
+    ))
+}

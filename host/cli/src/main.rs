@@ -19,6 +19,7 @@ mod publish;
 mod registry;
 mod report;
 mod secret;
+mod serve;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -93,6 +94,12 @@ enum Command {
     /// Manage secrets (sealed at rest under the master key; values are write-only).
     #[command(subcommand)]
     Secret(secret::SecretCommand),
+    /// Run the host: the agent engine and the sessions API (see docs/agents.md).
+    #[command(after_help = EXIT_CODES)]
+    Serve(serve::ServeArgs),
+    /// Manage API tokens (roles: admin, builder, approver, user).
+    #[command(subcommand)]
+    Token(serve::TokenCommand),
 }
 
 #[derive(Subcommand)]
@@ -156,6 +163,8 @@ fn main() -> ExitCode {
             Command::Verify(args) => publish::verify(args, &g).await,
             Command::Registry(cmd) => registry::run(cmd, &g).await,
             Command::Secret(cmd) => secret::run(cmd, &g).await,
+            Command::Serve(args) => serve::serve(args, &g).await,
+            Command::Token(cmd) => serve::token(cmd, &g).await,
         }
     });
     match result {

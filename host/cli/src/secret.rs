@@ -18,7 +18,7 @@ pub(crate) enum SecretCommand {
     MasterKey,
 }
 
-#[derive(Args)]
+#[derive(Args, Default)]
 pub(crate) struct StorageArgs {
     /// Storage URL [default: the host configuration's `storage`].
     #[arg(long, value_name = "URL")]
@@ -34,7 +34,7 @@ pub(crate) struct SetArgs {
 }
 
 impl StorageArgs {
-    fn url(&self, g: &Globals) -> Result<String, Failure> {
+    pub(crate) fn url(&self, g: &Globals) -> Result<String, Failure> {
         if let Some(u) = &self.storage {
             return Ok(u.clone());
         }

@@ -595,3 +595,74 @@ async fn agent_files_are_validated_and_versioned() {
         .unwrap_err();
     assert!(matches!(err, EngineError::NotFound(_)), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_destructive_call_interrupted_by_a_crash_is_not_run_again() {
+    let h = Harness::start(REFUND).await;
+    let s = session(
+        &h,
+        &agent("refund-assistant", "scripted", Some("refunds"), ""),
+        "refund 150 now",
+    )
+    .await;
+    wait_status(&h.engine, &s, Status::WaitingApproval).await;
+    let events = h.engine.events(&s, 0, 1000).await.unwrap();
+    let (run_id, call_id) = events
+        .iter()
+        .find_map(|e| match &e.data {
+            EventData::ApprovalRequired {
+                run_id, call_id, ..
+            } => Some((run_id.clone(), call_id.clone())),
+            _ => None,
+        })
+        .unwrap();
+    // As if a host had claimed the call and died before recording its outcome.
+    h.engine
+        .store()
+        .claim_call(&s, &format!("{run_id}/{call_id}"))
+        .await
+        .unwrap();
+    let id = approval_ids(&events).remove(0);
+    h.engine
+        .decide(&s, &id, &approver(), Verdict::Approve, None, None)
+        .await
+        .unwrap();
+    let events = wait_finished(&h.engine, &s, 1).await;
+    assert!(
+        h.ledger()["refunds"].as_array().unwrap().is_empty(),
+        "not run a second time"
+    );
+    let r = of_kind(&events, "tool_result")
+        .into_iter()
+        .find(|e| matches!(&e.data, EventData::ToolResult { tool, .. } if tool == "issue_refund"))
+        .unwrap();
+    assert!(
+        matches!(&r.data, EventData::ToolResult { ok: false, error_code: Some(c), .. } if c == "outcome_unknown"),
+        "{r:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_engine_continues_a_waiting_run() {
+    let h = Harness::start(REFUND).await;
+    let s = session(
+        &h,
+        &agent("refund-assistant", "scripted", Some("refunds"), ""),
+        "refund 150 now",
+    )
+    .await;
+    wait_status(&h.engine, &s, Status::WaitingApproval).await;
+    let id = approval_ids(&h.engine.events(&s, 0, 1000).await.unwrap()).remove(0);
+    let second = h.restart().await;
+    assert_eq!(
+        second.pending_approvals().await.len(),
+        1,
+        "the approval is held by the store"
+    );
+    second
+        .decide(&s, &id, &approver(), Verdict::Approve, None, None)
+        .await
+        .unwrap();
+    wait_finished(&second, &s, 1).await;
+    assert_eq!(h.ledger()["refunds"].as_array().unwrap().len(), 1);
+}

@@ -73,8 +73,8 @@ async fn component_facts(
         path: path.display().to_string(),
         reason,
     };
-    let plugin = runtime.load(bytes).map_err(|e| bad(e.to_string()))?;
-    let world = plugin.world();
+    let world = tack_runtime::world_info(bytes)
+        .map_err(|e| bad(format!("this is not a WebAssembly component: {e:#}")))?;
     let kind = Kind::of_exports(&world.exports).ok_or_else(|| {
         bad(format!(
             "exports {} but a tack component exports tack:plugin/tool, model-adapter or approval-policy",
@@ -85,24 +85,39 @@ async fn component_facts(
             }
         ))
     })?;
-    let tools = if kind == Kind::Tool {
-        let tools = plugin
-            .tools()
-            .await
-            .map_err(|e| bad(format!("listing its tools failed: {e}")))?;
-        tools
-            .iter()
-            .map(|t| ToolInfo {
-                name: t.name.clone(),
-                description: t.description.clone(),
-                input_schema: t.input_schema.clone(),
-                annotations: serde_json::to_value(t.annotations).unwrap_or_default(),
-            })
-            .collect()
-    } else {
-        Vec::new()
+    // Load it as its kind: compiles it and checks it against this host's contract.
+    let tools = match kind {
+        Kind::Tool => {
+            let plugin = runtime.load(bytes).map_err(|e| bad(e.to_string()))?;
+            let tools = plugin
+                .tools()
+                .await
+                .map_err(|e| bad(format!("listing its tools failed: {e}")))?;
+            tools
+                .iter()
+                .map(|t| ToolInfo {
+                    name: t.name.clone(),
+                    description: t.description.clone(),
+                    input_schema: t.input_schema.clone(),
+                    annotations: serde_json::to_value(t.annotations).unwrap_or_default(),
+                })
+                .collect()
+        }
+        Kind::Model => {
+            runtime
+                .load_model_adapter(bytes)
+                .map_err(|e| bad(e.to_string()))?;
+            Vec::new()
+        }
+        Kind::Policy => {
+            runtime.load_policy(bytes).map_err(|e| bad(e.to_string()))?;
+            Vec::new()
+        }
+        Kind::Skill => Vec::new(),
     };
-    let manifest = plugin.manifest();
+    let manifest = tack_runtime::read_manifest(bytes)
+        .map_err(|e| bad(e.to_string()))?
+        .unwrap_or_default();
     Ok(ComponentFacts {
         world: WorldSummary {
             imports: world.imports.clone(),
@@ -111,7 +126,7 @@ async fn component_facts(
         },
         kind,
         tools,
-        capabilities: serde_json::to_value(manifest).unwrap_or_default(),
+        capabilities: serde_json::to_value(&manifest).unwrap_or_default(),
         description: manifest.plugin.description.clone(),
     })
 }

@@ -44,6 +44,7 @@ pub enum SecretError {
 }
 
 /// The host's master key.
+#[derive(Clone)]
 pub struct MasterKey(Zeroizing<[u8; 32]>);
 
 impl MasterKey {
@@ -178,6 +179,7 @@ fn check_name(name: &str) -> Result<(), SecretError> {
 }
 
 /// The host's secrets: sealed in the durable store under the master key.
+#[derive(Clone)]
 pub struct Secrets {
     store: Store,
     key: MasterKey,

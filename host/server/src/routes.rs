@@ -20,7 +20,7 @@ pub struct AppState {
     /// The engine.
     pub engine: Engine,
     /// Secrets, when the host has a master key.
-    pub secrets: Option<std::sync::Arc<tack_secrets::Secrets>>,
+    pub secrets: Option<tack_secrets::Secrets>,
 }
 
 /// The API's router.

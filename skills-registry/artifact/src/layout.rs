@@ -93,7 +93,7 @@ impl Kind {
         };
         if has("tack:plugin/tool") {
             Some(Kind::Tool)
-        } else if has("tack:plugin/model-adapter") {
+        } else if has("tack:plugin/model") {
             Some(Kind::Model)
         } else if has("tack:plugin/approval-policy") {
             Some(Kind::Policy)

@@ -1,0 +1,140 @@
+//! `tack serve` (the host: engine + sessions API) and `tack token create | ls`.
+
+use crate::Globals;
+use crate::dist::Dist;
+use crate::report::{EXIT_UNUSABLE, EXIT_USAGE, Failure};
+use crate::secret::StorageArgs;
+use clap::{Args, Subcommand};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tack_engine::{Engine, EngineConfig, RegistrySource, RetryPolicy};
+use tack_runtime::{Runtime, RuntimeConfig};
+use tack_secrets::{MasterKey, Secrets};
+
+/// `tack serve`.
+#[derive(Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on [default: the configuration's `listen`]; port 0 picks a free one.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Storage URL [default: the configuration's `storage`].
+    #[arg(long, value_name = "URL")]
+    storage: Option<String>,
+}
+
+/// `tack token …`.
+#[derive(Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Create (or replace) an API token; prints the value once.
+    Create(TokenArgs),
+    /// List API token names and roles.
+    Ls(StorageArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct TokenArgs {
+    /// The token's name (who or what uses it).
+    name: String,
+    /// admin, builder, approver or user.
+    #[arg(long)]
+    role: String,
+    #[command(flatten)]
+    storage: StorageArgs,
+}
+
+async fn open_store(url: &str) -> Result<tack_store::Store, Failure> {
+    tack_store::Store::open(url).await.map_err(|e| {
+        Failure::new(EXIT_UNUSABLE, e.to_string())
+            .help("check `storage` in the host configuration (sqlite://PATH or postgres://…)")
+    })
+}
+
+pub(crate) async fn token(cmd: TokenCommand, g: &Globals) -> Result<ExitCode, Failure> {
+    match cmd {
+        TokenCommand::Create(a) => {
+            let store = open_store(&a.storage.url(g)?).await?;
+            let token = tack_server::auth::create_token(&store, &a.name, &a.role)
+                .await
+                .map_err(|e| Failure::new(EXIT_USAGE, e))?;
+            println!("{token}");
+            eprintln!(
+                "token `{}` ({}) created; it is shown once: keep it in a secret store",
+                a.name, a.role
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        TokenCommand::Ls(s) => {
+            let store = open_store(&s.url(g)?).await?;
+            for (name, role) in store
+                .api_tokens()
+                .await
+                .map_err(|e| Failure::new(EXIT_UNUSABLE, e.to_string()))?
+            {
+                println!("{name}\t{role}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+pub(crate) async fn serve(a: ServeArgs, g: &Globals) -> Result<ExitCode, Failure> {
+    let Some(path) = &g.config else {
+        return Err(
+            Failure::new(EXIT_USAGE, "`tack serve` needs a host configuration").help(
+                "pass --config tack.toml (or set TACK_CONFIG); the format is in docs/agents.md",
+            ),
+        );
+    };
+    let host = tack_config::HostConfig::load(path)
+        .map_err(|e| Failure::new(EXIT_UNUSABLE, e.to_string()))?;
+    let url = match a.storage {
+        Some(u) => u,
+        None => StorageArgs::default().url(g)?,
+    };
+    let store = open_store(&url).await?;
+    let secrets = match MasterKey::from_env() {
+        Ok(key) => Some(Secrets::new(store.clone(), key)),
+        Err(e) => {
+            eprintln!("note: no secrets available to models ({e})");
+            None
+        }
+    };
+    let dist = Dist::load(g)?;
+    let source = RegistrySource::new(dist.fetcher(g)?, dist.default_registry());
+    let runtime = Runtime::new(RuntimeConfig {
+        cache: g.code_cache(),
+        ..RuntimeConfig::default()
+    })
+    .map_err(|e| Failure::internal(format!("cannot start the runtime: {e:#}")))?;
+    let listen = a.listen.unwrap_or(host.listen);
+    let engine = Engine::new(EngineConfig {
+        host,
+        runtime,
+        store,
+        secrets: secrets.clone(),
+        components: Arc::new(source),
+        retry: RetryPolicy::default(),
+    });
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        Failure::new(EXIT_UNUSABLE, format!("cannot listen on {listen}: {e}"))
+            .help("pick another address with --listen or `listen` in the configuration")
+    })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Failure::internal(e.to_string()))?;
+    let resumed = engine
+        .resume()
+        .await
+        .map_err(|e| Failure::new(EXIT_UNUSABLE, format!("cannot resume sessions: {e}")))?;
+    if resumed > 0 {
+        eprintln!("resumed {resumed} session(s) from the log");
+    }
+    println!("tack listening on http://{addr}");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    tack_server::serve(listener, tack_server::AppState { engine, secrets })
+        .await
+        .map_err(|e| Failure::internal(format!("the server stopped: {e}")))?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,330 @@
+//! The host as a process: `tack serve` over the registry, killed with SIGKILL
+//! mid-run and started again, on SQLite and on PostgreSQL. The run continues
+//! from its log: no event lost or duplicated, the refund paid exactly once.
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tack_scripted_model::{Script, ScriptedModel};
+use tack_tests::guest;
+use tack_tests::registries::{Postgres, TackRegistry};
+
+const SCRIPT: &str = r#"
+scenarios:
+  - steps:
+      - tool_calls: [{name: read_balance, arguments: {account: acct_alice}}]
+      - tool_calls: [{name: issue_refund, arguments: {account: acct_alice, amount_cents: 15000, reason: damaged, idempotency_key: k-1}}]
+      - delay_ms: 1500
+        text: "Refund issued."
+"#;
+
+const AGENT: &str = "name: refund-assistant\ndescription: Refunds.\nmodel: scripted\ninstructions: Help with refunds.\ntools:\n  - tack/payments@0.1.0\napproval-policy: refunds\n";
+
+/// A `tack serve` process, killed on drop.
+struct Host {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    _registry: TackRegistry,
+    _model: ScriptedModel,
+    tokens: (String, String, String),
+}
+
+fn tack(dir: &Path, config: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_tack"))
+        .current_dir(dir)
+        .env("TACK_CONFIG", config)
+        .env("TACK_ARTIFACT_DIR", dir.join("artifacts"))
+        .env(
+            "TACK_CACHE_DIR",
+            tack_tests::workspace_root().join("target/tack-test-cache"),
+        )
+        .env_remove("TACK_MASTER_KEY")
+        .args(args)
+        .output()
+        .expect("run tack");
+    assert!(
+        out.status.success(),
+        "tack {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+impl Setup {
+    async fn new(storage: &str) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = TackRegistry::start_in(&dir.path().join("registry"), None);
+        let model = ScriptedModel::start(Script::from_yaml(SCRIPT).unwrap())
+            .await
+            .unwrap();
+        let state = dir.path().join("payments");
+        std::fs::create_dir_all(&state).unwrap();
+        let config = dir.path().join("tack.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"default-registry = "{registry}"
+listen = "127.0.0.1:0"
+storage = "{storage}"
+
+[models.scripted]
+adapter = "tack/openai-chat@0.1.0"
+endpoint = "{endpoint}"
+
+[tools."tack/payments"]
+destructive = ["issue_refund"]
+grant = {{ dirs = [{{ host = "{state}", guest = "/state", mode = "rw" }}], wall-clock = true }}
+
+[approval-policies.refunds]
+component = "tack/refund-gate@0.1.0"
+"#,
+                registry = registry.host,
+                endpoint = model.base_url(),
+                state = state.display(),
+            ),
+        )
+        .unwrap();
+        for (file, r) in [
+            ("tack_plugin_payments", "tack/payments@0.1.0"),
+            ("tack_plugin_refund_gate", "tack/refund-gate@0.1.0"),
+            ("tack_plugin_openai_chat", "tack/openai-chat@0.1.0"),
+        ] {
+            tack(
+                dir.path(),
+                &config,
+                &["publish", guest(file).to_str().unwrap(), r],
+            );
+        }
+        let token = |name: &str, role: &str| {
+            tack(
+                dir.path(),
+                &config,
+                &["token", "create", name, "--role", role],
+            )
+        };
+        let tokens = (
+            token("ops", "builder"),
+            token("ada", "approver"),
+            token("una", "user"),
+        );
+        Setup {
+            dir,
+            config,
+            _registry: registry,
+            _model: model,
+            tokens,
+        }
+    }
+
+    fn serve(&self) -> Host {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tack"))
+            .current_dir(self.dir.path())
+            .env("TACK_CONFIG", &self.config)
+            .env("TACK_ARTIFACT_DIR", self.dir.path().join("artifacts"))
+            .env(
+                "TACK_CACHE_DIR",
+                tack_tests::workspace_root().join("target/tack-test-cache"),
+            )
+            .env_remove("TACK_MASTER_KEY")
+            .arg("serve")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tack serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("tack listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_string();
+        Host { child, url }
+    }
+
+    fn ledger(&self) -> Value {
+        let text = std::fs::read_to_string(self.dir.path().join("payments/ledger.json"))
+            .unwrap_or_else(|_| "{\"refunds\": []}".into());
+        serde_json::from_str(&text).unwrap()
+    }
+}
+
+async fn call(
+    method: reqwest::Method,
+    url: String,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .request(method, url)
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn events(host: &Host, session: &str, token: &str) -> Vec<Value> {
+    let (s, v) = call(
+        reqwest::Method::GET,
+        format!("{}/v1/sessions/{session}/events?limit=1000", host.url),
+        token,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    v["events"].as_array().unwrap().clone()
+}
+
+async fn wait_for(
+    host: &Host,
+    session: &str,
+    token: &str,
+    what: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    for _ in 0..1000 {
+        let ev = events(host, session, token).await;
+        if what(&ev) {
+            return ev;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "timed out; events: {:#?}",
+        events(host, session, token).await
+    );
+}
+
+fn count(ev: &[Value], kind: &str) -> usize {
+    ev.iter().filter(|e| e["type"] == kind).count()
+}
+
+async fn crash_and_resume(storage: &str) {
+    tack_distribution::client::install_crypto();
+    let s = Setup::new(storage).await;
+    let (builder, approver, user) = s.tokens.clone();
+
+    // Host A: register, start, wait for the approval; then SIGKILL.
+    let mut a = s.serve();
+    let (st, v) = call(
+        reqwest::Method::POST,
+        format!("{}/v1/agents", a.url),
+        &builder,
+        Some(json!({"yaml": AGENT})),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = call(
+        reqwest::Method::POST,
+        format!("{}/v1/sessions", a.url),
+        &user,
+        Some(json!({"agent": "refund-assistant", "input": "refund 150"})),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let session = v["id"].as_str().unwrap().to_string();
+    let ev = wait_for(&a, &session, &user, |ev| {
+        count(ev, "approval_required") == 1
+    })
+    .await;
+    let approval = ev
+        .iter()
+        .find(|e| e["type"] == "approval_required")
+        .unwrap()["approval_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    a.child.kill().unwrap(); // SIGKILL
+    a.child.wait().unwrap();
+
+    // Host B: the pending approval survived; approve it, let the refund run,
+    // and SIGKILL while the (slow) final model call is in flight.
+    let mut b = s.serve();
+    let (st, v) = call(
+        reqwest::Method::POST,
+        format!("{}/v1/approvals/{approval}", b.url),
+        &approver,
+        Some(json!({"decision": "approve"})),
+    )
+    .await;
+    assert_eq!(st, 202, "{v}");
+    wait_for(&b, &session, &user, |ev| {
+        count(ev, "tool_result") == 2 && count(ev, "model_request") == 3
+    })
+    .await;
+    assert_eq!(s.ledger()["refunds"].as_array().unwrap().len(), 1);
+    b.child.kill().unwrap();
+    b.child.wait().unwrap();
+
+    // Host C: resumes the run from its log and finishes it.
+    let c = s.serve();
+    let ev = wait_for(&c, &session, &user, |ev| {
+        count(ev, "run_finished") == 1 && ev.last().unwrap()["type"] == "status_changed"
+    })
+    .await;
+    let seqs: Vec<u64> = ev.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "no event lost"
+    );
+    let mut ids: Vec<&str> = ev.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), ev.len(), "no event twice");
+    let mut calls: Vec<&str> = ev
+        .iter()
+        .filter(|e| e["type"] == "tool_result")
+        .map(|e| e["call_id"].as_str().unwrap())
+        .collect();
+    let n = calls.len();
+    calls.dedup();
+    assert_eq!((n, calls.len()), (2, 2), "one result per tool call");
+    assert!(
+        count(&ev, "run_resumed") >= 1,
+        "the restart is visible in the log"
+    );
+    let finished = ev.iter().find(|e| e["type"] == "run_finished").unwrap();
+    assert_eq!(finished["stop_reason"], "end_turn");
+    assert_eq!(finished["output"], "Refund issued.");
+    assert_eq!(count(&ev, "approval_decided"), 1);
+    let refunds = s.ledger()["refunds"].as_array().unwrap().clone();
+    assert_eq!(
+        refunds.len(),
+        1,
+        "the refund was paid exactly once: {refunds:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_mid_run_resumes_from_the_log_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    crash_and_resume(&format!(
+        "sqlite://{}",
+        dir.path().join("host.db").display()
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_mid_run_resumes_from_the_log_on_postgres() {
+    let pg = Postgres::start();
+    crash_and_resume(&pg.url).await;
+}

@@ -39,13 +39,14 @@ struct Setup {
     dir: tempfile::TempDir,
     config: PathBuf,
     _registry: TackRegistry,
-    _model: ScriptedModel,
+    model: ScriptedModel,
     tokens: (String, String, String),
+    master_key: Option<String>,
 }
 
-fn tack(dir: &Path, config: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_tack"))
-        .current_dir(dir)
+fn command(dir: &Path, config: &Path, master_key: Option<&str>) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tack"));
+    c.current_dir(dir)
         .env("TACK_CONFIG", config)
         .env("TACK_ARTIFACT_DIR", dir.join("artifacts"))
         .env(
@@ -53,6 +54,15 @@ fn tack(dir: &Path, config: &Path, args: &[&str]) -> String {
             tack_tests::workspace_root().join("target/tack-test-cache"),
         )
         .env_remove("TACK_MASTER_KEY")
+        .env_remove("TACK_MASTER_KEY_FILE");
+    if let Some(k) = master_key {
+        c.env("TACK_MASTER_KEY", k);
+    }
+    c
+}
+
+fn tack(dir: &Path, config: &Path, args: &[&str]) -> String {
+    let out = command(dir, config, None)
         .args(args)
         .output()
         .expect("run tack");
@@ -66,6 +76,12 @@ fn tack(dir: &Path, config: &Path, args: &[&str]) -> String {
 
 impl Setup {
     async fn new(storage: &str) -> Setup {
+        Setup::with(storage, None).await
+    }
+
+    /// With `secret`: a master key, the secret stored as `DEMO_KEY`, and the
+    /// model configured to use it.
+    async fn with(storage: &str, secret: Option<&str>) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let registry = TackRegistry::start_in(&dir.path().join("registry"), None);
         let model = ScriptedModel::start(Script::from_yaml(SCRIPT).unwrap())
@@ -84,6 +100,7 @@ storage = "{storage}"
 [models.scripted]
 adapter = "tack/openai-chat@0.1.0"
 endpoint = "{endpoint}"
+{credential}
 
 [tools."tack/payments"]
 destructive = ["issue_refund"]
@@ -95,6 +112,11 @@ component = "tack/refund-gate@0.1.0"
                 registry = registry.host,
                 endpoint = model.base_url(),
                 state = state.display(),
+                credential = if secret.is_some() {
+                    "credential = \"DEMO_KEY\""
+                } else {
+                    ""
+                },
             ),
         )
         .unwrap();
@@ -121,28 +143,43 @@ component = "tack/refund-gate@0.1.0"
             token("ada", "approver"),
             token("una", "user"),
         );
+        let master_key = secret.map(|value| {
+            let key = tack(dir.path(), &config, &["secret", "master-key"]);
+            let mut child = command(dir.path(), &config, Some(&key))
+                .args(["secret", "set", "DEMO_KEY"])
+                .stdin(Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(value.as_bytes())
+                .unwrap();
+            assert!(child.wait().unwrap().success());
+            key
+        });
         Setup {
             dir,
             config,
             _registry: registry,
-            _model: model,
+            model,
             tokens,
+            master_key,
         }
     }
 
     fn serve(&self) -> Host {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tack"))
-            .current_dir(self.dir.path())
-            .env("TACK_CONFIG", &self.config)
-            .env("TACK_ARTIFACT_DIR", self.dir.path().join("artifacts"))
-            .env(
-                "TACK_CACHE_DIR",
-                tack_tests::workspace_root().join("target/tack-test-cache"),
-            )
-            .env_remove("TACK_MASTER_KEY")
+        self.serve_logging(Stdio::null())
+    }
+
+    fn serve_logging(&self, stderr: Stdio) -> Host {
+        let mut child = command(self.dir.path(), &self.config, self.master_key.as_deref())
+            .env("TACK_LOG", "debug")
             .arg("serve")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("start tack serve");
         let mut line = String::new();
@@ -327,4 +364,111 @@ async fn sigkill_mid_run_resumes_from_the_log_on_sqlite() {
 async fn sigkill_mid_run_resumes_from_the_log_on_postgres() {
     let pg = Postgres::start();
     crash_and_resume(&pg.url).await;
+}
+
+/// The secret reaches the provider (the host adds it on the way out) and
+/// nothing else: not one event, trace record or host log line, not the request
+/// as the adapter built it (its debug log), not the store's files.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_model_credential_appears_nowhere_but_on_the_wire_to_its_host() {
+    tack_distribution::client::install_crypto();
+    let secret = format!(
+        "sk-live-{}",
+        ulid::Ulid::generate().to_string().to_lowercase()
+    );
+    let db = tempfile::tempdir().unwrap();
+    let s = Setup::with(
+        &format!("sqlite://{}", db.path().join("host.db").display()),
+        Some(&secret),
+    )
+    .await;
+    let (builder, approver, user) = s.tokens.clone();
+    let log_path = s.dir.path().join("serve.log");
+    let host = s.serve_logging(Stdio::from(std::fs::File::create(&log_path).unwrap()));
+    call(
+        reqwest::Method::POST,
+        format!("{}/v1/agents", host.url),
+        &builder,
+        Some(json!({"yaml": AGENT})),
+    )
+    .await;
+    let (_, v) = call(
+        reqwest::Method::POST,
+        format!("{}/v1/sessions", host.url),
+        &user,
+        Some(json!({"agent": "refund-assistant", "input": "refund 150"})),
+    )
+    .await;
+    let session = v["id"].as_str().unwrap().to_string();
+    let ev = wait_for(&host, &session, &user, |ev| {
+        count(ev, "approval_required") == 1
+    })
+    .await;
+    let approval = ev
+        .iter()
+        .find(|e| e["type"] == "approval_required")
+        .unwrap()["approval_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    call(
+        reqwest::Method::POST,
+        format!("{}/v1/approvals/{approval}", host.url),
+        &approver,
+        Some(json!({"decision": "approve"})),
+    )
+    .await;
+    let ev = wait_for(&host, &session, &user, |ev| count(ev, "run_finished") == 1).await;
+    let run = ev.iter().find(|e| e["type"] == "run_started").unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, trace) = call(
+        reqwest::Method::GET,
+        format!("{}/v1/sessions/{session}/runs/{run}/trace", host.url),
+        &user,
+        None,
+    )
+    .await;
+    drop(host);
+
+    // Positive control: every provider request carried it, added by the host.
+    let requests = s.model.requests();
+    assert_eq!(requests.len(), 3);
+    for r in &requests {
+        let auth = r
+            .headers
+            .iter()
+            .find(|(k, _)| k == "authorization")
+            .map(|(_, v)| v.clone());
+        assert_eq!(auth, Some(format!("Bearer {secret}")));
+        assert!(!r.body.to_string().contains(&secret), "not in the body");
+    }
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains("/chat/completions headers: content-type=application/json"),
+        "the adapter's own request is logged: {log}"
+    );
+
+    let mut scanned = vec![
+        ("events", serde_json::to_string(&ev).unwrap()),
+        ("trace", trace.to_string()),
+        ("host log", log),
+    ];
+    for f in tack_tests::registries::files_under(db.path())
+        .into_iter()
+        .chain(tack_tests::registries::files_under(s.dir.path()))
+    {
+        scanned.push((
+            "file",
+            String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned(),
+        ));
+    }
+    for (what, text) in &scanned {
+        assert_eq!(
+            text.matches(&secret).count(),
+            0,
+            "the secret leaked into the {what}"
+        );
+    }
 }

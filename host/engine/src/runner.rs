@@ -243,6 +243,11 @@ async fn model_step(
             out = call => out,
             _ = h.cancel.notified() => return finish(engine, h, RunStop::Cancelled, None).await,
         };
+        if let Ok(o) = &outcome {
+            for l in &o.logs {
+                tracing::debug!(target: "tack::adapter", session = %h.id, "{:?}: {}", l.level, l.message);
+            }
+        }
         let (retryable, status, message, retry_after) = match outcome {
             Ok(o) => match o.result {
                 Ok(c) => break c,

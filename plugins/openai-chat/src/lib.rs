@@ -54,6 +54,21 @@ impl Guest for OpenAiChat {
             body: body.to_string().into_bytes(),
             timeout_ms: Some(FIRST_BYTE_MS),
         };
+        // What this adapter sends, as it sends it (the host adds the credential
+        // afterwards, on the way out; it never appears here).
+        tack::plugin::logging::log(
+            tack::plugin::logging::Level::Debug,
+            &format!(
+                "{} {} headers: {}",
+                req.method,
+                req.url,
+                req.headers
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
         let mut response = http::open(&req).map_err(transport_error)?;
         if response.status != 200 {
             let (body, _) = response.read_to_end(64 * 1024).unwrap_or_default();

@@ -13,6 +13,7 @@
 //! | 6 | an artifact could not be obtained or was refused (unreachable, not found, denied, tampered, unsigned, untrusted, tag moved) |
 
 mod call;
+mod client;
 mod dist;
 mod inspect;
 mod publish;
@@ -34,7 +35,8 @@ Exit codes:
   4  the plugin or the grant could not be used (not a component, bad manifest, bad policy file)
   5  the sandbox stopped the call (time, memory, fuel, stack or output limit, panic, trap)
   6  an artifact could not be obtained or was refused (unreachable, not found, denied,
-     tampered, unsigned, untrusted signer, tag moved since locked)";
+     tampered, unsigned, untrusted signer, tag moved since locked)
+  7  `tack run`: the run ended without a final answer (a limit, an error, an interrupt)";
 
 /// tack: a governed runtime for agents whose every extension is a sandboxed WebAssembly component.
 #[derive(Parser)]
@@ -100,6 +102,12 @@ enum Command {
     /// Manage API tokens (roles: admin, builder, approver, user).
     #[command(subcommand)]
     Token(serve::TokenCommand),
+    /// Start a session on a running host and stream it; answer approvals at the prompt.
+    #[command(after_help = EXIT_CODES)]
+    Run(client::RunArgs),
+    /// List and decide pending approvals on a running host.
+    #[command(subcommand)]
+    Approvals(client::ApprovalsCommand),
 }
 
 #[derive(Subcommand)]
@@ -165,6 +173,8 @@ fn main() -> ExitCode {
             Command::Secret(cmd) => secret::run(cmd, &g).await,
             Command::Serve(args) => serve::serve(args, &g).await,
             Command::Token(cmd) => serve::token(cmd, &g).await,
+            Command::Run(args) => client::run(args, &g).await,
+            Command::Approvals(cmd) => client::approvals(cmd, &g).await,
         }
     });
     match result {

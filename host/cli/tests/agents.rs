@@ -472,3 +472,97 @@ async fn a_model_credential_appears_nowhere_but_on_the_wire_to_its_host() {
         );
     }
 }
+
+/// `tack run` streams a session in the terminal; without a terminal it waits
+/// for an approver, who uses `tack approvals`.
+#[tokio::test(flavor = "multi_thread")]
+async fn tack_run_streams_and_tack_approvals_decides() {
+    tack_distribution::client::install_crypto();
+    let db = tempfile::tempdir().unwrap();
+    let s = Setup::new(&format!("sqlite://{}", db.path().join("host.db").display())).await;
+    let (builder, approver, user) = s.tokens.clone();
+    let host = s.serve();
+    let agent_file = s.dir.path().join("agent.yaml");
+    std::fs::write(&agent_file, AGENT).unwrap();
+
+    // A user may not register agents: the error says which roles may.
+    let out = command(s.dir.path(), &s.config, None)
+        .args([
+            "run",
+            agent_file.to_str().unwrap(),
+            "refund 150",
+            "--url",
+            &host.url,
+            "--token",
+            &user,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("admin or builder"));
+
+    let run = command(s.dir.path(), &s.config, None)
+        .args([
+            "run",
+            agent_file.to_str().unwrap(),
+            "refund 150",
+            "--url",
+            &host.url,
+            "--token",
+            &builder,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let approvals = |args: &[&str]| {
+        command(s.dir.path(), &s.config, None)
+            .args(["approvals"])
+            .args(args)
+            .args(["--url", &host.url, "--token", &approver])
+            .output()
+            .unwrap()
+    };
+    let mut id = String::new();
+    for _ in 0..500 {
+        let out = approvals(&["ls"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if let Some(line) = String::from_utf8_lossy(&out.stdout).lines().next() {
+            assert!(
+                line.contains("issue_refund") && line.contains("$150.00"),
+                "{line}"
+            );
+            id = line.split('\t').next().unwrap().to_string();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(id.starts_with("ap_"), "an approval appeared");
+    assert_eq!(
+        approvals(&["deny", &id]).status.code(),
+        Some(2),
+        "deny needs --reason"
+    );
+    let out = approvals(&["approve", &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("Refund issued."), "{stdout}");
+    assert!(
+        stderr.contains("→ issue_refund") && stderr.contains("approval needed"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("finished: end_turn"), "{stderr}");
+    assert_eq!(s.ledger()["refunds"].as_array().unwrap().len(), 1);
+}

@@ -34,6 +34,8 @@ pub struct Requirement {
     pub reason: String,
     /// The policy asking (`central` for rule 4).
     pub policy: String,
+    /// The policy's version (`central` for rule 4).
+    pub policy_version: String,
 }
 
 /// The gate's outcome for one call.
@@ -116,6 +118,7 @@ pub async fn gate(
                             grant_ttl_s: ttl,
                             reason: a.reason,
                             policy: p.name.clone(),
+                            policy_version: p.version.clone(),
                         });
                     }
                 }
@@ -139,6 +142,7 @@ pub async fn gate(
                     }),
                     reason: format!("`{}` needs approval under policy `{}`", tool.name, p.name),
                     policy: p.name.clone(),
+                    policy_version: p.version.clone(),
                 });
             }
         }
@@ -152,6 +156,7 @@ pub async fn gate(
                     tool.name
                 ),
                 policy: "central".into(),
+                policy_version: "central".into(),
             });
         }
         None => {}

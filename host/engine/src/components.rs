@@ -5,6 +5,7 @@
 use crate::builtin;
 use crate::error::EngineError;
 use futures_util::future::BoxFuture;
+use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -160,6 +161,9 @@ pub struct PolicySet {
     pub config: ApprovalPolicyConfig,
     /// Its component, if it has one.
     pub component: Option<PolicyComponent>,
+    /// Which version of the policy this is: a digest of its settings and of its
+    /// component, recorded with every approval it asks for.
+    pub version: String,
 }
 
 /// An agent version resolved against the host: everything a run needs.
@@ -256,12 +260,21 @@ impl Resolver {
     }
 
     async fn component(&self, reference: &str, what: &str) -> Result<Vec<u8>, EngineError> {
+        Ok(self.component_with_digest(reference, what).await?.0)
+    }
+
+    async fn component_with_digest(
+        &self,
+        reference: &str,
+        what: &str,
+    ) -> Result<(Vec<u8>, String), EngineError> {
         let a = self
             .source
             .fetch(reference)
             .await
             .map_err(|e| EngineError::Resolve(format!("{what} `{reference}`: {e}")))?;
-        a.component.ok_or_else(|| {
+        let digest = a.digest;
+        a.component.map(|c| (c, digest)).ok_or_else(|| {
             EngineError::Resolve(format!("{what} `{reference}` is a skill, not a component"))
         })
     }
@@ -354,19 +367,30 @@ impl Resolver {
                             ))
                         },
                     )?;
+                    let mut digest = Sha256::new();
+                    digest.update(format!("{config:?}").as_bytes());
                     let component = match &config.component {
                         None => None,
                         Some(r) => {
-                            let bytes = self.component(r, "policy component").await?;
+                            let (bytes, d) =
+                                self.component_with_digest(r, "policy component").await?;
+                            digest.update(d.as_bytes());
                             Some(self.runtime.load_policy(&bytes).map_err(|e| {
                                 EngineError::Resolve(format!("policy component `{r}`: {e}"))
                             })?)
                         }
                     };
+                    let hex: String = digest
+                        .finalize()
+                        .iter()
+                        .take(8)
+                        .map(|b| format!("{b:02x}"))
+                        .collect();
                     Some(PolicySet {
                         name: name.clone(),
                         config,
                         component,
+                        version: format!("sha256:{hex}"),
                     })
                 }
             };

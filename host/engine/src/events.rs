@@ -208,6 +208,10 @@ pub enum EventData {
         grant_ttl_s: Option<u64>,
         /// The approval policy (or `central` for the destructive default).
         policy: String,
+        /// The version of the policy that asked (a digest of its settings and
+        /// component; `central` for the destructive default).
+        #[serde(default)]
+        policy_version: String,
     },
     /// An approver decided.
     ApprovalDecided {

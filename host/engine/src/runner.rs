@@ -489,6 +489,7 @@ async fn write_gate(
             scope: r.scope,
             grant_ttl_s: r.grant_ttl_s,
             policy: r.policy.clone(),
+            policy_version: r.policy_version.clone(),
         };
         // The approver sees the redacted arguments; the host keeps nothing more
         // here (the call's full arguments are in the tool_call's private copy).
@@ -545,6 +546,7 @@ async fn gate_calls(
                             c.tool
                         ),
                         policy: "central".into(),
+                        policy_version: "central".into(),
                     }),
                     ..g
                 },

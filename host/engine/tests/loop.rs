@@ -76,6 +76,11 @@ async fn refund_over_100_waits_for_an_approver_and_runs_exactly_once() {
     };
     assert_eq!(approvers, &vec!["approver".to_string()]);
     assert!(reason.contains("$150.00"), "{reason}");
+    assert!(
+        matches!(&required[0].data, EventData::ApprovalRequired { policy, policy_version, .. }
+            if policy == "refunds" && policy_version.starts_with("sha256:")),
+        "the approval records which policy version asked"
+    );
     assert_eq!(
         arguments["amount_cents"], 15000,
         "the approver sees the amount"

@@ -13,13 +13,16 @@
 //!   tool runs and finished with its result, so a resumed run never executes a call
 //!   twice.
 //!
-//! SQL is written once with `$n` placeholders (both SQLite and Postgres accept
-//! them) through sqlx's `Any` driver; the few differences live in [`Backend`].
+//! SQL is written once with `$n` placeholders and runs on either backend through
+//! the small query API in `db.rs` (rusqlite for SQLite, sqlx for Postgres).
 
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Row};
+mod db;
+
+pub use db::DbError;
+use db::{Db, Row, query};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Which database is behind the store.
@@ -41,7 +44,7 @@ pub enum StoreError {
     Url(String),
     /// The database said no.
     #[error("storage: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(#[from] DbError),
     /// A stored JSON document did not parse.
     #[error("storage: corrupt JSON in {what}: {message}")]
     Corrupt {
@@ -144,6 +147,30 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Checkpoint the WAL of the database at `path` twice a second until the store
+/// (`owner`) is dropped.
+fn spawn_checkpointer(path: String, owner: std::sync::Weak<Mutex<rusqlite::Connection>>) {
+    let _ = std::thread::Builder::new()
+        .name("tack-store-checkpoint".into())
+        .spawn(move || {
+            let Ok(conn) = rusqlite::Connection::open(&path) else {
+                return;
+            };
+            let _ = conn.busy_timeout(std::time::Duration::from_secs(5));
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                if owner.strong_count() == 0 {
+                    // Last one out: fold the WAL back so the file stands alone.
+                    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+                    return;
+                }
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!("WAL checkpoint of {path} failed: {e}");
+                }
+            }
+        });
+}
+
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS agents (
         name TEXT NOT NULL, version BIGINT NOT NULL, spec TEXT NOT NULL, created_ms BIGINT NOT NULL,
@@ -168,7 +195,7 @@ const SCHEMA: &[&str] = &[
 /// The store.
 #[derive(Clone)]
 pub struct Store {
-    pool: AnyPool,
+    db: Db,
     backend: Backend,
 }
 
@@ -179,38 +206,68 @@ fn json(text: &str, what: impl Into<String>) -> Result<Value> {
     })
 }
 
-fn is_conflict(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
-
 impl Store {
     /// Open (creating if needed) the store at `url` and apply the schema.
+    ///
+    /// SQLite runs in WAL mode with `synchronous=NORMAL`: a commit survives the
+    /// host process dying at any point (`kill -9`), and only a power loss or
+    /// kernel crash may lose the last commits. `sqlite://PATH?synchronous=full`
+    /// syncs every commit to disk instead (slower: one fsync per event).
     pub async fn open(url: &str) -> Result<Store> {
-        sqlx::any::install_default_drivers();
-        let (backend, url) = if let Some(path) = url.strip_prefix("sqlite://") {
-            let sep = if path.contains('?') { '&' } else { '?' };
-            (Backend::Sqlite, format!("sqlite://{path}{sep}mode=rwc"))
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            (Backend::Postgres, url.to_string())
-        } else {
+        if let Some(rest) = url.strip_prefix("sqlite://") {
+            let (path, query_string) = rest.split_once('?').unwrap_or((rest, ""));
+            let mut synchronous = "NORMAL";
+            for p in query_string.split('&').filter(|p| !p.is_empty()) {
+                match p.to_ascii_lowercase().as_str() {
+                    "synchronous=full" => synchronous = "FULL",
+                    "synchronous=normal" => synchronous = "NORMAL",
+                    // sqlx's spelling of "create if missing", which is what happens anyway.
+                    "mode=rwc" => {}
+                    _ => return Err(StoreError::Url(url.to_string())),
+                }
+            }
+            if path.is_empty() {
+                return Err(StoreError::Url(url.to_string()));
+            }
+            let open = || -> std::result::Result<rusqlite::Connection, rusqlite::Error> {
+                let conn = rusqlite::Connection::open(path)?;
+                conn.busy_timeout(std::time::Duration::from_secs(5))?;
+                conn.pragma_update(None, "journal_mode", "WAL")?;
+                conn.pragma_update(None, "synchronous", synchronous)?;
+                conn.set_prepared_statement_cache_capacity(64);
+                for stmt in SCHEMA {
+                    conn.execute_batch(stmt)?;
+                }
+                Ok(conn)
+            };
+            let conn = open().map_err(|e| StoreError::Db(e.into()))?;
+            // Checkpoints (copying the WAL into the database, with an fsync) run on
+            // their own thread and connection, not inside an append.
+            conn.pragma_update(None, "wal_autocheckpoint", 0)
+                .map_err(|e| StoreError::Db(e.into()))?;
+            let conn = Arc::new(Mutex::new(conn));
+            spawn_checkpointer(path.to_string(), Arc::downgrade(&conn));
+            return Ok(Store {
+                db: Db::Sqlite(conn),
+                backend: Backend::Sqlite,
+            });
+        }
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(StoreError::Url(url.to_string()));
-        };
-        let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 1 } else { 8 })
-            .connect(&url)
-            .await?;
-        if backend == Backend::Sqlite {
-            sqlx::query("PRAGMA journal_mode=WAL")
-                .execute(&pool)
-                .await?;
-            sqlx::query("PRAGMA synchronous=FULL")
-                .execute(&pool)
-                .await?;
         }
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(8)
+            .connect(url)
+            .await
+            .map_err(|e| StoreError::Db(e.into()))?;
+        let db = Db::Postgres(pool);
         for stmt in SCHEMA {
-            sqlx::query(stmt).execute(&pool).await?;
+            query(stmt).execute(&db).await?;
         }
-        Ok(Store { pool, backend })
+        Ok(Store {
+            db,
+            backend: Backend::Postgres,
+        })
     }
 
     /// Which backend this is.
@@ -228,22 +285,21 @@ impl Store {
             {
                 return Ok(latest);
             }
-            let next: i64 = sqlx::query(
-                "SELECT COALESCE(MAX(version), 0) + 1 AS v FROM agents WHERE name = $1",
-            )
-            .bind(name)
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("v")?;
+            let next: i64 =
+                query("SELECT COALESCE(MAX(version), 0) + 1 AS v FROM agents WHERE name = $1")
+                    .bind(name)
+                    .fetch_one(&self.db)
+                    .await?
+                    .try_get("v")?;
             let created_ms = now_ms();
-            match sqlx::query(
+            match query(
                 "INSERT INTO agents (name, version, spec, created_ms) VALUES ($1, $2, $3, $4)",
             )
             .bind(name)
             .bind(next)
             .bind(&text)
             .bind(created_ms)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await
             {
                 Ok(_) => {
@@ -255,13 +311,13 @@ impl Store {
                     });
                 }
                 // Someone registered the same version number first: go again.
-                Err(e) if is_conflict(&e) => continue,
+                Err(e) if e.is_conflict() => continue,
                 Err(e) => return Err(e.into()),
             }
         }
     }
 
-    fn agent_row(row: &AnyRow) -> Result<AgentRecord> {
+    fn agent_row(row: &Row) -> Result<AgentRecord> {
         let name: String = row.try_get("name")?;
         let version: i64 = row.try_get("version")?;
         let spec: String = row.try_get("spec")?;
@@ -277,16 +333,16 @@ impl Store {
     pub async fn agent(&self, name: &str, version: Option<u32>) -> Result<Option<AgentRecord>> {
         let row = match version {
             Some(v) => {
-                sqlx::query("SELECT name, version, spec, created_ms FROM agents WHERE name = $1 AND version = $2")
+                query("SELECT name, version, spec, created_ms FROM agents WHERE name = $1 AND version = $2")
                     .bind(name)
                     .bind(v as i64)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.db)
                     .await?
             }
             None => {
-                sqlx::query("SELECT name, version, spec, created_ms FROM agents WHERE name = $1 ORDER BY version DESC LIMIT 1")
+                query("SELECT name, version, spec, created_ms FROM agents WHERE name = $1 ORDER BY version DESC LIMIT 1")
                     .bind(name)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.db)
                     .await?
             }
         };
@@ -295,23 +351,23 @@ impl Store {
 
     /// Every version of agent `name`, oldest first.
     pub async fn agent_versions(&self, name: &str) -> Result<Vec<AgentRecord>> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT name, version, spec, created_ms FROM agents WHERE name = $1 ORDER BY version",
         )
         .bind(name)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await?;
         rows.iter().map(Store::agent_row).collect()
     }
 
     /// The latest version of every agent, by name.
     pub async fn agents(&self) -> Result<Vec<AgentRecord>> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT a.name, a.version, a.spec, a.created_ms FROM agents a
              WHERE a.version = (SELECT MAX(b.version) FROM agents b WHERE b.name = a.name)
              ORDER BY a.name",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await?;
         rows.iter().map(Store::agent_row).collect()
     }
@@ -320,7 +376,7 @@ impl Store {
     pub async fn create_session(&self, agent: &str, version: u32) -> Result<SessionRecord> {
         let id = next_id();
         let t = now_ms();
-        sqlx::query(
+        query(
             "INSERT INTO sessions (id, agent, agent_version, status, created_ms, updated_ms)
              VALUES ($1, $2, $3, 'idle', $4, $4)",
         )
@@ -328,7 +384,7 @@ impl Store {
         .bind(agent)
         .bind(version as i64)
         .bind(t)
-        .execute(&self.pool)
+        .execute(&self.db)
         .await?;
         Ok(SessionRecord {
             id,
@@ -340,7 +396,7 @@ impl Store {
         })
     }
 
-    fn session_row(row: &AnyRow) -> Result<SessionRecord> {
+    fn session_row(row: &Row) -> Result<SessionRecord> {
         let version: i64 = row.try_get("agent_version")?;
         Ok(SessionRecord {
             id: row.try_get("id")?,
@@ -354,47 +410,47 @@ impl Store {
 
     /// Session `id`.
     pub async fn session(&self, id: &str) -> Result<Option<SessionRecord>> {
-        let row = sqlx::query(
+        let row = query(
             "SELECT id, agent, agent_version, status, created_ms, updated_ms FROM sessions WHERE id = $1",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db)
         .await?;
         row.as_ref().map(Store::session_row).transpose()
     }
 
     /// Sessions, newest first, at most `limit`, before session id `before`.
     pub async fn sessions(&self, before: Option<&str>, limit: u32) -> Result<Vec<SessionRecord>> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT id, agent, agent_version, status, created_ms, updated_ms FROM sessions
              WHERE id < $1 ORDER BY id DESC LIMIT $2",
         )
         .bind(before.unwrap_or("~"))
         .bind(limit as i64)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await?;
         rows.iter().map(Store::session_row).collect()
     }
 
     /// Sessions whose status is `status` (a restarted host resumes the `running` ones).
     pub async fn sessions_with_status(&self, status: &str) -> Result<Vec<SessionRecord>> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT id, agent, agent_version, status, created_ms, updated_ms FROM sessions
              WHERE status = $1 ORDER BY id",
         )
         .bind(status)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await?;
         rows.iter().map(Store::session_row).collect()
     }
 
     /// Set session `id`'s status.
     pub async fn set_status(&self, id: &str, status: &str) -> Result<()> {
-        let done = sqlx::query("UPDATE sessions SET status = $1, updated_ms = $2 WHERE id = $3")
+        let done = query("UPDATE sessions SET status = $1, updated_ms = $2 WHERE id = $3")
             .bind(status)
             .bind(now_ms())
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NoSession(id.to_string()));
@@ -418,17 +474,18 @@ impl Store {
         data: &Value,
         private: Option<&Value>,
     ) -> Result<Event> {
-        if self.session(session).await?.is_none() {
-            return Err(StoreError::NoSession(session.to_string()));
-        }
         let text = data.to_string();
         let private_text = private.map(Value::to_string);
         loop {
             let id = next_id();
             let created_ms = now_ms();
-            let inserted = sqlx::query(
+            let inserted = query(
                 "INSERT INTO events (session_id, seq, id, kind, data, private, created_ms)
-                 SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5, $6 FROM events WHERE session_id = $1
+                 SELECT $1,
+                        COALESCE((SELECT seq FROM events WHERE session_id = $1
+                                  ORDER BY seq DESC LIMIT 1), 0) + 1,
+                        $2, $3, $4, $5, $6
+                 WHERE EXISTS (SELECT 1 FROM sessions WHERE id = $1)
                  RETURNING seq",
             )
             .bind(session)
@@ -437,10 +494,12 @@ impl Store {
             .bind(&text)
             .bind(private_text.as_deref())
             .bind(created_ms)
-            .fetch_one(&self.pool)
+            .fetch_optional(&self.db)
             .await;
             match inserted {
-                Ok(row) => {
+                // The session does not exist: nothing was inserted.
+                Ok(None) => return Err(StoreError::NoSession(session.to_string())),
+                Ok(Some(row)) => {
                     let seq: i64 = row.try_get("seq")?;
                     return Ok(Event {
                         id,
@@ -451,7 +510,7 @@ impl Store {
                         private: private.cloned(),
                     });
                 }
-                Err(e) if is_conflict(&e) => continue,
+                Err(e) if e.is_conflict() => continue,
                 Err(e) => return Err(e.into()),
             }
         }
@@ -459,14 +518,14 @@ impl Store {
 
     /// Events of `session` after sequence number `after`, at most `limit`.
     pub async fn events(&self, session: &str, after: u64, limit: u32) -> Result<Vec<Event>> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT id, seq, kind, data, private, created_ms FROM events
              WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
         )
         .bind(session)
         .bind(after as i64)
         .bind(limit as i64)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await?;
         rows.iter()
             .map(|row| {
@@ -489,13 +548,13 @@ impl Store {
 
     /// The sequence number of event `id` in `session` (for `Last-Event-ID`).
     pub async fn event_seq(&self, session: &str, id: &str) -> Result<Option<u64>> {
-        let row = sqlx::query("SELECT seq FROM events WHERE session_id = $1 AND id = $2")
+        let row = query("SELECT seq FROM events WHERE session_id = $1 AND id = $2")
             .bind(session)
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db)
             .await?;
         Ok(row
-            .map(|r| r.try_get::<i64, _>("seq"))
+            .map(|r| r.try_get::<i64>("seq"))
             .transpose()?
             .map(|s| s as u64))
     }
@@ -504,29 +563,29 @@ impl Store {
     /// one; returns the secret's new version (from 1).
     pub async fn put_secret(&self, name: &str, sealed: &str) -> Result<u32> {
         loop {
-            let current: Option<i64> = sqlx::query("SELECT version FROM secrets WHERE name = $1")
+            let current: Option<i64> = query("SELECT version FROM secrets WHERE name = $1")
                 .bind(name)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.db)
                 .await?
                 .map(|r| r.try_get("version"))
                 .transpose()?;
             let result = match current {
                 None => {
-                    sqlx::query("INSERT INTO secrets (name, sealed, version, updated_ms) VALUES ($1, $2, 1, $3)")
+                    query("INSERT INTO secrets (name, sealed, version, updated_ms) VALUES ($1, $2, 1, $3)")
                         .bind(name)
                         .bind(sealed)
                         .bind(now_ms())
-                        .execute(&self.pool)
+                        .execute(&self.db)
                         .await
                 }
                 Some(v) => {
-                    sqlx::query("UPDATE secrets SET sealed = $1, version = $2, updated_ms = $3 WHERE name = $4 AND version = $5")
+                    query("UPDATE secrets SET sealed = $1, version = $2, updated_ms = $3 WHERE name = $4 AND version = $5")
                         .bind(sealed)
                         .bind(v + 1)
                         .bind(now_ms())
                         .bind(name)
                         .bind(v)
-                        .execute(&self.pool)
+                        .execute(&self.db)
                         .await
                 }
             };
@@ -534,7 +593,7 @@ impl Store {
                 Ok(done) if done.rows_affected() == 1 => return Ok(current.unwrap_or(0) as u32 + 1),
                 // A concurrent set won: go again on top of it.
                 Ok(_) => continue,
-                Err(e) if is_conflict(&e) => continue,
+                Err(e) if e.is_conflict() => continue,
                 Err(e) => return Err(e.into()),
             }
         }
@@ -542,9 +601,9 @@ impl Store {
 
     /// The sealed value and version of secret `name`.
     pub async fn secret(&self, name: &str) -> Result<Option<(String, u32)>> {
-        let row = sqlx::query("SELECT sealed, version FROM secrets WHERE name = $1")
+        let row = query("SELECT sealed, version FROM secrets WHERE name = $1")
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db)
             .await?;
         row.map(|r| -> Result<(String, u32)> {
             let v: i64 = r.try_get("version")?;
@@ -555,8 +614,8 @@ impl Store {
 
     /// Names and versions of every secret (never values).
     pub async fn secret_names(&self) -> Result<Vec<(String, u32)>> {
-        let rows = sqlx::query("SELECT name, version FROM secrets ORDER BY name")
-            .fetch_all(&self.pool)
+        let rows = query("SELECT name, version FROM secrets ORDER BY name")
+            .fetch_all(&self.db)
             .await?;
         rows.iter()
             .map(|r| {
@@ -568,24 +627,24 @@ impl Store {
 
     /// Claim tool call `key` of `session` before running it.
     pub async fn claim_call(&self, session: &str, key: &str) -> Result<Claim> {
-        let inserted = sqlx::query(
+        let inserted = query(
             "INSERT INTO tool_calls (session_id, call_key, status, result, updated_ms)
              VALUES ($1, $2, 'started', NULL, $3)",
         )
         .bind(session)
         .bind(key)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.db)
         .await;
         match inserted {
             Ok(_) => Ok(Claim::New),
-            Err(e) if is_conflict(&e) => {
-                let row = sqlx::query(
+            Err(e) if e.is_conflict() => {
+                let row = query(
                     "SELECT status, result FROM tool_calls WHERE session_id = $1 AND call_key = $2",
                 )
                 .bind(session)
                 .bind(key)
-                .fetch_one(&self.pool)
+                .fetch_one(&self.db)
                 .await?;
                 let status: String = row.try_get("status")?;
                 let result: Option<String> = row.try_get("result")?;
@@ -600,7 +659,7 @@ impl Store {
 
     /// Record the result of tool call `key`.
     pub async fn finish_call(&self, session: &str, key: &str, result: &Value) -> Result<()> {
-        sqlx::query(
+        query(
             "UPDATE tool_calls SET status = 'done', result = $1, updated_ms = $2
              WHERE session_id = $3 AND call_key = $4",
         )
@@ -608,7 +667,7 @@ impl Store {
         .bind(now_ms())
         .bind(session)
         .bind(key)
-        .execute(&self.pool)
+        .execute(&self.db)
         .await?;
         Ok(())
     }
@@ -616,27 +675,25 @@ impl Store {
     /// Store API token `name` with `role`, by the hash of its value (the value
     /// itself is never stored). Replaces a token of the same name.
     pub async fn put_api_token(&self, name: &str, role: &str, hash: &str) -> Result<()> {
-        sqlx::query("DELETE FROM api_tokens WHERE name = $1")
+        query("DELETE FROM api_tokens WHERE name = $1")
             .bind(name)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
-        sqlx::query(
-            "INSERT INTO api_tokens (name, role, hash, created_ms) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(name)
-        .bind(role)
-        .bind(hash)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
+        query("INSERT INTO api_tokens (name, role, hash, created_ms) VALUES ($1, $2, $3, $4)")
+            .bind(name)
+            .bind(role)
+            .bind(hash)
+            .bind(now_ms())
+            .execute(&self.db)
+            .await?;
         Ok(())
     }
 
     /// The token (name, role) whose value hashes to `hash`.
     pub async fn api_token(&self, hash: &str) -> Result<Option<(String, String)>> {
-        let row = sqlx::query("SELECT name, role FROM api_tokens WHERE hash = $1")
+        let row = query("SELECT name, role FROM api_tokens WHERE hash = $1")
             .bind(hash)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db)
             .await?;
         row.map(|r| Ok((r.try_get("name")?, r.try_get("role")?)))
             .transpose()
@@ -644,8 +701,8 @@ impl Store {
 
     /// Every API token's name and role.
     pub async fn api_tokens(&self) -> Result<Vec<(String, String)>> {
-        let rows = sqlx::query("SELECT name, role FROM api_tokens ORDER BY name")
-            .fetch_all(&self.pool)
+        let rows = query("SELECT name, role FROM api_tokens ORDER BY name")
+            .fetch_all(&self.db)
             .await?;
         rows.iter()
             .map(|r| Ok((r.try_get("name")?, r.try_get("role")?)))

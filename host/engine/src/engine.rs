@@ -394,6 +394,17 @@ impl Engine {
         });
     }
 
+    /// The sessions this host has loaded.
+    fn loaded(&self) -> Vec<Arc<SessionHandle>> {
+        self.inner
+            .sessions
+            .lock()
+            .expect("sessions lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
     /// Pick up every session that was mid-run when the host stopped.
     pub async fn resume(&self) -> Result<usize, EngineError> {
         let mut n = 0;
@@ -646,14 +657,7 @@ impl Engine {
     /// Pending approvals across the live sessions this host knows (those loaded
     /// since start, which includes every resumed one).
     pub async fn pending_approvals(&self) -> Vec<(String, LoggedEvent)> {
-        let handles: Vec<Arc<SessionHandle>> = self
-            .inner
-            .sessions
-            .lock()
-            .expect("sessions lock")
-            .values()
-            .cloned()
-            .collect();
+        let handles = self.loaded();
         let mut out = Vec::new();
         for h in handles {
             let pending: Vec<String> = {
@@ -691,14 +695,7 @@ impl Engine {
         &self,
         approval_id: &str,
     ) -> Result<Option<String>, EngineError> {
-        let handles: Vec<Arc<SessionHandle>> = self
-            .inner
-            .sessions
-            .lock()
-            .expect("sessions lock")
-            .values()
-            .cloned()
-            .collect();
+        let handles = self.loaded();
         for h in handles {
             if h.state.lock().await.approval(approval_id).is_some() {
                 return Ok(Some(h.id.clone()));

@@ -35,6 +35,19 @@ async fn session(h: &Harness, agent_yaml: &str, input: &str) -> String {
         .id
 }
 
+/// A refund-assistant session on `input` that waits for its approval: (session, approval id).
+async fn waiting_refund(h: &Harness, input: &str) -> (String, String) {
+    let s = session(
+        h,
+        &agent("refund-assistant", "scripted", Some("refunds"), ""),
+        input,
+    )
+    .await;
+    wait_status(&h.engine, &s, Status::WaitingApproval).await;
+    let id = approval_ids(&h.engine.events(&s, 0, 1000).await.unwrap()).remove(0);
+    (s, id)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn refund_over_100_waits_for_an_approver_and_runs_exactly_once() {
     let h = Harness::start(REFUND).await;
@@ -182,14 +195,7 @@ async fn a_refund_under_100_runs_without_approval() {
 #[tokio::test(flavor = "multi_thread")]
 async fn decisions_are_checked_role_id_and_state() {
     let h = Harness::start(REFUND).await;
-    let s = session(
-        &h,
-        &agent("refund-assistant", "scripted", Some("refunds"), ""),
-        "refund 150 now",
-    )
-    .await;
-    wait_status(&h.engine, &s, Status::WaitingApproval).await;
-    let id = approval_ids(&h.engine.events(&s, 0, 1000).await.unwrap()).remove(0);
+    let (s, id) = waiting_refund(&h, "refund 150 now").await;
 
     for role in ["user", "builder"] {
         let err = h
@@ -253,14 +259,7 @@ async fn decisions_are_checked_role_id_and_state() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_approver_can_edit_the_arguments() {
     let h = Harness::start(REFUND).await;
-    let s = session(
-        &h,
-        &agent("refund-assistant", "scripted", Some("refunds"), ""),
-        "refund 150 now",
-    )
-    .await;
-    wait_status(&h.engine, &s, Status::WaitingApproval).await;
-    let id = approval_ids(&h.engine.events(&s, 0, 1000).await.unwrap()).remove(0);
+    let (s, id) = waiting_refund(&h, "refund 150 now").await;
     let err = h
         .engine
         .decide(&s, &id, &approver(), Verdict::Edit, None, None)
@@ -650,14 +649,7 @@ async fn a_destructive_call_interrupted_by_a_crash_is_not_run_again() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restarted_engine_continues_a_waiting_run() {
     let h = Harness::start(REFUND).await;
-    let s = session(
-        &h,
-        &agent("refund-assistant", "scripted", Some("refunds"), ""),
-        "refund 150 now",
-    )
-    .await;
-    wait_status(&h.engine, &s, Status::WaitingApproval).await;
-    let id = approval_ids(&h.engine.events(&s, 0, 1000).await.unwrap()).remove(0);
+    let (s, id) = waiting_refund(&h, "refund 150 now").await;
     let second = h.restart().await;
     assert_eq!(
         second.pending_approvals().await.len(),

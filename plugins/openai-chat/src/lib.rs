@@ -24,8 +24,6 @@ tack_sdk_core::manifest!("tack.toml");
 
 /// Largest non-streamed response body read.
 const MAX_BODY: usize = 16 << 20;
-/// Time to the first response byte.
-const FIRST_BYTE_MS: u64 = 120_000;
 
 struct OpenAiChat;
 
@@ -36,51 +34,15 @@ impl Guest for OpenAiChat {
             "{}/chat/completions",
             request.endpoint.trim_end_matches('/')
         );
-        let req = http::Request {
-            method: "POST".into(),
-            url,
-            headers: vec![
-                ("content-type".into(), "application/json".into()),
-                (
-                    "accept".into(),
-                    if request.stream {
-                        "text/event-stream"
-                    } else {
-                        "application/json"
-                    }
-                    .into(),
-                ),
-            ],
-            body: body.to_string().into_bytes(),
-            timeout_ms: Some(FIRST_BYTE_MS),
-        };
+        let req = http::Request::post_json(url, &[], body.to_string().into_bytes(), request.stream);
         // What this adapter sends, as it sends it (the host adds the credential
         // afterwards, on the way out; it never appears here).
-        tack::plugin::logging::log(
-            tack::plugin::logging::Level::Debug,
-            &format!(
-                "{} {} headers: {}",
-                req.method,
-                req.url,
-                req.headers
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        );
-        let mut response = http::open(&req).map_err(transport_error)?;
-        if response.status != 200 {
-            let (body, _) = response.read_to_end(64 * 1024).unwrap_or_default();
-            return Err(status_error(response.status, &response.headers, &body));
-        }
+        tack::plugin::logging::log(tack::plugin::logging::Level::Debug, &req.describe());
+        let mut response = http::open_ok(&req)?;
         if request.stream {
             read_stream(&mut response)
         } else {
-            let (body, truncated) = response.read_to_end(MAX_BODY).map_err(transport_error)?;
-            if truncated {
-                return Err(error(None, "the response is larger than 16 MiB", false));
-            }
+            let body = http::read_all(&mut response, MAX_BODY)?;
             let value: Value = serde_json::from_slice(&body)
                 .map_err(|e| error(Some(200), &format!("the response is not JSON: {e}"), false))?;
             parse_completion(&value)
@@ -311,21 +273,11 @@ impl StreamState {
 }
 
 fn read_stream(response: &mut http::OpenResponse) -> Result<Completion, ModelError> {
-    let mut parser = tack_sdk_core::sse::Parser::new();
     let mut state = StreamState::default();
-    while !state.done {
-        let Some(chunk) = response.next_chunk().map_err(transport_error)? else {
-            break;
-        };
-        for event in parser.feed(&chunk) {
-            state.handle(&event.data)?;
-        }
-    }
-    if !state.done
-        && let Some(event) = parser.finish()
-    {
-        state.handle(&event.data)?;
-    }
+    tack_sdk_core::sse::drain(response, |data| {
+        state.handle(data)?;
+        Ok::<bool, ModelError>(state.done)
+    })?;
     if !state.done && state.finish.is_none() {
         return Err(error(
             None,
@@ -364,14 +316,6 @@ fn read_stream(response: &mut http::OpenResponse) -> Result<Completion, ModelErr
 
 fn error(status: Option<u16>, message: &str, retryable: bool) -> ModelError {
     http::Failure::new(status, message, retryable).into()
-}
-
-fn transport_error(e: http::HttpError) -> ModelError {
-    http::Failure::from_transport(&e).into()
-}
-
-fn status_error(status: u16, headers: &[(String, String)], body: &[u8]) -> ModelError {
-    http::Failure::from_status(status, headers, body).into()
 }
 
 impl From<http::Failure> for ModelError {

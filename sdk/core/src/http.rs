@@ -357,6 +357,78 @@ fn json_error_message(text: &str) -> Option<String> {
     None
 }
 
+impl Request {
+    /// A JSON `POST` to `url` with `extra` headers; `accept` asks for server-sent
+    /// events when `stream`.
+    pub fn post_json(url: String, extra: &[(&str, &str)], body: Vec<u8>, stream: bool) -> Request {
+        let mut headers = vec![
+            ("content-type".to_string(), "application/json".to_string()),
+            (
+                "accept".to_string(),
+                if stream {
+                    "text/event-stream"
+                } else {
+                    "application/json"
+                }
+                .to_string(),
+            ),
+        ];
+        headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Request {
+            method: "POST".into(),
+            url,
+            headers,
+            body,
+            timeout_ms: Some(120_000),
+        }
+    }
+
+    /// `METHOD URL headers: k=v, …`, for a debug log of what the guest sends (the
+    /// host adds credentials later, so they never appear here).
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {} headers: {}",
+            self.method,
+            self.url,
+            self.headers
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}
+
+/// Send `req` and require `200`: a transport failure or any other status comes
+/// back as a [`Failure`] (with the provider's message and retry hints).
+pub fn open_ok(req: &Request) -> Result<OpenResponse, Failure> {
+    let mut response = open(req).map_err(|e| Failure::from_transport(&e))?;
+    if response.status != 200 {
+        let (body, _) = response.read_to_end(64 * 1024).unwrap_or_default();
+        return Err(Failure::from_status(
+            response.status,
+            &response.headers,
+            &body,
+        ));
+    }
+    Ok(response)
+}
+
+/// Read a `200` body whole, at most `max` bytes (a larger one is a [`Failure`]).
+pub fn read_all(response: &mut OpenResponse, max: usize) -> Result<Vec<u8>, Failure> {
+    let (body, truncated) = response
+        .read_to_end(max)
+        .map_err(|e| Failure::from_transport(&e))?;
+    if truncated {
+        return Err(Failure::new(
+            None,
+            format!("the response is larger than {} MiB", max >> 20),
+            false,
+        ));
+    }
+    Ok(body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

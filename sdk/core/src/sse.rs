@@ -89,6 +89,32 @@ impl Parser {
     }
 }
 
+/// Feed `response`'s body through a [`Parser`], handing each event's data to
+/// `on_data` until it says the stream is complete (`Ok(true)`) or the body ends.
+/// Returns whether `on_data` saw the end.
+pub fn drain<E: From<crate::http::Failure>>(
+    response: &mut crate::http::OpenResponse,
+    mut on_data: impl FnMut(&str) -> Result<bool, E>,
+) -> Result<bool, E> {
+    let mut parser = Parser::new();
+    loop {
+        let chunk = response
+            .next_chunk()
+            .map_err(|e| E::from(crate::http::Failure::from_transport(&e)))?;
+        let Some(chunk) = chunk else {
+            return match parser.finish() {
+                Some(event) => on_data(&event.data),
+                None => Ok(false),
+            };
+        };
+        for event in parser.feed(&chunk) {
+            if on_data(&event.data)? {
+                return Ok(true);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -663,3 +663,50 @@ async fn a_restarted_engine_continues_a_waiting_run() {
     wait_finished(&second, &s, 1).await;
     assert_eq!(h.ledger()["refunds"].as_array().unwrap().len(), 1);
 }
+
+const SKILL_TOOLS: &str = r#"
+scenarios:
+  - steps:
+      - tool_calls: [{name: jq, arguments: {filter: ".a", input: {a: 1}}}]
+      - tool_calls: [{name: load_skill, arguments: {name: data-skill}}]
+      - tool_calls: [{name: jq, arguments: {filter: ".a", input: {a: 41}}}]
+      - text: "done"
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_loaded_skill_brings_its_tools() {
+    let h = Harness::start(SKILL_TOOLS).await;
+    let yaml = "name: data\ndescription: Data.\nmodel: scripted\ninstructions: Work with data.\nskills:\n  - tack/data-skill@0.1.0\n";
+    let s = session(&h, yaml, "reshape this").await;
+    let events = wait_finished(&h.engine, &s, 1).await;
+    let results: Vec<(String, bool, String)> = of_kind(&events, "tool_result")
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::ToolResult {
+                tool, ok, content, ..
+            } => Some((tool.clone(), *ok, content.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(results.len(), 3, "{results:?}");
+    assert!(
+        !results[0].1 && results[0].2.contains("no tool `jq`"),
+        "not callable before loading: {results:?}"
+    );
+    assert!(
+        results[1].1 && results[1].2.contains("Use jq."),
+        "{results:?}"
+    );
+    assert_eq!(
+        (results[2].1, results[2].2.as_str()),
+        (true, "41"),
+        "callable after loading"
+    );
+    // The model was offered jq only after the skill was loaded.
+    let offered = |i: usize| {
+        h.model.requests()[i].body["tools"]
+            .to_string()
+            .contains("\"jq\"")
+    };
+    assert!(!offered(0) && offered(2));
+}

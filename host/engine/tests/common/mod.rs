@@ -19,6 +19,9 @@ use tack_tests::{guest, runtime};
 /// The refund policy skill, for `load_skill`.
 pub const SKILL: &str = "---\nname: refund-policy\ndescription: How to issue refunds.\n---\n# Refund policy\nRefunds over $100 need a human approver.\n";
 
+/// A skill that brings a component's tools (jq) once loaded.
+pub const DATA_SKILL: &str = "---\nname: data-skill\ndescription: Reshape JSON.\nmetadata:\n  tack.tools: tack/jq@0.1.0\n---\n# Data\nUse jq.\n";
+
 pub struct Harness {
     pub engine: Engine,
     pub model: ScriptedModel,
@@ -81,6 +84,8 @@ pub fn source() -> LocalSource {
             guest("tack_plugin_anthropic_messages"),
         )
         .skill("tack/refund-policy@0.1.0", SKILL)
+        .component("tack/jq@0.1.0", guest("tack_plugin_jq"))
+        .skill("tack/data-skill@0.1.0", DATA_SKILL)
 }
 
 impl Harness {

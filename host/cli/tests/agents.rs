@@ -253,31 +253,27 @@ fn count(ev: &[Value], kind: &str) -> usize {
     ev.iter().filter(|e| e["type"] == kind).count()
 }
 
-async fn crash_and_resume(storage: &str) {
-    tack_distribution::client::install_crypto();
-    let s = Setup::new(storage).await;
-    let (builder, approver, user) = s.tokens.clone();
-
-    // Host A: register, start, wait for the approval; then SIGKILL.
-    let mut a = s.serve();
+/// Register the refund agent, start a session that needs an approval, and wait
+/// for it: (session id, approval id).
+async fn start_refund(host: &Host, builder: &str, user: &str) -> (String, String) {
     let (st, v) = call(
         reqwest::Method::POST,
-        format!("{}/v1/agents", a.url),
-        &builder,
+        format!("{}/v1/agents", host.url),
+        builder,
         Some(json!({"yaml": AGENT})),
     )
     .await;
     assert_eq!(st, 201, "{v}");
     let (st, v) = call(
         reqwest::Method::POST,
-        format!("{}/v1/sessions", a.url),
-        &user,
+        format!("{}/v1/sessions", host.url),
+        user,
         Some(json!({"agent": "refund-assistant", "input": "refund 150"})),
     )
     .await;
     assert_eq!(st, 201, "{v}");
     let session = v["id"].as_str().unwrap().to_string();
-    let ev = wait_for(&a, &session, &user, |ev| {
+    let ev = wait_for(host, &session, user, |ev| {
         count(ev, "approval_required") == 1
     })
     .await;
@@ -288,6 +284,17 @@ async fn crash_and_resume(storage: &str) {
         .as_str()
         .unwrap()
         .to_string();
+    (session, approval)
+}
+
+async fn crash_and_resume(storage: &str) {
+    tack_distribution::client::install_crypto();
+    let s = Setup::new(storage).await;
+    let (builder, approver, user) = s.tokens.clone();
+
+    // Host A: register, start, wait for the approval; then SIGKILL.
+    let mut a = s.serve();
+    let (session, approval) = start_refund(&a, &builder, &user).await;
     a.child.kill().unwrap(); // SIGKILL
     a.child.wait().unwrap();
 
@@ -385,32 +392,7 @@ async fn a_model_credential_appears_nowhere_but_on_the_wire_to_its_host() {
     let (builder, approver, user) = s.tokens.clone();
     let log_path = s.dir.path().join("serve.log");
     let host = s.serve_logging(Stdio::from(std::fs::File::create(&log_path).unwrap()));
-    call(
-        reqwest::Method::POST,
-        format!("{}/v1/agents", host.url),
-        &builder,
-        Some(json!({"yaml": AGENT})),
-    )
-    .await;
-    let (_, v) = call(
-        reqwest::Method::POST,
-        format!("{}/v1/sessions", host.url),
-        &user,
-        Some(json!({"agent": "refund-assistant", "input": "refund 150"})),
-    )
-    .await;
-    let session = v["id"].as_str().unwrap().to_string();
-    let ev = wait_for(&host, &session, &user, |ev| {
-        count(ev, "approval_required") == 1
-    })
-    .await;
-    let approval = ev
-        .iter()
-        .find(|e| e["type"] == "approval_required")
-        .unwrap()["approval_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (session, approval) = start_refund(&host, &builder, &user).await;
     call(
         reqwest::Method::POST,
         format!("{}/v1/approvals/{approval}", host.url),

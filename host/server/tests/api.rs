@@ -207,27 +207,15 @@ async fn the_refund_flow_over_http_with_sse_and_an_approval() {
     assert_eq!(approval["arguments"]["amount_cents"], 15000);
 
     // Only an approver (or admin) decides; unknown ids and second decisions are refused.
-    let decision = |d: &str| {
-        json!({"type": "approval_decision", "approval_id": approval_id, "decision": d}).to_string()
-    };
-    let (s, body) = api
-        .call(
-            "POST",
-            &format!("/v1/sessions/{id}/events"),
-            Some("builder"),
-            Some(decision("approve")),
-        )
-        .await;
-    assert_eq!(s, 403, "{body}");
-    let (s, _) = api
-        .call(
-            "POST",
-            &format!("/v1/sessions/{id}/events"),
-            Some("user"),
-            Some(decision("approve")),
-        )
-        .await;
-    assert_eq!(s, 403);
+    let events = format!("/v1/sessions/{id}/events");
+    let approve =
+        json!({"type": "approval_decision", "approval_id": approval_id, "decision": "approve"})
+            .to_string();
+    let decide = |role: &'static str| api.call("POST", &events, Some(role), Some(approve.clone()));
+    for role in ["builder", "user"] {
+        let (s, body) = decide(role).await;
+        assert_eq!(s, 403, "{role}: {body}");
+    }
     let (s, _) = api
         .call(
             "POST",
@@ -248,24 +236,11 @@ async fn the_refund_flow_over_http_with_sse_and_an_approval() {
     );
     assert!(h.ledger()["refunds"].as_array().unwrap().is_empty());
 
-    let (s, body) = api
-        .call(
-            "POST",
-            &format!("/v1/sessions/{id}/events"),
-            Some("approver"),
-            Some(decision("approve")),
-        )
-        .await;
-    assert_eq!(s, 202, "{body}");
-    let (s, _) = api
-        .call(
-            "POST",
-            &format!("/v1/sessions/{id}/events"),
-            Some("approver"),
-            Some(decision("approve")),
-        )
-        .await;
-    assert_eq!(s, 409);
+    // The approver's decision counts once; the same decision again is a conflict.
+    for expected in [202, 409] {
+        let (s, body) = decide("approver").await;
+        assert_eq!(s, expected, "{body}");
+    }
 
     let rest = read_until(&mut stream, &mut buf, "run_finished").await;
     let (_, _, finished) = rest.last().unwrap();

@@ -258,17 +258,36 @@ impl Engine {
             .create_session(&record.name, record.version)
             .await?;
         let handle = self.handle(&session.id).await?;
-        self.append(
-            &handle,
-            EventData::UserMessage {
-                text: input.to_string(),
-                by: by.name.clone(),
-            },
-            None,
-        )
-        .await?;
+        self.append_message(&handle, input, by).await?;
         self.kick(handle);
         Ok(session)
+    }
+
+    /// Append a user message; an idle session is marked `queued` in the store in
+    /// the same breath, so a host that dies before the run starts finds it again
+    /// without replaying every idle session's log.
+    async fn append_message(
+        &self,
+        h: &SessionHandle,
+        text: &str,
+        by: &Principal,
+    ) -> Result<LoggedEvent, EngineError> {
+        let mut state = h.state.lock().await;
+        let e = self
+            .append_locked(
+                h,
+                &mut state,
+                EventData::UserMessage {
+                    text: text.to_string(),
+                    by: by.name.clone(),
+                },
+                None,
+            )
+            .await?;
+        if matches!(state.status, None | Some(Status::Idle)) {
+            self.inner.store.set_status(&h.id, "queued").await?;
+        }
+        Ok(e)
     }
 
     /// The live handle of session `id`, loading its log on first use.
@@ -405,10 +424,11 @@ impl Engine {
             .collect()
     }
 
-    /// Pick up every session that was mid-run when the host stopped.
+    /// Pick up every session that was mid-run (or had a message queued) when the
+    /// host stopped. Idle sessions are not read.
     pub async fn resume(&self) -> Result<usize, EngineError> {
         let mut n = 0;
-        for status in ["running", "waiting_approval", "waiting_input", "idle"] {
+        for status in ["running", "waiting_approval", "waiting_input", "queued"] {
             for s in self.inner.store.sessions_with_status(status).await? {
                 let h = self.handle(&s.id).await?;
                 let run = {
@@ -442,16 +462,7 @@ impl Engine {
             return Err(EngineError::Invalid("`text` must not be empty".into()));
         }
         let h = self.handle(session).await?;
-        let e = self
-            .append(
-                &h,
-                EventData::UserMessage {
-                    text: text.to_string(),
-                    by: by.name.clone(),
-                },
-                None,
-            )
-            .await?;
+        let e = self.append_message(&h, text, by).await?;
         self.kick(h);
         Ok(e)
     }

@@ -710,3 +710,33 @@ async fn a_loaded_skill_brings_its_tools() {
     };
     assert!(!offered(0) && offered(2));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_queued_before_a_crash_runs_after_restart() {
+    let h = Harness::start(LOOPING).await;
+    let rec = h
+        .engine
+        .register_agent(&agent("a", "scripted", None, ""))
+        .await
+        .unwrap();
+    // What a host that died right after taking the message leaves behind.
+    let store = h.engine.store();
+    let s = store.create_session(&rec.name, rec.version).await.unwrap();
+    store
+        .append(
+            &s.id,
+            "user_message",
+            &json!({"text": "carol", "by": "una"}),
+        )
+        .await
+        .unwrap();
+    store.set_status(&s.id, "queued").await.unwrap();
+    let second = h.restart().await;
+    let events = wait_finished(&second, &s.id, 1).await;
+    assert_eq!(finished(&events), (RunStop::EndTurn, 2));
+    assert_eq!(
+        store.session(&s.id).await.unwrap().unwrap().status,
+        "idle",
+        "the status follows the run"
+    );
+}

@@ -467,32 +467,19 @@ async fn tack_run_streams_and_tack_approvals_decides() {
     let agent_file = s.dir.path().join("agent.yaml");
     std::fs::write(&agent_file, AGENT).unwrap();
 
+    let tack_run = |token: &str| {
+        let mut c = command(s.dir.path(), &s.config, None);
+        c.args(["run", agent_file.to_str().unwrap(), "refund 150"])
+            .args(["--url", &host.url, "--token", token]);
+        c
+    };
+
     // A user may not register agents: the error says which roles may.
-    let out = command(s.dir.path(), &s.config, None)
-        .args([
-            "run",
-            agent_file.to_str().unwrap(),
-            "refund 150",
-            "--url",
-            &host.url,
-            "--token",
-            &user,
-        ])
-        .output()
-        .unwrap();
+    let out = tack_run(&user).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("admin or builder"));
 
-    let run = command(s.dir.path(), &s.config, None)
-        .args([
-            "run",
-            agent_file.to_str().unwrap(),
-            "refund 150",
-            "--url",
-            &host.url,
-            "--token",
-            &builder,
-        ])
+    let run = tack_run(&builder)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

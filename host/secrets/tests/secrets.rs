@@ -12,33 +12,28 @@ fn value() -> Vec<u8> {
     v
 }
 
+/// The revealed value of secret `name` (which must exist).
+async fn revealed(secrets: &Secrets, name: &str) -> Vec<u8> {
+    secrets
+        .reveal(name)
+        .await
+        .unwrap()
+        .unwrap()
+        .expose()
+        .to_vec()
+}
+
 async fn exercise(url: &str) -> Vec<u8> {
     let store = Store::open(url).await.unwrap();
     let key = MasterKey::generate();
     let secrets = Secrets::new(store.clone(), MasterKey::from_hex(&key.to_hex()).unwrap());
     let v1 = value();
     assert_eq!(secrets.set("OPENAI_API_KEY", &v1).await.unwrap(), 1);
-    assert_eq!(
-        secrets
-            .reveal("OPENAI_API_KEY")
-            .await
-            .unwrap()
-            .unwrap()
-            .expose(),
-        &v1[..]
-    );
+    assert_eq!(revealed(&secrets, "OPENAI_API_KEY").await, v1);
     // Rotation by one set.
     let v2 = value();
     assert_eq!(secrets.set("OPENAI_API_KEY", &v2).await.unwrap(), 2);
-    assert_eq!(
-        secrets
-            .reveal("OPENAI_API_KEY")
-            .await
-            .unwrap()
-            .unwrap()
-            .expose(),
-        &v2[..]
-    );
+    assert_eq!(revealed(&secrets, "OPENAI_API_KEY").await, v2);
     assert!(secrets.reveal("MISSING").await.unwrap().is_none());
     assert_eq!(
         secrets.list().await.unwrap(),

@@ -33,6 +33,23 @@ const WARMUP_RUNS: usize = 50;
 const IN_FLIGHT: usize = 16;
 const THROUGHPUT_FOR: Duration = Duration::from_secs(6);
 
+/// CPU time this process has used (user + system), from `/proc/self/stat`.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after ") ".
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 (1-based), 11 and 12 here.
+    let hz = 100; // USER_HZ on Linux
+    Duration::from_millis((ticks(11) + ticks(12)) * 1000 / hz)
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -209,6 +226,7 @@ fn main() {
         }
         added.sort_by(f64::total_cmp);
 
+        let cpu_before = cpu_time();
         let start = Instant::now();
         let mut tasks = Vec::new();
         for _ in 0..IN_FLIGHT {
@@ -227,7 +245,9 @@ fn main() {
         for t in tasks {
             runs += t.await.unwrap();
         }
-        let steps_per_s = (runs * 2) as f64 / start.elapsed().as_secs_f64();
+        let wall = start.elapsed().as_secs_f64();
+        let steps_per_s = (runs * 2) as f64 / wall;
+        let cpu = (cpu_time() - cpu_before).as_secs_f64();
 
         let pinned = std::env::var_os("TACK_BENCH_PINNED").is_some();
         println!(
@@ -238,6 +258,11 @@ fn main() {
         println!(
             "  completed steps/s ({IN_FLIGHT} sessions in flight)      {:>8.0}      goal ≥ 3,000 · TrueFoundry: 350 RPS on 1 vCPU",
             steps_per_s
+        );
+        println!(
+            "  host CPU per step (core busy {:>3.0}%)             {:>8.3} ms",
+            cpu / wall * 100.0,
+            cpu / (runs * 2) as f64 * 1e3
         );
         println!(
             "  added latency per step, p50                  {:>8.3} ms   TrueFoundry: +3-4 ms",

@@ -80,11 +80,14 @@ pub fn runtime_with(config: RuntimeConfig) -> Runtime {
 }
 
 /// A real HTTP/1.1 server on 127.0.0.1 answering every request with
-/// `hello from <METHOD> <path>` (plus ` (<n> bytes)` when a body came), counting the requests it served.
+/// `hello from <METHOD> <path>` (plus ` (<n> bytes)` when a body came), counting the
+/// requests it served and the connections it accepted.
 pub struct LoopbackServer {
     /// Address it listens on.
     pub addr: SocketAddr,
     hits: Arc<AtomicUsize>,
+    connections: Arc<AtomicUsize>,
+    hang_up: Arc<tokio::sync::Notify>,
 }
 
 impl LoopbackServer {
@@ -95,12 +98,18 @@ impl LoopbackServer {
             .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         let hits = Arc::new(AtomicUsize::new(0));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let hang_up = Arc::new(tokio::sync::Notify::new());
         let counter = hits.clone();
+        let accepted = connections.clone();
+        let hang_up_all = hang_up.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     break;
                 };
+                accepted.fetch_add(1, Ordering::SeqCst);
+                let hang_up = hang_up_all.clone();
                 let counter = counter.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<Incoming>| {
@@ -125,13 +134,31 @@ impl LoopbackServer {
                             )
                         }
                     });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let serve =
+                        http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                    tokio::select! {
+                        _ = serve => {}
+                        _ = hang_up.notified() => {}
+                    }
                 });
             }
         });
-        LoopbackServer { addr, hits }
+        LoopbackServer {
+            addr,
+            hits,
+            connections,
+            hang_up,
+        }
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Close every open connection (as a server's idle timeout would).
+    pub fn hang_up(&self) {
+        self.hang_up.notify_waiters();
     }
 
     /// Requests served so far.

@@ -4,7 +4,9 @@
 use serde_json::json;
 use std::sync::Arc;
 use tack_policy::{DirGrant, Grant, Mode};
-use tack_runtime::{CallContext, CallError, ErrorCode, RuntimeConfig, StaticResolver};
+use tack_runtime::{
+    CallContext, CallError, Credential, ErrorCode, RuntimeConfig, Sandbox, StaticResolver,
+};
 use tack_tests::{LoopbackServer, call, guest, json_results, one_json, runtime, runtime_with};
 
 fn dir(host: &std::path::Path, guest: &str, mode: Mode) -> DirGrant {
@@ -316,6 +318,60 @@ async fn http_fetches_from_an_allowed_host_on_loopback() {
             .unwrap()
             .contains("not in the grant's allow-list")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_calls_reuse_keep_alive_connections_within_one_binding_only() {
+    let server = LoopbackServer::start().await;
+    let port = server.addr.port();
+    let rt = runtime();
+    let plugin = rt.load_file(guest("tack_plugin_http")).unwrap();
+    let mut grant = Grant::default();
+    grant.http.allow = vec![format!("127.0.0.1:{port}").parse().unwrap()];
+    grant.http.allow_private = vec!["127.0.0.1/32".parse().unwrap()];
+    let sb = plugin.sandbox(&grant).unwrap();
+    let url = format!("http://127.0.0.1:{port}/ping");
+    let get = |sb: Sandbox, args: serde_json::Value| async move {
+        let out = call(&sb, "get", args).await.unwrap();
+        let egress = out.egress.clone();
+        (one_json(&out), egress)
+    };
+
+    for i in 0..3 {
+        let (v, egress) = get(sb.clone(), json!({"url": url})).await;
+        assert_eq!(v["body"], "hello from GET /ping", "request {i}");
+        // Every request, pooled or not, is checked and recorded.
+        assert_eq!(egress.len(), 1);
+        assert!(egress[0].allowed);
+        assert_eq!(egress[0].ip, Some("127.0.0.1".parse().unwrap()));
+    }
+    assert_eq!(server.hits(), 3);
+    assert_eq!(server.connections(), 1, "three calls share one connection");
+    assert_eq!(sb.idle_connections(), 1);
+
+    // A binding with other credentials never rides this binding's connection.
+    let other = sb.with_credentials(vec![
+        Credential::new("127.0.0.1", Some(port), "x-test", "other").unwrap(),
+    ]);
+    let (v, _) = get(other.clone(), json!({"url": url})).await;
+    assert_eq!(v["body"], "hello from GET /ping");
+    assert_eq!(server.connections(), 2);
+    assert_eq!((sb.idle_connections(), other.idle_connections()), (1, 1));
+
+    // The server hangs up its idle connections: the next call opens a new one.
+    server.hang_up();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sb.idle_connections() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hang-up was never seen"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let (v, _) = get(sb.clone(), json!({"url": url})).await;
+    assert_eq!(v["body"], "hello from GET /ping");
+    assert_eq!(server.connections(), 3);
+    assert_eq!(server.hits(), 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

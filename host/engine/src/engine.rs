@@ -9,7 +9,7 @@ use crate::state::SessionState;
 use crate::trace::{TraceRecord, trace};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tack_agent::AgentSpec;
@@ -67,6 +67,12 @@ pub struct Delta {
     pub text: String,
 }
 
+/// Live events a subscriber may fall behind by before it reads from the store
+/// instead (`RecvError::Lagged`); also the streamed text deltas kept for a slow one.
+const LIVE_BUFFER: usize = 128;
+/// Sessions loaded before the first sweep of unused ones.
+const MIN_SWEEP_AT: usize = 256;
+
 /// One session's live part: its state (the fold of its log), its subscribers,
 /// and its runner.
 pub struct SessionHandle {
@@ -89,6 +95,8 @@ pub(crate) struct Inner {
     pub(crate) resolver: Resolver,
     pub(crate) retry: RetryPolicy,
     sessions: Mutex<HashMap<String, Arc<SessionHandle>>>,
+    /// Loaded sessions at which the next sweep of unused ones runs.
+    sweep_at: AtomicUsize,
     agents: tokio::sync::Mutex<HashMap<(String, u32), Arc<ResolvedAgent>>>,
 }
 
@@ -146,6 +154,26 @@ fn logged(e: &tack_store::Event) -> Result<(LoggedEvent, Option<EventData>), Eng
     ))
 }
 
+/// Unload the sessions nobody uses: no runner, no subscriber, no other holder of
+/// the handle, and nothing to do (no open run, so no pending approval or
+/// question, and no queued message). The log holds everything; a later
+/// [`Engine::handle`] loads the session again. Holding the sessions lock while
+/// checking is what makes this safe: a handle is only ever handed out under it.
+fn sweep(sessions: &mut HashMap<String, Arc<SessionHandle>>) {
+    sessions.retain(|_, h| {
+        Arc::strong_count(h) > 1
+            || h.running.load(Ordering::SeqCst)
+            || h.events.receiver_count() > 0
+            || h.deltas.receiver_count() > 0
+            || match h.state.try_lock() {
+                Ok(state) => {
+                    state.run.is_some() || !matches!(state.next(), crate::state::Next::Idle)
+                }
+                Err(_) => true,
+            }
+    });
+}
+
 impl Engine {
     /// An engine over `config`. Call [`resume`](Self::resume) once at start.
     pub fn new(config: EngineConfig) -> Engine {
@@ -162,6 +190,7 @@ impl Engine {
                 store: config.store,
                 retry: config.retry,
                 sessions: Mutex::default(),
+                sweep_at: AtomicUsize::new(MIN_SWEEP_AT),
                 agents: tokio::sync::Mutex::default(),
             }),
         }
@@ -322,13 +351,20 @@ impl Engine {
             agent: record.agent,
             agent_version: record.agent_version,
             state: tokio::sync::Mutex::new(state),
-            events: broadcast::channel(1024).0,
-            deltas: broadcast::channel(1024).0,
+            events: broadcast::channel(LIVE_BUFFER).0,
+            deltas: broadcast::channel(LIVE_BUFFER).0,
             running: AtomicBool::new(false),
             cancel: Notify::new(),
         });
         let mut sessions = self.inner.sessions.lock().expect("sessions lock");
-        Ok(sessions.entry(record.id).or_insert(handle).clone())
+        let handle = sessions.entry(record.id).or_insert(handle).clone();
+        if sessions.len() >= self.inner.sweep_at.load(Ordering::Relaxed) {
+            sweep(&mut sessions);
+            self.inner
+                .sweep_at
+                .store((sessions.len() * 2).max(MIN_SWEEP_AT), Ordering::Relaxed);
+        }
+        Ok(handle)
     }
 
     /// Append an event (with the host's unredacted copy, if it differs), apply it
@@ -422,6 +458,13 @@ impl Engine {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// How many sessions are loaded in memory now (sessions with an open run,
+    /// a runner or a subscriber, and recently used ones; idle sessions are
+    /// unloaded as more are loaded).
+    pub fn loaded_sessions(&self) -> usize {
+        self.inner.sessions.lock().expect("sessions lock").len()
     }
 
     /// Pick up every session that was mid-run (or had a message queued) when the

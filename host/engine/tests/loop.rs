@@ -740,3 +740,91 @@ async fn a_message_queued_before_a_crash_runs_after_restart() {
         "the status follows the run"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_sessions_are_unloaded_and_come_back_from_the_log() {
+    const SCRIPT: &str = r#"
+scenarios:
+  - match: "refund 150"
+    steps:
+      - tool_calls:
+          - {name: issue_refund, arguments: {account: acct_alice, amount_cents: 15000, reason: damaged}}
+      - text: "Refund issued."
+  - steps:
+      - text: "Hello."
+"#;
+    let h = Harness::start(SCRIPT).await;
+    let rec = h
+        .engine
+        .register_agent(&agent("a", "scripted", Some("refunds"), ""))
+        .await
+        .unwrap();
+    let waiting = h
+        .engine
+        .create_session(&rec.name, "please refund 150", &user())
+        .await
+        .unwrap()
+        .id;
+    wait_status(&h.engine, &waiting, Status::WaitingApproval).await;
+    let first = h
+        .engine
+        .create_session(&rec.name, "hi", &user())
+        .await
+        .unwrap()
+        .id;
+    wait_finished(&h.engine, &first, 1).await;
+
+    // Many more sessions come and go.
+    const MORE: usize = 300;
+    for batch in 0..MORE / 20 {
+        let mut ids = Vec::new();
+        for i in 0..20 {
+            let text = format!("hi {batch}-{i}");
+            ids.push(
+                h.engine
+                    .create_session(&rec.name, &text, &user())
+                    .await
+                    .unwrap()
+                    .id,
+            );
+        }
+        for id in ids {
+            wait_finished(&h.engine, &id, 1).await;
+        }
+    }
+    let loaded = h.engine.loaded_sessions();
+    assert!(loaded < MORE, "finished sessions stay loaded: {loaded}");
+
+    // The waiting session was kept: its approval is still listed and decidable.
+    let pending = h.engine.pending_approvals().await;
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].0, waiting);
+    let id = approval_ids(&h.engine.events(&waiting, 0, 100).await.unwrap()).remove(0);
+    h.engine
+        .decide(&waiting, &id, &approver(), Verdict::Approve, None, None)
+        .await
+        .unwrap();
+    wait_finished(&h.engine, &waiting, 1).await;
+    assert_eq!(h.ledger()["refunds"].as_array().unwrap().len(), 1);
+
+    // An unloaded session comes back from its log and runs again.
+    h.engine
+        .post_message(&first, "hi again", &user())
+        .await
+        .unwrap();
+    let events = wait_finished(&h.engine, &first, 2).await;
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=events.len() as u64).collect::<Vec<_>>(),
+        "gap-free log"
+    );
+    let runs: std::collections::HashSet<_> = events
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::RunFinished { run_id, .. } => Some(run_id.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(runs.len(), 2, "two distinct runs");
+}

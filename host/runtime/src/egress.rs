@@ -12,7 +12,9 @@
 //!
 //! Each decision is recorded as an [`EgressEvent`] in the call's outcome.
 
+use crate::pool::{ConnectionPool, Destination, ReturnOnEnd};
 use http_body_util::BodyExt;
+use hyper::client::conn::http1::SendRequest;
 use serde::Serialize;
 use std::future::Future;
 use std::io;
@@ -175,10 +177,40 @@ impl std::fmt::Debug for Credential {
     }
 }
 
-/// Per-call `wasi:http` hooks: the egress check and the sender.
-pub(crate) struct EgressHooks {
+/// What one binding (a sandbox, a bound model adapter) may send where: the
+/// egress policy, the credentials the host adds, and the binding's idle
+/// keep-alive connections. Cheap to clone; clones share the pool.
+#[derive(Clone, Default)]
+pub(crate) struct EgressBinding {
     pub(crate) policy: Arc<EgressPolicy>,
     pub(crate) credentials: Arc<[Credential]>,
+    pub(crate) pool: Arc<ConnectionPool>,
+}
+
+impl EgressBinding {
+    /// A binding to `policy` with no credentials and an empty pool.
+    pub(crate) fn new(policy: EgressPolicy) -> Self {
+        EgressBinding {
+            policy: Arc::new(policy),
+            credentials: Arc::from(Vec::new()),
+            pool: Arc::default(),
+        }
+    }
+
+    /// The same policy with `credentials`, and a pool of its own (connections
+    /// are never shared between different credentials).
+    pub(crate) fn with_credentials(&self, credentials: Vec<Credential>) -> Self {
+        EgressBinding {
+            policy: self.policy.clone(),
+            credentials: Arc::from(credentials),
+            pool: Arc::default(),
+        }
+    }
+}
+
+/// Per-call `wasi:http` hooks: the egress check and the sender.
+pub(crate) struct EgressHooks {
+    pub(crate) binding: EgressBinding,
     pub(crate) resolver: Arc<dyn Resolve>,
     pub(crate) events: Arc<Mutex<Vec<EgressEvent>>>,
 }
@@ -195,24 +227,21 @@ impl WasiHttpHooks for EgressHooks {
         options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
-        let policy = self.policy.clone();
+        let binding = self.binding.clone();
         let resolver = self.resolver.clone();
         let events = self.events.clone();
-        let credentials = self.credentials.clone();
-        Box::new(async move {
-            send_checked(request, options, &policy, &credentials, &*resolver, &events).await
-        })
+        Box::new(async move { send_checked(request, options, &binding, &*resolver, &events).await })
     }
 }
 
 async fn send_checked(
     mut request: http::Request<WasiBody>,
     options: Option<RequestOptions>,
-    policy: &EgressPolicy,
-    credentials: &[Credential],
+    binding: &EgressBinding,
     resolver: &dyn Resolve,
     events: &Mutex<Vec<EgressEvent>>,
 ) -> SendResult {
+    let policy = &*binding.policy;
     let uri = request.uri().clone();
     let use_tls = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
     let host = uri
@@ -284,6 +313,61 @@ async fn send_checked(
         }
     }
 
+    // Every check has passed: credentials are added only now, for the host they
+    // are bound to.
+    for c in binding
+        .credentials
+        .iter()
+        .filter(|c| c.applies_to(&bare_host, port))
+    {
+        request
+            .headers_mut()
+            .insert(c.header.clone(), c.value.clone());
+    }
+    // Send only the path on the wire; the Host header carries the authority.
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    *request.uri_mut() = http::Uri::builder()
+        .path_and_query(path)
+        .build()
+        .map_err(|_| HttpError::HttpRequestUriInvalid)?;
+
+    // An idle connection to a checked address, when the binding has one.
+    let server_name = bare_host.to_ascii_lowercase();
+    for ip in &addrs {
+        let to = Destination {
+            tls: use_tls,
+            host: server_name.clone(),
+            ip: *ip,
+            port,
+        };
+        while let Some(mut sender) = binding.pool.take(&to) {
+            if !matches!(
+                tokio::time::timeout(connect_timeout, sender.ready()).await,
+                Ok(Ok(()))
+            ) {
+                continue;
+            }
+            match sender.try_send_request(request).await {
+                Ok(response) => {
+                    event.ip = Some(*ip);
+                    event.allowed = true;
+                    record(event);
+                    return Ok(pooled(response, &binding.pool, to, sender));
+                }
+                Err(mut e) => match e.take_message() {
+                    // The connection closed before taking the request: try another.
+                    Some(r) => request = r,
+                    None => {
+                        event.ip = Some(*ip);
+                        event.allowed = true;
+                        record(event);
+                        return Err(e.into_error().into());
+                    }
+                },
+            }
+        }
+    }
+
     let mut last_err = None;
     let mut stream = None;
     for ip in &addrs {
@@ -295,38 +379,30 @@ async fn send_checked(
         {
             Ok(Ok(s)) => {
                 event.ip = Some(*ip);
-                stream = Some(s);
+                stream = Some((*ip, s));
                 break;
             }
             Ok(Err(e)) => last_err = Some(HttpError::Connect(e)),
             Err(_) => last_err = Some(HttpError::ConnectionTimeout),
         }
     }
-    let Some(tcp) = stream else {
+    let Some((ip, tcp)) = stream else {
         event.denied = Some(format!("could not connect to `{bare_host}:{port}`"));
         record(event);
         return Err(last_err.unwrap_or(HttpError::ConnectionRefused));
     };
+    // Requests are written in pieces (head, body): without this, Nagle's
+    // algorithm holds the body for the peer's delayed ACK (~40 ms).
+    let _ = tcp.set_nodelay(true);
     event.allowed = true;
     record(event);
 
-    // Credentials are added only now, for the host they are bound to.
-    for c in credentials
-        .iter()
-        .filter(|c| c.applies_to(&bare_host, port))
-    {
-        request
-            .headers_mut()
-            .insert(c.header.clone(), c.value.clone());
-    }
-
-    // Send only the path on the wire; the Host header carries the authority.
-    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    *request.uri_mut() = http::Uri::builder()
-        .path_and_query(path)
-        .build()
-        .map_err(|_| HttpError::HttpRequestUriInvalid)?;
-
+    let to = Destination {
+        tls: use_tls,
+        host: server_name,
+        ip,
+        port,
+    };
     let response = if use_tls {
         let name = rustls::pki_types::ServerName::try_from(bare_host.clone()).map_err(|e| {
             HttpError::DnsError {
@@ -338,17 +414,35 @@ async fn send_checked(
             .connect(name, tcp)
             .await
             .map_err(HttpError::Tls)?;
-        exchange(TokioIo::new(tls), request, connect_timeout).await?
+        exchange(
+            TokioIo::new(tls),
+            request,
+            connect_timeout,
+            &binding.pool,
+            to,
+        )
+        .await?
     } else {
-        exchange(TokioIo::new(tcp), request, connect_timeout).await?
+        exchange(
+            TokioIo::new(tcp),
+            request,
+            connect_timeout,
+            &binding.pool,
+            to,
+        )
+        .await?
     };
     Ok(response)
 }
 
+/// Send `request` on a new connection over `io`; the connection goes to `pool`
+/// once the response has been read.
 async fn exchange<S>(
     io: S,
     request: http::Request<WasiBody>,
     connect_timeout: Duration,
+    pool: &Arc<ConnectionPool>,
+    to: Destination,
 ) -> SendResult
 where
     S: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
@@ -357,17 +451,37 @@ where
         tokio::time::timeout(connect_timeout, hyper::client::conn::http1::handshake(io))
             .await
             .map_err(|_| HttpError::ConnectionTimeout)??;
-    let driver = tokio::spawn(conn);
-    let response = sender.send_request(request).await?;
-    let response = response.map(|body| body.map_err(HttpError::from).boxed_unsync());
-    let done: Box<dyn Future<Output = Result<(), HttpError>> + Send> = Box::new(async move {
-        match driver.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(HttpError::from(e)),
-            Err(e) => Err(HttpError::InternalError(Some(e.to_string()))),
+    // The connection lives as long as its sender (here, then in the pool).
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!("guest HTTP connection closed: {e}");
         }
     });
-    Ok((response, done))
+    let response = sender.send_request(request).await?;
+    Ok(pooled(response, pool, to, sender))
+}
+
+/// The response for the guest, its body giving `sender` back to `pool` at its end.
+fn pooled(
+    response: http::Response<hyper::body::Incoming>,
+    pool: &Arc<ConnectionPool>,
+    to: Destination,
+    sender: SendRequest<WasiBody>,
+) -> (
+    http::Response<WasiBody>,
+    Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+) {
+    let pool = pool.clone();
+    let response = response.map(|body| {
+        ReturnOnEnd {
+            inner: body.map_err(HttpError::from).boxed_unsync(),
+            checkin: Some((pool, to, sender)),
+        }
+        .boxed_unsync()
+    });
+    // Connection errors surface on the body; there is nothing more to wait for.
+    let done: Box<dyn Future<Output = Result<(), HttpError>> + Send> = Box::new(async { Ok(()) });
+    (response, done)
 }
 
 fn tls_config() -> Arc<rustls::ClientConfig> {

@@ -7,6 +7,7 @@
 
 use crate::bindings::policy_world::PolicyPre;
 use crate::bindings::policy_world::exports::tack::plugin::approval_policy as wit;
+use crate::egress::EgressBinding;
 use crate::error::CallError;
 use crate::plugin::{classify, new_store};
 use crate::runtime::Runtime;
@@ -122,8 +123,7 @@ impl PolicyComponent {
         let (mut store, pipes) = new_store(
             &inner.runtime,
             &inner.policy,
-            &Arc::new(inner.policy.egress.clone()),
-            &Arc::from(Vec::new()),
+            &EgressBinding::new(inner.policy.egress.clone()),
             DECIDE_TIMEOUT,
         )?;
         let wit_request = wit::GateRequest {

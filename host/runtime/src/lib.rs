@@ -32,6 +32,7 @@ mod inspect;
 mod model;
 mod output;
 mod plugin;
+mod pool;
 mod runtime;
 mod state;
 mod types;

@@ -7,7 +7,7 @@
 
 use crate::bindings::model_world::ModelAdapterPre;
 use crate::bindings::model_world::exports::tack::plugin::model as wit;
-use crate::egress::{Credential, EgressEvent};
+use crate::egress::{Credential, EgressBinding, EgressEvent};
 use crate::error::CallError;
 use crate::inspect::WorldInfo;
 use crate::plugin::{classify, new_store};
@@ -246,9 +246,8 @@ impl ModelAdapter {
         let policy = grant.resolve(&self.inner.manifest, |_| None)?;
         Ok(BoundAdapter {
             adapter: self.clone(),
-            egress: Arc::new(policy.egress.clone()),
+            egress: EgressBinding::new(policy.egress.clone()).with_credentials(credentials),
             policy: Arc::new(policy),
-            credentials: Arc::from(credentials),
         })
     }
 }
@@ -259,11 +258,15 @@ impl ModelAdapter {
 pub struct BoundAdapter {
     adapter: ModelAdapter,
     policy: Arc<EffectivePolicy>,
-    egress: Arc<tack_policy::EgressPolicy>,
-    credentials: Arc<[Credential]>,
+    egress: EgressBinding,
 }
 
 impl BoundAdapter {
+    /// Keep-alive connections to the model's endpoint held open and idle now.
+    pub fn idle_connections(&self) -> usize {
+        self.egress.pool.idle_count()
+    }
+
     /// The adapter.
     pub fn adapter(&self) -> &ModelAdapter {
         &self.adapter
@@ -280,13 +283,8 @@ impl BoundAdapter {
         let start = Instant::now();
         let mut policy = (*self.policy).clone();
         policy.limits.timeout = timeout;
-        let (mut store, pipes) = new_store(
-            &self.adapter.inner.runtime,
-            &policy,
-            &self.egress,
-            &self.credentials,
-            timeout,
-        )?;
+        let (mut store, pipes) =
+            new_store(&self.adapter.inner.runtime, &policy, &self.egress, timeout)?;
         store.data_mut().deltas = deltas;
         let wit_request = request.to_wit();
         let pre = &self.adapter.inner.pre;

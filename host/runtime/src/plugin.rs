@@ -3,7 +3,7 @@
 use crate::bindings::ToolPluginPre;
 use crate::cache::CacheOutcome;
 use crate::clock::{CallMonotonicClock, FrozenWallClock};
-use crate::egress::{Credential, EgressEvent, EgressHooks};
+use crate::egress::{Credential, EgressBinding, EgressEvent, EgressHooks};
 use crate::error::{ArgumentError, CallError};
 use crate::inspect::WorldInfo;
 use crate::output::CappedPipe;
@@ -228,8 +228,7 @@ fn serialize_result<S: serde::Serializer>(
 pub struct Sandbox {
     plugin: Plugin,
     policy: Arc<EffectivePolicy>,
-    egress: Arc<tack_policy::EgressPolicy>,
-    credentials: Arc<[Credential]>,
+    egress: EgressBinding,
     slots: Arc<Semaphore>,
 }
 
@@ -247,9 +246,8 @@ impl Sandbox {
     fn new(plugin: Plugin, policy: EffectivePolicy) -> Self {
         let slots = Arc::new(Semaphore::new(policy.limits.max_concurrency as usize));
         Sandbox {
-            egress: Arc::new(policy.egress.clone()),
+            egress: EgressBinding::new(policy.egress.clone()),
             policy: Arc::new(policy),
-            credentials: Arc::from(Vec::new()),
             plugin,
             slots,
         }
@@ -259,7 +257,7 @@ impl Sandbox {
     /// guest's outgoing requests to their hosts. The guest never sees them.
     pub fn with_credentials(&self, credentials: Vec<Credential>) -> Sandbox {
         Sandbox {
-            credentials: Arc::from(credentials),
+            egress: self.egress.with_credentials(credentials),
             ..self.clone()
         }
     }
@@ -274,7 +272,6 @@ impl Sandbox {
             plugin: self.plugin.clone(),
             policy: Arc::new(policy),
             egress: self.egress.clone(),
-            credentials: self.credentials.clone(),
             slots: self.slots.clone(),
         }
     }
@@ -283,6 +280,12 @@ impl Sandbox {
     /// siblings) running now.
     pub fn running(&self) -> usize {
         self.policy.limits.max_concurrency as usize - self.slots.available_permits()
+    }
+
+    /// Keep-alive connections this sandbox (with its siblings of the same
+    /// credentials) holds open and idle now, ready for the next request.
+    pub fn idle_connections(&self) -> usize {
+        self.egress.pool.idle_count()
     }
 
     /// The policy calls run under.
@@ -425,7 +428,6 @@ impl Sandbox {
             &self.plugin.inner.runtime,
             &self.policy,
             &self.egress,
-            &self.credentials,
             timeout,
         )
     }
@@ -481,8 +483,7 @@ fn panic_message(stderr: &str) -> String {
 pub(crate) fn new_store(
     runtime: &Runtime,
     policy: &EffectivePolicy,
-    egress_policy: &Arc<tack_policy::EgressPolicy>,
-    credentials: &Arc<[Credential]>,
+    egress_binding: &EgressBinding,
     timeout: Duration,
 ) -> Result<(Store<SandboxState>, Pipes), CallError> {
     let stdout = CappedPipe::new(MAX_STDIO);
@@ -520,8 +521,7 @@ pub(crate) fn new_store(
         table: ResourceTable::new(),
         http: WasiHttpCtx::new(),
         hooks: EgressHooks {
-            policy: egress_policy.clone(),
-            credentials: credentials.clone(),
+            binding: egress_binding.clone(),
             resolver: runtime.config().resolver.clone(),
             events: egress.clone(),
         },

@@ -161,6 +161,10 @@ impl ScriptedModel {
         let addr = listener.local_addr()?;
         let app = Router::new().fallback(handle).with_state(shared.clone());
         let task = tokio::spawn(async move {
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                // SSE frames go out as written, not held for a delayed ACK.
+                let _ = tcp.set_nodelay(true);
+            });
             let _ = axum::serve(listener, app).await;
         });
         Ok(ScriptedModel { addr, shared, task })

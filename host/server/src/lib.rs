@@ -24,5 +24,11 @@ pub const OPENAPI: &str = include_str!("../openapi.json");
 
 /// Serve the API on `listener` until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    use axum::serve::ListenerExt as _;
+    // SSE events are written one by one: send each at once rather than holding
+    // it for the client's delayed ACK (Nagle).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router(state)).await
 }

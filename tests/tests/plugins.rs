@@ -349,6 +349,18 @@ async fn http_calls_reuse_keep_alive_connections_within_one_binding_only() {
     assert_eq!(server.connections(), 1, "three calls share one connection");
     assert_eq!(sb.idle_connections(), 1);
 
+    // A guest that stops reading early (here: at 5 bytes) does not cost the
+    // connection: the host drains the rest and keeps it.
+    let (v, _) = get(sb.clone(), json!({"url": url, "max_bytes": 5})).await;
+    assert_eq!(v["body"], "hello");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sb.idle_connections() == 0 {
+        assert!(std::time::Instant::now() < deadline, "the connection was not kept");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    get(sb.clone(), json!({"url": url})).await;
+    assert_eq!(server.connections(), 1);
+
     // A binding with other credentials never rides this binding's connection.
     let other = sb.with_credentials(vec![
         Credential::new("127.0.0.1", Some(port), "x-test", "other").unwrap(),
@@ -357,6 +369,7 @@ async fn http_calls_reuse_keep_alive_connections_within_one_binding_only() {
     assert_eq!(v["body"], "hello from GET /ping");
     assert_eq!(server.connections(), 2);
     assert_eq!((sb.idle_connections(), other.idle_connections()), (1, 1));
+    assert_eq!(server.hits(), 6);
 
     // The server hangs up its idle connections: the next call opens a new one.
     server.hang_up();
@@ -371,7 +384,7 @@ async fn http_calls_reuse_keep_alive_connections_within_one_binding_only() {
     let (v, _) = get(sb.clone(), json!({"url": url})).await;
     assert_eq!(v["body"], "hello from GET /ping");
     assert_eq!(server.connections(), 3);
-    assert_eq!(server.hits(), 5);
+    assert_eq!(server.hits(), 7);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,9 @@
 //!   resolution, address check); the pool only answers "is there an open
 //!   connection to this checked address";
 //! - a connection goes back to the pool only after its response body was read to
-//!   the end (a body dropped half-read closes the connection);
+//!   the end: by the guest, or, when the guest stops early (an SSE reader stops
+//!   at its last event), by the host draining what is left, at most
+//!   [`DRAIN_BYTES`] within [`DRAIN_FOR`]; otherwise the connection is closed;
 //! - connections are never shared between bindings, so a connection opened with
 //!   one binding's credentials never carries another binding's requests;
 //! - a connection idle longer than [`IDLE_FOR`] is closed instead of reused, and
@@ -20,6 +22,7 @@
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
 use hyper::client::conn::http1::SendRequest;
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -30,6 +33,10 @@ use wasmtime_wasi_http::{Error as HttpError, WasiBody};
 
 /// How long a connection may sit idle and still be reused.
 pub(crate) const IDLE_FOR: Duration = Duration::from_secs(30);
+/// Most bytes read from a body the guest dropped early, to reuse its connection.
+pub(crate) const DRAIN_BYTES: usize = 64 * 1024;
+/// Longest wait for the rest of a body the guest dropped early.
+pub(crate) const DRAIN_FOR: Duration = Duration::from_secs(1);
 /// Most idle connections kept per destination.
 const MAX_IDLE_PER_DESTINATION: usize = 64;
 
@@ -135,5 +142,40 @@ impl Body for ReturnOnEnd {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+impl Drop for ReturnOnEnd {
+    fn drop(&mut self) {
+        let Some(checkin) = self.checkin.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut body = std::mem::replace(
+            &mut self.inner,
+            http_body_util::Empty::new()
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        );
+        runtime.spawn(async move {
+            let drained = tokio::time::timeout(DRAIN_FOR, async {
+                let mut read = 0;
+                while let Some(frame) = body.frame().await {
+                    let Ok(frame) = frame else { return false };
+                    read += frame.data_ref().map_or(0, Bytes::len);
+                    if read > DRAIN_BYTES {
+                        return false;
+                    }
+                }
+                true
+            })
+            .await;
+            if drained == Ok(true) {
+                let (pool, to, sender) = checkin;
+                pool.put(to, sender);
+            }
+        });
     }
 }

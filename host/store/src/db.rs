@@ -3,13 +3,19 @@
 //!
 //! - SQLite through rusqlite, called in place on one connection behind a mutex:
 //!   the statements are short and local, so a call costs microseconds, with no
-//!   hop to a worker thread (which, on one core, cost more than the query);
+//!   hop to a worker thread (which, on one core, cost more than the query).
+//!   Writes are **group-committed**: each write is queued, and one task runs every
+//!   write queued by then in a single transaction (a commit — WAL frames, locks,
+//!   checksums — cost several times the insert itself). A write returns only
+//!   after its transaction committed; reads take the connection between
+//!   transactions, so they never see an uncommitted write;
 //! - Postgres through sqlx's pool.
 //!
 //! SQL uses `$n` placeholders; for SQLite they become `?n` (explicit indexes).
 
 use sqlx::Row as _;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A bound parameter.
 #[derive(Debug, Clone)]
@@ -47,7 +53,7 @@ impl From<Option<&str>> for Param {
 
 /// A database error, with unique-key conflicts told apart (appends and
 /// registrations retry on them).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct DbError {
     pub(crate) message: String,
@@ -84,8 +90,129 @@ impl From<sqlx::Error> for DbError {
 /// The database.
 #[derive(Clone)]
 pub(crate) enum Db {
-    Sqlite(Arc<Mutex<rusqlite::Connection>>),
+    Sqlite(Arc<Sqlite>),
     Postgres(sqlx::PgPool),
+}
+
+/// What a queued write reports once its transaction ended (`Err` when the
+/// transaction did not commit).
+type Completion = Box<dyn FnOnce(Result<(), &DbError>) + Send>;
+/// A queued write: runs inside the group's transaction, or is told why it
+/// cannot (`Err`).
+type Job = Box<dyn FnOnce(Result<&rusqlite::Connection, &DbError>) -> Completion + Send>;
+
+/// The SQLite connection and the writes waiting for the next group commit.
+pub(crate) struct Sqlite {
+    conn: Mutex<rusqlite::Connection>,
+    pending: Mutex<Vec<Job>>,
+    flush_scheduled: AtomicBool,
+}
+
+impl Sqlite {
+    /// Wrap an open connection.
+    pub(crate) fn new(conn: rusqlite::Connection) -> Self {
+        Sqlite {
+            conn: Mutex::new(conn),
+            pending: Mutex::default(),
+            flush_scheduled: AtomicBool::new(false),
+        }
+    }
+
+    /// The connection, between transactions.
+    pub(crate) fn conn(&self) -> MutexGuard<'_, rusqlite::Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Run `write` in the next group transaction; its result once that committed.
+    ///
+    /// `write` must either fail before changing anything (a constraint refused
+    /// its one statement) or succeed: its statements are not rolled back alone.
+    pub(crate) async fn write<R: Send + 'static>(
+        self: &Arc<Self>,
+        write: impl FnOnce(&rusqlite::Connection) -> Result<R, DbError> + Send + 'static,
+    ) -> Result<R, DbError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let result = conn.map_err(DbError::clone).and_then(write);
+            Box::new(move |committed: Result<(), &DbError>| {
+                let _ = tx.send(match (result, committed) {
+                    (Ok(v), Ok(())) => Ok(v),
+                    (Ok(_), Err(e)) => Err(e.clone()),
+                    (Err(e), _) => Err(e),
+                });
+            })
+        });
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(job);
+        if !self.flush_scheduled.swap(true, Ordering::SeqCst) {
+            let me = self.clone();
+            tokio::spawn(async move {
+                // Let the writers that are ready now queue up behind this one.
+                tokio::task::yield_now().await;
+                me.flush();
+            });
+        }
+        rx.await.unwrap_or_else(|_| {
+            Err(DbError {
+                message: "the store stopped before the write committed".into(),
+                conflict: false,
+            })
+        })
+    }
+
+    /// Run every queued write in one transaction and report to each.
+    fn flush(&self) {
+        self.flush_scheduled.store(false, Ordering::SeqCst);
+        let jobs = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        if jobs.is_empty() {
+            return;
+        }
+        let conn = self.conn();
+        // A transaction left open (a panic mid-batch) must not swallow this one.
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let e = DbError::from(e);
+            for job in jobs {
+                job(Err(&e))(Err(&e));
+            }
+            return;
+        }
+        let mut done = Vec::with_capacity(jobs.len());
+        let mut failed: Option<DbError> = None;
+        for job in jobs {
+            match &failed {
+                Some(e) => done.push(job(Err(e))),
+                None => {
+                    done.push(job(Ok(&conn)));
+                    // SQLite ends the whole transaction on some errors (I/O, full
+                    // disk): everything before is gone, nothing after may run.
+                    if conn.is_autocommit() {
+                        failed = Some(DbError {
+                            message:
+                                "the database rolled the transaction back (I/O error or full disk?)"
+                                    .into(),
+                            conflict: false,
+                        });
+                    }
+                }
+            }
+        }
+        let outcome = match failed {
+            Some(e) => Err(e),
+            None => conn.execute_batch("COMMIT").map_err(DbError::from),
+        };
+        if outcome.is_err() && !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        drop(conn);
+        for complete in done {
+            complete(outcome.as_ref().map(|_| ()));
+        }
+    }
 }
 
 /// One row.
@@ -207,15 +334,18 @@ impl Query {
         q
     }
 
-    fn sqlite_rows(&self, conn: &rusqlite::Connection) -> Result<Vec<Row>, DbError> {
-        let mut stmt = conn.prepare_cached(&sqlite_sql(self.sql))?;
-        let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
-        let params = rusqlite::params_from_iter(self.params.iter().map(|p| match p {
+    fn sqlite_params(&self) -> impl Iterator<Item = rusqlite::types::Value> + '_ {
+        self.params.iter().map(|p| match p {
             Param::Text(s) => rusqlite::types::Value::Text(s.clone()),
             Param::Int(i) => rusqlite::types::Value::Integer(*i),
             Param::Null => rusqlite::types::Value::Null,
-        }));
-        let mut rows = stmt.query(params)?;
+        })
+    }
+
+    fn sqlite_rows(&self, conn: &rusqlite::Connection) -> Result<Vec<Row>, DbError> {
+        let mut stmt = conn.prepare_cached(&sqlite_sql(self.sql))?;
+        let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+        let mut rows = stmt.query(rusqlite::params_from_iter(self.sqlite_params()))?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             let mut cols = Vec::with_capacity(names.len());
@@ -227,32 +357,36 @@ impl Query {
         Ok(out)
     }
 
-    /// Run it; how many rows changed.
+    /// Run it (a write); how many rows changed.
     pub(crate) async fn execute(self, db: &Db) -> Result<Done, DbError> {
         match db {
-            Db::Sqlite(c) => {
-                let conn = c.lock().unwrap_or_else(|e| e.into_inner());
-                let mut stmt = conn.prepare_cached(&sqlite_sql(self.sql))?;
-                let n = stmt.execute(rusqlite::params_from_iter(self.params.iter().map(
-                    |p| match p {
-                        Param::Text(s) => rusqlite::types::Value::Text(s.clone()),
-                        Param::Int(i) => rusqlite::types::Value::Integer(*i),
-                        Param::Null => rusqlite::types::Value::Null,
-                    },
-                )))?;
-                Ok(Done(n as u64))
+            Db::Sqlite(s) => {
+                s.write(move |conn| {
+                    let mut stmt = conn.prepare_cached(&sqlite_sql(self.sql))?;
+                    let n = stmt.execute(rusqlite::params_from_iter(self.sqlite_params()))?;
+                    Ok(Done(n as u64))
+                })
+                .await
             }
             Db::Postgres(pool) => Ok(Done(self.pg().execute(pool).await?.rows_affected())),
         }
     }
 
-    /// Every row.
+    /// Run a write that returns rows (`INSERT … RETURNING`); its first row.
+    pub(crate) async fn write_returning(self, db: &Db) -> Result<Option<Row>, DbError> {
+        match db {
+            Db::Sqlite(s) => {
+                s.write(move |conn| Ok(self.sqlite_rows(conn)?.into_iter().next()))
+                    .await
+            }
+            Db::Postgres(pool) => Ok(self.pg().fetch_optional(pool).await?.map(Row::Postgres)),
+        }
+    }
+
+    /// Every row (a read).
     pub(crate) async fn fetch_all(self, db: &Db) -> Result<Vec<Row>, DbError> {
         match db {
-            Db::Sqlite(c) => {
-                let conn = c.lock().unwrap_or_else(|e| e.into_inner());
-                self.sqlite_rows(&conn)
-            }
+            Db::Sqlite(s) => self.sqlite_rows(&s.conn()),
             Db::Postgres(pool) => Ok(self
                 .pg()
                 .fetch_all(pool)

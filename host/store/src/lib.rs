@@ -22,7 +22,7 @@ mod db;
 
 pub use db::DbError;
 use db::{Db, Row, query};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Which database is behind the store.
@@ -149,7 +149,7 @@ fn now_ms() -> i64 {
 
 /// Checkpoint the WAL of the database at `path` twice a second until the store
 /// (`owner`) is dropped.
-fn spawn_checkpointer(path: String, owner: std::sync::Weak<Mutex<rusqlite::Connection>>) {
+fn spawn_checkpointer(path: String, owner: std::sync::Weak<db::Sqlite>) {
     let _ = std::thread::Builder::new()
         .name("tack-store-checkpoint".into())
         .spawn(move || {
@@ -245,7 +245,7 @@ impl Store {
             // their own thread and connection, not inside an append.
             conn.pragma_update(None, "wal_autocheckpoint", 0)
                 .map_err(|e| StoreError::Db(e.into()))?;
-            let conn = Arc::new(Mutex::new(conn));
+            let conn = Arc::new(db::Sqlite::new(conn));
             spawn_checkpointer(path.to_string(), Arc::downgrade(&conn));
             return Ok(Store {
                 db: Db::Sqlite(conn),
@@ -494,7 +494,7 @@ impl Store {
             .bind(&text)
             .bind(private_text.as_deref())
             .bind(created_ms)
-            .fetch_optional(&self.db)
+            .write_returning(&self.db)
             .await;
             match inserted {
                 // The session does not exist: nothing was inserted.

@@ -146,6 +146,49 @@ async fn concurrent_appends(a: Store, b: Store) {
     );
 }
 
+/// Many writers at once on one handle (SQLite commits them in groups): each
+/// write's answer matches what was stored, a failing write fails alone, and a
+/// key claimed by several at once is new for exactly one.
+async fn writes_at_once(store: Store) {
+    let s = store.create_session("x", 1).await.unwrap();
+    let mut tasks = Vec::new();
+    for w in 0..16 {
+        let store = store.clone();
+        let id = s.id.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            for i in 0..10 {
+                mine.push(store.append(&id, "w", &json!([w, i])).await.unwrap());
+            }
+            let missing = store.append("no-such-session", "w", &json!(w)).await;
+            let claim = store.claim_call(&id, "same-key").await.unwrap();
+            (mine, missing.is_err(), claim)
+        }));
+    }
+    let mut appended = Vec::new();
+    let mut new_claims = 0;
+    for t in tasks {
+        let (mine, missing_failed, claim) = t.await.unwrap();
+        assert!(missing_failed, "an append to a missing session fails");
+        appended.extend(mine);
+        new_claims += usize::from(claim == Claim::New);
+    }
+    assert_eq!(new_claims, 1, "one claim wins");
+    let stored = store.events(&s.id, 0, 1000).await.unwrap();
+    assert_eq!(
+        stored.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=160).collect::<Vec<u64>>()
+    );
+    for e in &appended {
+        let there = &stored[e.seq as usize - 1];
+        assert_eq!(
+            (&there.id, &there.data),
+            (&e.id, &e.data),
+            "answer = stored"
+        );
+    }
+}
+
 #[tokio::test]
 async fn sqlite() {
     let dir = tempfile::tempdir().unwrap();
@@ -158,6 +201,7 @@ async fn sqlite() {
         2
     );
     concurrent_appends(again.clone(), Store::open(&url).await.unwrap()).await;
+    writes_at_once(again).await;
 }
 
 #[tokio::test]
@@ -169,6 +213,7 @@ async fn postgres() {
         Store::open(&pg.url).await.unwrap(),
     )
     .await;
+    writes_at_once(Store::open(&pg.url).await.unwrap()).await;
 }
 
 #[tokio::test]

@@ -66,6 +66,9 @@ fn pin_to_one_core() {
         .arg(exe)
         .args(std::env::args().skip(1))
         .env("TACK_BENCH_PINNED", "1")
+        // A debugging setting, not a production one: with it, every error value
+        // made inside the runtime captures a backtrace.
+        .env_remove("RUST_BACKTRACE")
         .status();
     match status {
         Ok(s) => std::process::exit(s.code().unwrap_or(1)),

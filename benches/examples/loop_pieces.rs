@@ -34,7 +34,7 @@ fn main() {
                 model: "m".into(),
                 system: Some("Answer.".into()),
                 messages: vec![Message::text(Role::User, "balance?")],
-                tools: vec![],
+                tools: Default::default(),
                 max_tokens: 100,
                 temperature: None,
                 stream,

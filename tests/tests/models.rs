@@ -65,7 +65,7 @@ fn request(model: &ScriptedModel, input: &str, stream: bool) -> CompletionReques
         model: "scripted-1".into(),
         system: Some("You are the refund assistant.".into()),
         messages: vec![Message::text(Role::User, input)],
-        tools: vec![tool("read_balance"), tool("lookup_order")],
+        tools: vec![tool("read_balance"), tool("lookup_order")].into(),
         max_tokens: 512,
         temperature: None,
         stream,

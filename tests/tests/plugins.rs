@@ -355,7 +355,10 @@ async fn http_calls_reuse_keep_alive_connections_within_one_binding_only() {
     assert_eq!(v["body"], "hello");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while sb.idle_connections() == 0 {
-        assert!(std::time::Instant::now() < deadline, "the connection was not kept");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the connection was not kept"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     get(sb.clone(), json!({"url": url})).await;

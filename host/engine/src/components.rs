@@ -6,14 +6,16 @@ use crate::builtin;
 use crate::error::EngineError;
 use futures_util::future::BoxFuture;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tack_agent::AgentSpec;
 use tack_config::{ApprovalPolicyConfig, HostConfig, ModelEntry};
 use tack_distribution::{ArtifactRef, FetchOptions, Fetcher, NoProgress};
 use tack_policy::{Grant, HttpGrant};
-use tack_runtime::{BoundAdapter, Credential, PolicyComponent, Runtime, Sandbox, ToolDescriptor};
+use tack_runtime::{
+    BoundAdapter, Credential, ModelTools, PolicyComponent, Runtime, Sandbox, ToolDescriptor,
+};
 
 /// An artifact's contents as the engine needs them.
 #[derive(Debug, Clone)]
@@ -182,21 +184,74 @@ pub struct ResolvedAgent {
     pub skills: Vec<SkillEntry>,
     /// Its approval policy.
     pub policy: Option<PolicySet>,
+    /// The system prompt (made once).
+    system: String,
+    /// Tool sets by loaded skills (made once each).
+    tool_sets: std::sync::Mutex<HashMap<BTreeSet<String>, Arc<ToolSet>>>,
+}
+
+/// The tools callable at one point of a session: the agent's, those of its
+/// loaded skills, the built-in ones; and the same list as sent to the model.
+pub struct ToolSet {
+    /// The tools.
+    pub entries: Vec<ToolEntry>,
+    /// Their descriptors as offered to the model.
+    pub model: ModelTools,
 }
 
 impl ResolvedAgent {
-    /// The system prompt: instructions, then each skill's name and description.
-    pub fn system_prompt(&self) -> String {
-        let mut s = self.spec.instructions.trim().to_string();
-        if !self.skills.is_empty() {
-            s.push_str(
+    /// An agent resolved from its parts.
+    pub fn new(
+        spec: AgentSpec,
+        version: u32,
+        model: ModelEntry,
+        adapter: BoundAdapter,
+        tools: Vec<ToolEntry>,
+        skills: Vec<SkillEntry>,
+        policy: Option<PolicySet>,
+    ) -> Self {
+        let mut system = spec.instructions.trim().to_string();
+        if !skills.is_empty() {
+            system.push_str(
                 "\n\nSkills you can load with the `load_skill` tool (load one before doing what it covers):\n",
             );
-            for k in &self.skills {
-                s.push_str(&format!("- {}: {}\n", k.name, k.description));
+            for k in &skills {
+                system.push_str(&format!("- {}: {}\n", k.name, k.description));
             }
         }
-        s
+        ResolvedAgent {
+            spec,
+            version,
+            model,
+            adapter,
+            tools,
+            skills,
+            policy,
+            system,
+            tool_sets: std::sync::Mutex::default(),
+        }
+    }
+
+    /// The system prompt: instructions, then each skill's name and description.
+    pub fn system_prompt(&self) -> &str {
+        &self.system
+    }
+
+    /// The tools callable with the skills `loaded`, built-ins included.
+    pub fn tool_set(&self, loaded: &BTreeSet<String>) -> Arc<ToolSet> {
+        let mut sets = self.tool_sets.lock().expect("tool sets lock");
+        if let Some(set) = sets.get(loaded) {
+            return set.clone();
+        }
+        let entries: Vec<ToolEntry> = self
+            .tools_with(loaded)
+            .cloned()
+            .chain(builtin_tools(&self.skills))
+            .collect();
+        let model = ModelTools::new(entries.iter().map(|t| t.descriptor.clone()).collect());
+        let set = Arc::new(ToolSet { entries, model });
+        sets.insert(loaded.clone(), set.clone());
+        set
     }
 
     /// The tools callable now: the agent's, those of loaded skills, and the
@@ -394,15 +449,9 @@ impl Resolver {
                     })
                 }
             };
-        Ok(ResolvedAgent {
-            spec,
-            version,
-            model,
-            adapter,
-            tools: raw,
-            skills,
-            policy,
-        })
+        Ok(ResolvedAgent::new(
+            spec, version, model, adapter, raw, skills, policy,
+        ))
     }
 
     async fn adapter(&self, name: &str, model: &ModelEntry) -> Result<BoundAdapter, EngineError> {

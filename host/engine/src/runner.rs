@@ -8,7 +8,7 @@
 
 use crate::approval::{Outcome, gate};
 use crate::builtin;
-use crate::components::{ResolvedAgent, ToolEntry, builtin_tools};
+use crate::components::{ResolvedAgent, ToolEntry, ToolSet};
 use crate::engine::{Delta, Engine, SessionHandle, now_ms};
 use crate::error::EngineError;
 use crate::events::{EventData, RunStop, Status};
@@ -135,12 +135,8 @@ async fn finish(
 }
 
 /// The tools callable now, built-ins included.
-fn current_tools(agent: &ResolvedAgent, state: &SessionState) -> Vec<ToolEntry> {
-    agent
-        .tools_with(&state.loaded_skills)
-        .cloned()
-        .chain(builtin_tools(&agent.skills))
-        .collect()
+fn current_tools(agent: &ResolvedAgent, state: &SessionState) -> Arc<ToolSet> {
+    agent.tool_set(&state.loaded_skills)
 }
 
 async fn model_step(
@@ -198,9 +194,9 @@ async fn model_step(
                 .model
                 .clone()
                 .unwrap_or_else(|| agent.spec.model.clone()),
-            system: Some(agent.system_prompt()),
+            system: Some(agent.system_prompt().to_string()),
             messages: state.messages.clone(),
-            tools: tools.iter().map(|t| t.descriptor.clone()).collect(),
+            tools: tools.model.clone(),
             max_tokens,
             temperature: None,
             stream: true,
@@ -329,7 +325,7 @@ async fn model_step(
                 engine,
                 h,
                 agent,
-                &tools,
+                &tools.entries,
                 c.name.as_str(),
                 &c.arguments,
                 &ctx,
@@ -505,7 +501,7 @@ async fn gate_calls(
     agent: &ResolvedAgent,
     indexes: &[usize],
 ) -> Result<(), EngineError> {
-    let (calls, run_id, tools): (Vec<CallState>, String, Vec<ToolEntry>) = {
+    let (calls, run_id, tools): (Vec<CallState>, String, Arc<ToolSet>) = {
         let state = h.state.lock().await;
         let Some(run) = &state.run else {
             return Ok(());
@@ -522,7 +518,7 @@ async fn gate_calls(
             engine,
             h,
             agent,
-            &tools,
+            &tools.entries,
             &c.tool,
             &c.arguments,
             &ctx,
@@ -588,7 +584,7 @@ async fn execute(
         )
     };
     let futures = calls.into_iter().map(|c| {
-        let tools = &tools;
+        let tools = &tools.entries;
         let run_id = &run_id;
         async move { execute_one(engine, h, agent, tools, run_id, c).await }
     });

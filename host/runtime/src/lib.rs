@@ -44,7 +44,7 @@ pub use gate::{ApprovalRequest, Decision, GateRequest, GrantScope, PolicyCompone
 pub use inspect::{WorldInfo, read_manifest, world_info};
 pub use model::{
     BoundAdapter, Completion, CompletionRequest, DeltaSink, Message, ModelAdapter, ModelError,
-    ModelOutcome, Part, Role, StopReason, ToolCall, ToolResult, Usage,
+    ModelOutcome, ModelTools, Part, Role, StopReason, ToolCall, ToolResult, Usage,
 };
 pub use plugin::{CallOutcome, Plugin, Sandbox};
 pub use runtime::{Runtime, RuntimeConfig};

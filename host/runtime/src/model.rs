@@ -112,6 +112,71 @@ impl Message {
     }
 }
 
+/// The tools offered to a model, with their WIT form made once: a list is built
+/// per agent (and set of loaded skills) and sent with every model call, so its
+/// schemas are not cloned and serialized again each time. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct ModelTools {
+    descriptors: Arc<[ToolDescriptor]>,
+    wit: Arc<[crate::bindings::model_world::tack::plugin::types::ToolDescriptor]>,
+}
+
+impl ModelTools {
+    /// The list `descriptors`.
+    pub fn new(descriptors: Vec<ToolDescriptor>) -> Self {
+        let wit = descriptors.iter().map(ToolDescriptor::to_wit).collect();
+        ModelTools {
+            descriptors: descriptors.into(),
+            wit,
+        }
+    }
+
+    /// The tools.
+    pub fn descriptors(&self) -> &[ToolDescriptor] {
+        &self.descriptors
+    }
+
+    /// How many tools.
+    pub fn len(&self) -> usize {
+        self.descriptors.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.descriptors.is_empty()
+    }
+}
+
+impl From<Vec<ToolDescriptor>> for ModelTools {
+    fn from(descriptors: Vec<ToolDescriptor>) -> Self {
+        ModelTools::new(descriptors)
+    }
+}
+
+impl std::fmt::Debug for ModelTools {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.descriptors.iter()).finish()
+    }
+}
+
+impl PartialEq for ModelTools {
+    fn eq(&self, other: &Self) -> bool {
+        self.descriptors == other.descriptors
+    }
+}
+
+impl Serialize for ModelTools {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.descriptors.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ModelTools {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<ToolDescriptor>::deserialize(d).map(ModelTools::new)
+    }
+}
+
 /// A completion request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CompletionRequest {
@@ -124,7 +189,7 @@ pub struct CompletionRequest {
     /// The conversation.
     pub messages: Vec<Message>,
     /// Tools the model may call.
-    pub tools: Vec<ToolDescriptor>,
+    pub tools: ModelTools,
     /// Most tokens to generate.
     pub max_tokens: u32,
     /// Sampling temperature.
@@ -333,7 +398,7 @@ impl CompletionRequest {
             model: self.model.clone(),
             system: self.system.clone(),
             messages: self.messages.iter().map(Message::to_wit).collect(),
-            tools: self.tools.iter().map(ToolDescriptor::to_wit).collect(),
+            tools: self.tools.wit.to_vec(),
             max_tokens: self.max_tokens,
             temperature: self.temperature,
             stream: self.stream,

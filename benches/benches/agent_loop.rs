@@ -19,6 +19,10 @@ use tack_config::HostConfig;
 use tack_engine::{Engine, EngineConfig, EventData, LocalSource, Principal, RetryPolicy};
 use tack_tests::{guest, runtime, workspace_root};
 
+/// The allocator `tack` itself uses (`host/cli/src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SCRIPT: &str = r#"
 scenarios:
   - steps:

@@ -139,6 +139,12 @@ impl Globals {
     }
 }
 
+/// mimalloc, not glibc's malloc: a loop step makes many small, short-lived
+/// allocations (JSON values, events, wasm call plumbing) and glibc spent about a
+/// tenth of the step's time in them (`benches/benches/agent_loop.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -13,7 +13,7 @@
 //! - added latency per step: (run wall time − the model's own time for the same
 //!   two requests, measured directly) / 2, p50 and p99 over sequential runs.
 //!
-//! The host runs as `tack serve` does: one tokio worker, mimalloc, sessions
+//! The host runs as `tack serve` does on one core: one tokio worker, mimalloc, sessions
 //! driven from tasks on the worker (as the server's handlers are), and no
 //! `RUST_BACKTRACE` (a debugging setting that makes every runtime error value
 //! capture a backtrace).

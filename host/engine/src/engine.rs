@@ -286,7 +286,8 @@ impl Engine {
             .store
             .create_session(&record.name, record.version)
             .await?;
-        let handle = self.handle(&session.id).await?;
+        // A new session has no log to read: its handle starts empty.
+        let handle = self.insert_handle(&session, SessionState::default());
         self.append_message(&handle, input, by).await?;
         self.kick(handle);
         Ok(session)
@@ -346,9 +347,15 @@ impl Engine {
                 });
             }
         }
+        Ok(self.insert_handle(&record, state))
+    }
+
+    /// The handle of session `record` with `state`, unless another was loaded
+    /// meanwhile (then that one); unused ones are swept as the map grows.
+    fn insert_handle(&self, record: &SessionRecord, state: SessionState) -> Arc<SessionHandle> {
         let handle = Arc::new(SessionHandle {
             id: record.id.clone(),
-            agent: record.agent,
+            agent: record.agent.clone(),
             agent_version: record.agent_version,
             state: tokio::sync::Mutex::new(state),
             events: broadcast::channel(LIVE_BUFFER).0,
@@ -357,14 +364,14 @@ impl Engine {
             cancel: Notify::new(),
         });
         let mut sessions = self.inner.sessions.lock().expect("sessions lock");
-        let handle = sessions.entry(record.id).or_insert(handle).clone();
+        let handle = sessions.entry(record.id.clone()).or_insert(handle).clone();
         if sessions.len() >= self.inner.sweep_at.load(Ordering::Relaxed) {
             sweep(&mut sessions);
             self.inner
                 .sweep_at
                 .store((sessions.len() * 2).max(MIN_SWEEP_AT), Ordering::Relaxed);
         }
-        Ok(handle)
+        handle
     }
 
     /// Append an event (with the host's unredacted copy, if it differs), apply it

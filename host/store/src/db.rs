@@ -174,8 +174,11 @@ impl Sqlite {
         if !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            let e = DbError::from(e);
+        let run = |sql: &str| -> Result<(), DbError> {
+            conn.prepare_cached(sql)?.execute([])?;
+            Ok(())
+        };
+        if let Err(e) = run("BEGIN IMMEDIATE") {
             for job in jobs {
                 job(Err(&e))(Err(&e));
             }
@@ -203,7 +206,7 @@ impl Sqlite {
         }
         let outcome = match failed {
             Some(e) => Err(e),
-            None => conn.execute_batch("COMMIT").map_err(DbError::from),
+            None => run("COMMIT"),
         };
         if outcome.is_err() && !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");

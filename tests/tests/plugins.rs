@@ -108,6 +108,19 @@ async fn schema_violations_name_the_field_before_the_guest_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_lists_reads_writes_and_searches_inside_its_directory() {
+    files_suite(runtime()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_io_on_the_blocking_pool_behaves_the_same() {
+    files_suite(runtime_with(RuntimeConfig {
+        blocking_file_io: false,
+        ..RuntimeConfig::default()
+    }))
+    .await;
+}
+
+async fn files_suite(rt: tack_runtime::Runtime) {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(tmp.path().join("docs")).unwrap();
     std::fs::write(
@@ -117,7 +130,6 @@ async fn files_lists_reads_writes_and_searches_inside_its_directory() {
     .unwrap();
     std::fs::write(tmp.path().join("readme.md"), "tack readme\n").unwrap();
 
-    let rt = runtime();
     let plugin = rt.load_file(guest("tack_plugin_files")).unwrap();
     let names: Vec<String> = plugin
         .tools()

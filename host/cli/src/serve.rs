@@ -104,6 +104,7 @@ pub(crate) async fn serve(a: ServeArgs, g: &Globals) -> Result<ExitCode, Failure
     let source = RegistrySource::new(dist.fetcher(g)?, dist.default_registry());
     let runtime = Runtime::new(RuntimeConfig {
         cache: g.code_cache(),
+        blocking_file_io: host.guest_file_io == tack_config::GuestFileIo::Direct,
         ..RuntimeConfig::default()
     })
     .map_err(|e| Failure::internal(format!("cannot start the runtime: {e:#}")))?;

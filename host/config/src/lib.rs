@@ -157,6 +157,23 @@ struct HostSection {
     tools: BTreeMap<String, ToolSettings>,
     #[serde(default)]
     approval_policies: BTreeMap<String, ApprovalPolicyConfig>,
+    #[serde(default)]
+    guest_file_io: GuestFileIo,
+}
+
+/// Where a guest's file operations (in its granted directories) run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GuestFileIo {
+    /// On the calling worker thread: local-disk operations take microseconds,
+    /// and a hop to a thread pool costs more than the rest of a tool call. A
+    /// granted directory must then hold only regular files and directories on a
+    /// local disk: opening a FIFO, or a hung network mount, would stall the worker.
+    #[default]
+    Direct,
+    /// On tokio's blocking thread pool (each operation hops threads): for granted
+    /// directories on network mounts or holding special files.
+    ThreadPool,
 }
 
 /// The whole host configuration.
@@ -174,6 +191,8 @@ pub struct HostConfig {
     pub approval_policies: BTreeMap<String, ApprovalPolicyConfig>,
     /// Registries, credentials and trust.
     pub distribution: DistributionConfig,
+    /// Where guests' file operations run.
+    pub guest_file_io: GuestFileIo,
     /// Where relative paths start.
     pub base_dir: PathBuf,
 }
@@ -230,6 +249,7 @@ impl HostConfig {
             models: host.models,
             tools: host.tools,
             approval_policies: host.approval_policies,
+            guest_file_io: host.guest_file_io,
             distribution,
             base_dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
         })
@@ -298,6 +318,7 @@ require-signature = false
     fn the_whole_file_parses_and_serves_as_the_agent_catalog() {
         let c = HostConfig::from_toml(FILE, &path()).unwrap();
         assert_eq!(c.listen.port(), 8181);
+        assert_eq!(c.guest_file_io, GuestFileIo::Direct, "the default");
         assert_eq!(c.storage, "sqlite://tack.db");
         assert_eq!(
             c.distribution.default_registry.as_deref(),
@@ -327,6 +348,9 @@ require-signature = false
                 .to_string()
         };
         assert!(e("lisen = \"x\"").contains("unknown field `lisen`"));
+        assert!(e("guest-file-io = \"async\"").contains("unknown variant `async`"));
+        let c = HostConfig::from_toml("guest-file-io = \"thread-pool\"", &path()).unwrap();
+        assert_eq!(c.guest_file_io, GuestFileIo::ThreadPool);
         assert!(
             e("[models.m]\nadapter = \"a@1.0.0\"\nendpoint = \"ftp://x\"")
                 .contains("models.m.endpoint")

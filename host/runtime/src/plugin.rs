@@ -495,6 +495,7 @@ pub(crate) fn new_store(
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false)
+        .allow_blocking_current_thread(runtime.config().blocking_file_io)
         .monotonic_clock(CallMonotonicClock(Instant::now()));
     if !policy.wall_clock {
         wasi.wall_clock(FrozenWallClock);

@@ -42,6 +42,11 @@ pub struct RuntimeConfig {
     pub keep_resident: ByteSize,
     /// Resolver for outgoing guest HTTP (default: the system's).
     pub resolver: Arc<dyn Resolve>,
+    /// Run guests' file operations on the calling thread (default: on). A hop to
+    /// tokio's blocking pool per operation cost about two thirds of a tool call
+    /// that reads one file; on, a granted directory must hold only regular files
+    /// on a local disk (a FIFO or a hung network mount would stall the thread).
+    pub blocking_file_io: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -56,6 +61,7 @@ impl Default for RuntimeConfig {
             max_wasm_stack: 512 * 1024,
             keep_resident: ByteSize::mib(16),
             resolver: Arc::new(SystemResolver),
+            blocking_file_io: true,
         }
     }
 }

@@ -112,9 +112,9 @@ async fn files_lists_reads_writes_and_searches_inside_its_directory() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn file_io_on_the_blocking_pool_behaves_the_same() {
+async fn file_io_on_the_calling_thread_behaves_the_same() {
     files_suite(runtime_with(RuntimeConfig {
-        blocking_file_io: false,
+        blocking_file_io: true,
         ..RuntimeConfig::default()
     }))
     .await;

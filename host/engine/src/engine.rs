@@ -303,21 +303,18 @@ impl Engine {
         by: &Principal,
     ) -> Result<LoggedEvent, EngineError> {
         let mut state = h.state.lock().await;
-        let e = self
-            .append_locked(
-                h,
-                &mut state,
-                EventData::UserMessage {
-                    text: text.to_string(),
-                    by: by.name.clone(),
-                },
-                None,
-            )
-            .await?;
-        if matches!(state.status, None | Some(Status::Idle)) {
-            self.inner.store.set_status(&h.id, "queued").await?;
-        }
-        Ok(e)
+        let queued = matches!(state.status, None | Some(Status::Idle)).then_some("queued");
+        self.append_locked_with_status(
+            h,
+            &mut state,
+            EventData::UserMessage {
+                text: text.to_string(),
+                by: by.name.clone(),
+            },
+            None,
+            queued,
+        )
+        .await
     }
 
     /// The live handle of session `id`, loading its log on first use.
@@ -393,15 +390,35 @@ impl Engine {
         public: EventData,
         private: Option<EventData>,
     ) -> Result<LoggedEvent, EngineError> {
+        // A status change updates the session's status column in the same write.
+        let status = match &public {
+            EventData::StatusChanged { status } => Some(status.as_str()),
+            _ => None,
+        };
+        self.append_locked_with_status(h, state, public, private, status)
+            .await
+    }
+
+    /// [`append_locked`](Self::append_locked), also setting the session's stored
+    /// status to `status` in the same transaction.
+    async fn append_locked_with_status(
+        &self,
+        h: &SessionHandle,
+        state: &mut SessionState,
+        public: EventData,
+        private: Option<EventData>,
+        status: Option<&str>,
+    ) -> Result<LoggedEvent, EngineError> {
         let private_data = private.as_ref().map(EventData::to_data);
         let stored = self
             .inner
             .store
-            .append_private(
+            .append_with_status(
                 &h.id,
                 public.kind(),
                 &public.to_data(),
                 private_data.as_ref(),
+                status,
             )
             .await?;
         let event = LoggedEvent {
@@ -414,9 +431,6 @@ impl Engine {
             data: private.unwrap_or_else(|| event.data.clone()),
             ..event.clone()
         });
-        if let EventData::StatusChanged { status } = &event.data {
-            self.inner.store.set_status(&h.id, status.as_str()).await?;
-        }
         let _ = h.events.send(event.clone());
         Ok(event)
     }

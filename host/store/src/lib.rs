@@ -474,6 +474,21 @@ impl Store {
         data: &Value,
         private: Option<&Value>,
     ) -> Result<Event> {
+        self.append_with_status(session, kind, data, private, None)
+            .await
+    }
+
+    /// [`append_private`](Self::append_private), and set the session's status to
+    /// `status` in the same transaction (so the status never disagrees with the
+    /// log, even after a crash).
+    pub async fn append_with_status(
+        &self,
+        session: &str,
+        kind: &str,
+        data: &Value,
+        private: Option<&Value>,
+        status: Option<&str>,
+    ) -> Result<Event> {
         let text = data.to_string();
         let private_text = private.map(Value::to_string);
         loop {
@@ -494,7 +509,15 @@ impl Store {
             .bind(&text)
             .bind(private_text.as_deref())
             .bind(created_ms)
-            .write_returning(&self.db)
+            .write_returning_then(
+                status.map(|s| {
+                    query("UPDATE sessions SET status = $1, updated_ms = $2 WHERE id = $3")
+                        .bind(s)
+                        .bind(created_ms)
+                        .bind(session)
+                }),
+                &self.db,
+            )
             .await;
             match inserted {
                 // The session does not exist: nothing was inserted.

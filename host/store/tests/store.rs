@@ -102,6 +102,32 @@ async fn exercise(store: Store) {
             .is_err()
     );
 
+    // An event and the status it implies land together.
+    let e = store
+        .append_with_status(
+            &s.id,
+            "status_changed",
+            &json!({"status": "running"}),
+            None,
+            Some("running"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.events(&s.id, e.seq - 1, 10).await.unwrap()[0].id,
+        e.id
+    );
+    assert_eq!(
+        store.session(&s.id).await.unwrap().unwrap().status,
+        "running"
+    );
+    assert!(
+        store
+            .append_with_status("no-such-session", "x", &json!({}), None, Some("idle"))
+            .await
+            .is_err()
+    );
+
     // Tool calls are claimed once.
     assert_eq!(store.claim_call(&s.id, "call-1").await.unwrap(), Claim::New);
     assert_eq!(

@@ -759,19 +759,19 @@ scenarios:
         .register_agent(&agent("a", "scripted", Some("refunds"), ""))
         .await
         .unwrap();
-    let waiting = h
-        .engine
-        .create_session(&rec.name, "please refund 150", &user())
-        .await
-        .unwrap()
-        .id;
+    let start = |input: String| {
+        let (engine, name) = (h.engine.clone(), rec.name.clone());
+        async move {
+            engine
+                .create_session(&name, &input, &user())
+                .await
+                .unwrap()
+                .id
+        }
+    };
+    let waiting = start("please refund 150".into()).await;
     wait_status(&h.engine, &waiting, Status::WaitingApproval).await;
-    let first = h
-        .engine
-        .create_session(&rec.name, "hi", &user())
-        .await
-        .unwrap()
-        .id;
+    let first = start("hi".into()).await;
     wait_finished(&h.engine, &first, 1).await;
 
     // Many more sessions come and go.
@@ -779,14 +779,7 @@ scenarios:
     for batch in 0..MORE / 20 {
         let mut ids = Vec::new();
         for i in 0..20 {
-            let text = format!("hi {batch}-{i}");
-            ids.push(
-                h.engine
-                    .create_session(&rec.name, &text, &user())
-                    .await
-                    .unwrap()
-                    .id,
-            );
+            ids.push(start(format!("hi {batch}-{i}")).await);
         }
         for id in ids {
             wait_finished(&h.engine, &id, 1).await;

@@ -219,11 +219,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let (mut model, url) = start_model(dir.path());
     // One worker thread: the host really has one core.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tack_tests::one_worker_runtime();
     rt.block_on(async {
         let engine = engine(dir.path(), &url).await;
         engine.register_agent(AGENT).await.unwrap();

@@ -9,11 +9,7 @@ use tack_tests::{guest, runtime};
 
 fn main() {
     tack_distribution::client::install_crypto();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tack_tests::one_worker_runtime();
     rt.block_on(async {
         let script = tack_scripted_model::Script::from_yaml(
             "scenarios:\n  - steps:\n      - text: \"Alice has $125.00.\"\n",

@@ -79,6 +79,16 @@ pub fn runtime_with(config: RuntimeConfig) -> Runtime {
     .expect("runtime starts")
 }
 
+/// A tokio runtime with one worker thread, as a host on one core has (for the
+/// benchmarks and profiling programs).
+pub fn one_worker_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
 /// A real HTTP/1.1 server on 127.0.0.1 answering every request with
 /// `hello from <METHOD> <path>` (plus ` (<n> bytes)` when a body came), counting the
 /// requests it served and the connections it accepted.

@@ -347,24 +347,21 @@ async fn send_checked(
             ) {
                 continue;
             }
-            match sender.try_send_request(request).await {
-                Ok(response) => {
-                    event.ip = Some(*ip);
-                    event.allowed = true;
-                    record(event);
-                    return Ok(pooled(response, &binding.pool, to, sender));
-                }
+            let sent = match sender.try_send_request(request).await {
+                Ok(response) => Ok(response),
                 Err(mut e) => match e.take_message() {
                     // The connection closed before taking the request: try another.
-                    Some(r) => request = r,
-                    None => {
-                        event.ip = Some(*ip);
-                        event.allowed = true;
-                        record(event);
-                        return Err(e.into_error().into());
+                    Some(r) => {
+                        request = r;
+                        continue;
                     }
+                    None => Err(e.into_error()),
                 },
-            }
+            };
+            event.ip = Some(*ip);
+            event.allowed = true;
+            record(event);
+            return Ok(pooled(sent?, &binding.pool, to, sender));
         }
     }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 use tack_agent::AgentSpec;
 use tack_config::HostConfig;
 use tack_runtime::Runtime;
-use tack_store::{AgentRecord, SessionRecord, Store};
+use tack_store::{AgentRecord, NewEvent, SessionRecord, Store};
 use tokio::sync::{Notify, broadcast};
 
 /// Who is calling, as the API authenticated them.
@@ -281,14 +281,31 @@ impl Engine {
         if input.trim().is_empty() {
             return Err(EngineError::Invalid("`input` must not be empty".into()));
         }
-        let session = self
+        // The session and its first message in one write, `queued` from the
+        // start; its handle starts from that one event (no log to read back).
+        let message = EventData::UserMessage {
+            text: input.to_string(),
+            by: by.name.clone(),
+        };
+        let data = message.to_data();
+        let first = NewEvent {
+            kind: message.kind(),
+            data: &data,
+            private: None,
+        };
+        let (session, stored) = self
             .inner
             .store
-            .create_session(&record.name, record.version)
+            .create_session_with(&record.name, record.version, first, "queued")
             .await?;
-        // A new session has no log to read: its handle starts empty.
-        let handle = self.insert_handle(&session, SessionState::default());
-        self.append_message(&handle, input, by).await?;
+        let mut state = SessionState::default();
+        state.apply(&LoggedEvent {
+            id: stored.id,
+            seq: stored.seq,
+            created_ms: stored.created_ms,
+            data: message,
+        });
+        let handle = self.insert_handle(&session, state);
         self.kick(handle);
         Ok(session)
     }
@@ -409,30 +426,75 @@ impl Engine {
         private: Option<EventData>,
         status: Option<&str>,
     ) -> Result<LoggedEvent, EngineError> {
-        let private_data = private.as_ref().map(EventData::to_data);
+        let mut logged = self
+            .append_all_locked(h, state, vec![(public, private)], status, None)
+            .await?;
+        Ok(logged.remove(0))
+    }
+
+    /// Append `events` (each with its unredacted copy, if it differs) in one
+    /// store transaction, in order; the session's stored status follows the last
+    /// `status_changed` among them.
+    pub(crate) async fn append_all(
+        &self,
+        h: &SessionHandle,
+        state: &mut SessionState,
+        events: Vec<(EventData, Option<EventData>)>,
+        finished_call: Option<(&str, &Value)>,
+    ) -> Result<Vec<LoggedEvent>, EngineError> {
+        let status = events.iter().rev().find_map(|(e, _)| match e {
+            EventData::StatusChanged { status } => Some(status.as_str()),
+            _ => None,
+        });
+        self.append_all_locked(h, state, events, status, finished_call)
+            .await
+    }
+
+    /// The one place events reach the log: written in one transaction (with the
+    /// session's `status` and a tool call's result record, when given), then
+    /// applied to the session's state and sent to subscribers, in order.
+    async fn append_all_locked(
+        &self,
+        h: &SessionHandle,
+        state: &mut SessionState,
+        events: Vec<(EventData, Option<EventData>)>,
+        status: Option<&str>,
+        finished_call: Option<(&str, &Value)>,
+    ) -> Result<Vec<LoggedEvent>, EngineError> {
+        let data: Vec<(Value, Option<Value>)> = events
+            .iter()
+            .map(|(public, private)| (public.to_data(), private.as_ref().map(EventData::to_data)))
+            .collect();
+        let new: Vec<NewEvent<'_>> = events
+            .iter()
+            .zip(&data)
+            .map(|((public, _), (data, private))| NewEvent {
+                kind: public.kind(),
+                data,
+                private: private.as_ref(),
+            })
+            .collect();
         let stored = self
             .inner
             .store
-            .append_with_status(
-                &h.id,
-                public.kind(),
-                &public.to_data(),
-                private_data.as_ref(),
-                status,
-            )
+            .append_batch(&h.id, &new, status, finished_call)
             .await?;
-        let event = LoggedEvent {
-            id: stored.id,
-            seq: stored.seq,
-            created_ms: stored.created_ms,
-            data: public,
-        };
-        state.apply(&LoggedEvent {
-            data: private.unwrap_or_else(|| event.data.clone()),
-            ..event.clone()
-        });
-        let _ = h.events.send(event.clone());
-        Ok(event)
+        let mut logged = Vec::with_capacity(stored.len());
+        for ((public, private), stored) in events.into_iter().zip(stored) {
+            let event = LoggedEvent {
+                id: stored.id,
+                seq: stored.seq,
+                created_ms: stored.created_ms,
+                data: public,
+            };
+            state.apply(&LoggedEvent {
+                data: private.unwrap_or_else(|| event.data.clone()),
+                ..event.clone()
+            });
+            let _ = h.events.send(event.clone());
+            logged.push(event);
+        }
+        Ok(logged)
     }
 
     /// Start the session's runner unless one runs.

@@ -67,19 +67,25 @@ pub(crate) async fn drive(engine: &Engine, h: &Arc<SessionHandle>) -> Result<(),
                 return Ok(());
             }
             Next::StartRun => {
-                engine
-                    .append(
-                        h,
-                        EventData::RunStarted {
-                            run_id: ulid::Ulid::generate().to_string(),
-                            agent: agent.spec.name.clone(),
-                            agent_version: agent.version,
-                            model: agent.spec.model.clone(),
+                let mut state = h.state.lock().await;
+                let mut events = vec![(
+                    EventData::RunStarted {
+                        run_id: ulid::Ulid::generate().to_string(),
+                        agent: agent.spec.name.clone(),
+                        agent_version: agent.version,
+                        model: agent.spec.model.clone(),
+                    },
+                    None,
+                )];
+                if state.status != Some(Status::Running) {
+                    events.push((
+                        EventData::StatusChanged {
+                            status: Status::Running,
                         },
                         None,
-                    )
-                    .await?;
-                set_status(engine, h, Status::Running).await?;
+                    ));
+                }
+                engine.append_all(h, &mut state, events, None).await?;
             }
             Next::Finish(stop, output) => finish(engine, h, stop, output).await?,
             Next::ModelCall => {
@@ -115,22 +121,28 @@ async fn finish(
     let Some(run) = state.run.clone() else {
         return Ok(());
     };
-    engine
-        .append_locked(
-            h,
-            &mut state,
-            EventData::RunFinished {
-                run_id: run.run_id,
-                stop_reason: stop,
-                output,
-                steps: run.steps,
-                input_tokens: run.input_tokens,
-                output_tokens: run.output_tokens,
-                cost_usd: run.cost_usd,
+    let mut events = vec![(
+        EventData::RunFinished {
+            run_id: run.run_id,
+            stop_reason: stop,
+            output,
+            steps: run.steps,
+            input_tokens: run.input_tokens,
+            output_tokens: run.output_tokens,
+            cost_usd: run.cost_usd,
+        },
+        None,
+    )];
+    // With nothing queued the session goes idle next: say so in the same write.
+    if state.queued.is_empty() && state.status != Some(Status::Idle) {
+        events.push((
+            EventData::StatusChanged {
+                status: Status::Idle,
             },
             None,
-        )
-        .await?;
+        ));
+    }
+    engine.append_all(h, &mut state, events, None).await?;
     Ok(())
 }
 
@@ -369,12 +381,13 @@ async fn model_step(
     };
     let private =
         (redacted_message != completion.message).then(|| response(completion.message.clone()));
-    engine
-        .append(h, response(redacted_message), private)
-        .await?;
+    // The response and its calls' gate events land together.
+    let mut events = vec![(response(redacted_message), private)];
     for g in gated {
-        write_gate(engine, h, &run_id, g, true).await?;
+        events.extend(gate_events(&run_id, g, true));
     }
+    let mut state = h.state.lock().await;
+    engine.append_all(h, &mut state, events, None).await?;
     Ok(())
 }
 
@@ -438,18 +451,14 @@ async fn gate_one(
     }
 }
 
-/// Log a gate result: `tool_call` (when `with_call`), then `approval_required`
-/// if the call waits for an approver.
-async fn write_gate(
-    engine: &Engine,
-    h: &SessionHandle,
-    run_id: &str,
-    g: GateResult,
-    with_call: bool,
-) -> Result<(), EngineError> {
+/// The events that log a gate result: `tool_call` (when `with_call`), then
+/// `approval_required` if the call waits for an approver; each with its
+/// unredacted copy where the arguments are redacted.
+fn gate_events(run_id: &str, g: GateResult, with_call: bool) -> Vec<(EventData, Option<EventData>)> {
     let args: Value =
         serde_json::from_str(&g.arguments).unwrap_or(Value::String(g.arguments.clone()));
     let shown = redact(&args, &g.redacted);
+    let mut events = Vec::new();
     if with_call {
         let (approval, refused) = match &g.outcome {
             Outcome::Allow(s) => (*s, None),
@@ -469,29 +478,31 @@ async fn write_gate(
             redacted: g.redacted.clone(),
         };
         let private = (shown != args).then(|| event(args.clone()));
-        engine.append(h, event(shown.clone()), private).await?;
+        events.push((event(shown.clone()), private));
     }
     if let Outcome::Require(r) = g.outcome {
-        let event = |arguments: Value| EventData::ApprovalRequired {
-            run_id: run_id.to_string(),
-            approval_id: format!("ap_{}", ulid::Ulid::generate()),
-            call_id: g.call_id.clone(),
-            tool: g.tool.clone(),
-            plugin: g.plugin.clone(),
-            arguments,
-            redacted: g.redacted.clone(),
-            reason: r.reason.clone(),
-            approvers: r.approvers.clone(),
-            scope: r.scope,
-            grant_ttl_s: r.grant_ttl_s,
-            policy: r.policy.clone(),
-            policy_version: r.policy_version.clone(),
-        };
         // The approver sees the redacted arguments; the host keeps nothing more
         // here (the call's full arguments are in the tool_call's private copy).
-        engine.append(h, event(shown), None).await?;
+        events.push((
+            EventData::ApprovalRequired {
+                run_id: run_id.to_string(),
+                approval_id: format!("ap_{}", ulid::Ulid::generate()),
+                call_id: g.call_id.clone(),
+                tool: g.tool.clone(),
+                plugin: g.plugin.clone(),
+                arguments: shown,
+                redacted: g.redacted.clone(),
+                reason: r.reason.clone(),
+                approvers: r.approvers.clone(),
+                scope: r.scope,
+                grant_ttl_s: r.grant_ttl_s,
+                policy: r.policy.clone(),
+                policy_version: r.policy_version.clone(),
+            },
+            None,
+        ));
     }
-    Ok(())
+    events
 }
 
 /// Gate calls a restarted host found without their gate events.
@@ -513,6 +524,7 @@ async fn gate_calls(
         )
     };
     let ctx = call_context(h, &run_id).await;
+    let mut events = Vec::new();
     for c in calls {
         let g = gate_one(
             engine,
@@ -548,8 +560,10 @@ async fn gate_calls(
                 },
             }
         };
-        write_gate(engine, h, &run_id, g, with_call).await?;
+        events.extend(gate_events(&run_id, g, with_call));
     }
+    let mut state = h.state.lock().await;
+    engine.append_all(h, &mut state, events, None).await?;
     Ok(())
 }
 
@@ -719,7 +733,12 @@ async fn execute_one(
     } else {
         match tools.iter().find(|t| t.name == c.tool) {
             None => Finished::error("unknown_tool", format!("there is no tool `{}`", c.tool)),
-            Some(entry) => run_tool(engine, h, run_id, entry, &c).await?,
+            Some(entry) => {
+                let (finished, claim) = run_tool(engine, h, run_id, entry, &c).await?;
+                let record = finished.record();
+                let call = claim.as_deref().map(|key| (key, &record));
+                return log_result_with(engine, h, run_id, &c, approval, finished, call).await;
+            }
         }
     };
     log_result(engine, h, run_id, &c, approval, finished).await
@@ -732,6 +751,20 @@ async fn log_result(
     c: &CallState,
     approval: &str,
     f: Finished,
+) -> Result<(), EngineError> {
+    log_result_with(engine, h, run_id, c, approval, f, None).await
+}
+
+/// Log a call's `tool_result`, and finish its idempotency record (`call`: key and
+/// record) in the same transaction.
+async fn log_result_with(
+    engine: &Engine,
+    h: &SessionHandle,
+    run_id: &str,
+    c: &CallState,
+    approval: &str,
+    f: Finished,
+    call: Option<(&str, &Value)>,
 ) -> Result<(), EngineError> {
     let event = |content: String| EventData::ToolResult {
         run_id: run_id.to_string(),
@@ -754,7 +787,11 @@ async fn log_result(
     // the log shows the result with those values scrubbed; the model gets it whole.
     let shown = scrub(&f.content, &c.arguments, &c.redacted);
     let private = (shown != f.content).then(|| event(f.content.clone()));
-    engine.append(h, event(shown), private).await.map(|_| ())
+    let mut state = h.state.lock().await;
+    engine
+        .append_all(h, &mut state, vec![(event(shown), private)], call)
+        .await
+        .map(|_| ())
 }
 
 /// `text` with every value the `pointers` select in `arguments` replaced by
@@ -783,39 +820,43 @@ fn scrub(text: &str, arguments: &str, pointers: &[String]) -> String {
     out
 }
 
-/// Run a plugin tool once: claim its idempotency record first, so a call that
-/// finished is replayed from the record and a destructive call whose outcome a
-/// crash hid is never run again.
+/// Run a plugin tool once. A destructive call claims its idempotency record
+/// first, so one whose outcome a crash hid is never run again (and one that
+/// finished is replayed from its record); the record is finished in the same
+/// transaction as the call's `tool_result` (hence the key returned with the
+/// result). Other calls take no record: after a crash they simply run again.
 async fn run_tool(
     engine: &Engine,
     h: &SessionHandle,
     run_id: &str,
     entry: &ToolEntry,
     c: &CallState,
-) -> Result<Finished, EngineError> {
+) -> Result<(Finished, Option<String>), EngineError> {
     let store = &engine.inner.store;
     let key = format!("{run_id}/{}", c.call_id);
-    match store.claim_call(&h.id, &key).await? {
-        Claim::Done(v) => return Ok(Finished::from_record(&v)),
-        Claim::Unfinished if entry.destructive => {
-            let f = Finished::error(
-                "outcome_unknown",
-                format!(
-                    "The host stopped while `{}` ran, so whether it took effect is unknown; \
-                     tack does not run a destructive call twice. Check the current state \
-                     before trying again.",
-                    c.tool
-                ),
-            );
-            store.finish_call(&h.id, &key, &f.record()).await?;
-            return Ok(f);
+    if entry.destructive {
+        match store.claim_call(&h.id, &key).await? {
+            Claim::Done(v) => return Ok((Finished::from_record(&v), None)),
+            Claim::Unfinished => {
+                let f = Finished::error(
+                    "outcome_unknown",
+                    format!(
+                        "The host stopped while `{}` ran, so whether it took effect is unknown; \
+                         tack does not run a destructive call twice. Check the current state \
+                         before trying again.",
+                        c.tool
+                    ),
+                );
+                return Ok((f, Some(key)));
+            }
+            Claim::New => {}
         }
-        Claim::Unfinished | Claim::New => {}
     }
+    let claim = entry.destructive.then_some(key);
     let Some(sandbox) = &entry.sandbox else {
-        return Ok(Finished::error(
-            "internal",
-            "the tool has no sandbox".into(),
+        return Ok((
+            Finished::error("internal", "the tool has no sandbox".into()),
+            claim,
         ));
     };
     let sandbox_id = ulid::Ulid::generate().to_string();
@@ -862,6 +903,5 @@ async fn run_tool(
             replayed: false,
         },
     };
-    store.finish_call(&h.id, &key, &f.record()).await?;
-    Ok(f)
+    Ok((f, claim))
 }

@@ -375,37 +375,6 @@ impl Query {
         }
     }
 
-    /// Run a write that returns rows (`INSERT … RETURNING`), then `then` (another
-    /// write) in the same transaction when a row came back; the first row.
-    pub(crate) async fn write_returning_then(
-        self,
-        then: Option<Query>,
-        db: &Db,
-    ) -> Result<Option<Row>, DbError> {
-        match db {
-            Db::Sqlite(s) => {
-                s.write(move |conn| {
-                    let row = self.sqlite_rows(conn)?.into_iter().next();
-                    if let (Some(_), Some(then)) = (&row, then) {
-                        let mut stmt = conn.prepare_cached(&sqlite_sql(then.sql))?;
-                        stmt.execute(rusqlite::params_from_iter(then.sqlite_params()))?;
-                    }
-                    Ok(row)
-                })
-                .await
-            }
-            Db::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let row = self.pg().fetch_optional(&mut *tx).await?;
-                if let (Some(_), Some(then)) = (&row, then) {
-                    then.pg().execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-                Ok(row.map(Row::Postgres))
-            }
-        }
-    }
-
     /// Every row (a read).
     pub(crate) async fn fetch_all(self, db: &Db) -> Result<Vec<Row>, DbError> {
         match db {

@@ -18,6 +18,7 @@
 
 use serde::Serialize;
 use serde_json::Value;
+mod append;
 mod db;
 
 pub use db::DbError;
@@ -110,6 +111,17 @@ pub struct Event {
     pub private: Option<Value>,
 }
 
+/// An event to append (see [`Store::append_batch`]).
+#[derive(Debug, Clone, Copy)]
+pub struct NewEvent<'a> {
+    /// Event type.
+    pub kind: &'a str,
+    /// Payload, as served.
+    pub data: &'a Value,
+    /// The host's unredacted copy of the payload, if it differs.
+    pub private: Option<&'a Value>,
+}
+
 /// The state of a tool call's idempotency record.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
@@ -191,6 +203,28 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS secrets (
         name TEXT PRIMARY KEY, sealed TEXT NOT NULL, version BIGINT NOT NULL, updated_ms BIGINT NOT NULL)",
 ];
+
+/// A new session row: id, agent, version, status, time.
+const CREATE_SESSION: &str =
+    "INSERT INTO sessions (id, agent, agent_version, status, created_ms, updated_ms)
+     VALUES ($1, $2, $3, $4, $5, $5)";
+
+/// The events of a batch as stored: `ids` in order, seqs from `first`.
+fn logged(events: &[NewEvent<'_>], ids: Vec<String>, first: u64, created_ms: i64) -> Vec<Event> {
+    events
+        .iter()
+        .zip(ids)
+        .zip(first..)
+        .map(|((e, id), seq)| Event {
+            id,
+            seq,
+            kind: e.kind.to_string(),
+            data: e.data.clone(),
+            created_ms,
+            private: e.private.cloned(),
+        })
+        .collect()
+}
 
 /// The store.
 #[derive(Clone)]
@@ -376,16 +410,14 @@ impl Store {
     pub async fn create_session(&self, agent: &str, version: u32) -> Result<SessionRecord> {
         let id = next_id();
         let t = now_ms();
-        query(
-            "INSERT INTO sessions (id, agent, agent_version, status, created_ms, updated_ms)
-             VALUES ($1, $2, $3, 'idle', $4, $4)",
-        )
-        .bind(&id)
-        .bind(agent)
-        .bind(version as i64)
-        .bind(t)
-        .execute(&self.db)
-        .await?;
+        query(CREATE_SESSION)
+            .bind(&id)
+            .bind(agent)
+            .bind(version as i64)
+            .bind("idle")
+            .bind(t)
+            .execute(&self.db)
+            .await?;
         Ok(SessionRecord {
             id,
             agent: agent.to_string(),
@@ -394,6 +426,65 @@ impl Store {
             created_ms: t,
             updated_ms: t,
         })
+    }
+
+    /// A new session of `agent` at `version` whose log starts with `first`, with
+    /// status `status`: one transaction, so a session never exists without its
+    /// first event.
+    pub async fn create_session_with(
+        &self,
+        agent: &str,
+        version: u32,
+        first: NewEvent<'_>,
+        status: &str,
+    ) -> Result<(SessionRecord, Event)> {
+        let t = now_ms();
+        let record = SessionRecord {
+            id: next_id(),
+            agent: agent.to_string(),
+            agent_version: version,
+            status: status.to_string(),
+            created_ms: t,
+            updated_ms: t,
+        };
+        let write = append::Batch::new(&record.id, &[first], None, None, t);
+        let ids = vec![write.rows[0].id.clone()];
+        let insert = (record.clone(), CREATE_SESSION);
+        let seq = match &self.db {
+            Db::Sqlite(db) => {
+                db.write(move |conn| {
+                    let (r, sql) = insert;
+                    conn.prepare_cached(&sql.replace('$', "?"))?
+                        .execute(rusqlite::params![
+                            r.id,
+                            r.agent,
+                            r.agent_version,
+                            r.status,
+                            r.created_ms
+                        ])?;
+                    write.sqlite(conn)
+                })
+                .await?
+            }
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await.map_err(DbError::from)?;
+                sqlx::query(CREATE_SESSION)
+                    .bind(&record.id)
+                    .bind(agent)
+                    .bind(version as i64)
+                    .bind(status)
+                    .bind(t)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(DbError::from)?;
+                let seq = write.postgres_in(&mut tx).await?;
+                tx.commit().await.map_err(DbError::from)?;
+                seq
+            }
+        };
+        let first_seq = seq.ok_or_else(|| StoreError::NoSession(record.id.clone()))?;
+        let event = logged(&[first], ids, first_seq, t).remove(0);
+        Ok((record, event))
     }
 
     fn session_row(row: &Row) -> Result<SessionRecord> {
@@ -459,8 +550,8 @@ impl Store {
     }
 
     /// Append an event to session `session`'s log: the next sequence number and a
-    /// new ULID, assigned by one `INSERT … SELECT` (atomic on both backends; a
-    /// concurrent append that took the same number makes this one retry).
+    /// new ULID, assigned in the appending transaction (on Postgres, a concurrent
+    /// append by another host that took the same number makes this one retry).
     pub async fn append(&self, session: &str, kind: &str, data: &Value) -> Result<Event> {
         self.append_private(session, kind, data, None).await
     }
@@ -489,54 +580,42 @@ impl Store {
         private: Option<&Value>,
         status: Option<&str>,
     ) -> Result<Event> {
-        let text = data.to_string();
-        let private_text = private.map(Value::to_string);
-        loop {
-            let id = next_id();
-            let created_ms = now_ms();
-            let inserted = query(
-                "INSERT INTO events (session_id, seq, id, kind, data, private, created_ms)
-                 SELECT $1,
-                        COALESCE((SELECT seq FROM events WHERE session_id = $1
-                                  ORDER BY seq DESC LIMIT 1), 0) + 1,
-                        $2, $3, $4, $5, $6
-                 WHERE EXISTS (SELECT 1 FROM sessions WHERE id = $1)
-                 RETURNING seq",
-            )
-            .bind(session)
-            .bind(&id)
-            .bind(kind)
-            .bind(&text)
-            .bind(private_text.as_deref())
-            .bind(created_ms)
-            .write_returning_then(
-                status.map(|s| {
-                    query("UPDATE sessions SET status = $1, updated_ms = $2 WHERE id = $3")
-                        .bind(s)
-                        .bind(created_ms)
-                        .bind(session)
-                }),
-                &self.db,
-            )
-            .await;
-            match inserted {
-                // The session does not exist: nothing was inserted.
-                Ok(None) => return Err(StoreError::NoSession(session.to_string())),
-                Ok(Some(row)) => {
-                    let seq: i64 = row.try_get("seq")?;
-                    return Ok(Event {
-                        id,
-                        seq: seq as u64,
-                        kind: kind.to_string(),
-                        data: data.clone(),
-                        created_ms,
-                        private: private.cloned(),
-                    });
-                }
-                Err(e) if e.is_conflict() => continue,
-                Err(e) => return Err(e.into()),
-            }
+        let event = NewEvent {
+            kind,
+            data,
+            private,
+        };
+        let mut appended = self.append_batch(session, &[event], status, None).await?;
+        Ok(appended.remove(0))
+    }
+
+    /// Append `events` to `session`'s log in one transaction, with consecutive
+    /// sequence numbers, and in the same transaction set the session's status
+    /// (`status`) and record a tool call's result (`finished_call`: call key and
+    /// result, as [`finish_call`](Self::finish_call) does). All of it lands or
+    /// none of it: a crash never leaves a call's record without its result event.
+    /// An empty batch writes nothing.
+    pub async fn append_batch(
+        &self,
+        session: &str,
+        events: &[NewEvent<'_>],
+        status: Option<&str>,
+        finished_call: Option<(&str, &Value)>,
+    ) -> Result<Vec<Event>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
         }
+        let write = append::Batch::new(session, events, status, finished_call, now_ms());
+        let ids: Vec<String> = write.rows.iter().map(|r| r.id.clone()).collect();
+        let created_ms = write.created_ms;
+        let first = match &self.db {
+            Db::Sqlite(db) => db.write(move |conn| write.sqlite(conn)).await?,
+            Db::Postgres(pool) => write.postgres(pool).await?,
+        };
+        let Some(first) = first else {
+            return Err(StoreError::NoSession(session.to_string()));
+        };
+        Ok(logged(events, ids, first, created_ms))
     }
 
     /// Events of `session` after sequence number `after`, at most `limit`.

@@ -1,7 +1,7 @@
 //! The same behaviour on SQLite and on a real PostgreSQL started on loopback.
 
 use serde_json::json;
-use tack_store::{Claim, Store};
+use tack_store::{Claim, NewEvent, Store, StoreError};
 use tack_tests::registries::Postgres;
 
 async fn exercise(store: Store) {
@@ -145,6 +145,67 @@ async fn exercise(store: Store) {
     assert_eq!(
         store.claim_call(&other.id, "call-1").await.unwrap(),
         Claim::New
+    );
+
+    // A batch: consecutive seqs, the status and the call's record in the same
+    // transaction; a batch for a missing session writes nothing at all.
+    assert_eq!(store.claim_call(&s.id, "call-2").await.unwrap(), Claim::New);
+    let before = store.events(&s.id, 0, 1000).await.unwrap().len() as u64;
+    let (a, b) = (json!({"n": 1}), json!({"n": 2, "secret": "[redacted]"}));
+    let whole = json!({"n": 2, "secret": "hunter22"});
+    let batch = [
+        NewEvent {
+            kind: "tool_result",
+            data: &a,
+            private: None,
+        },
+        NewEvent {
+            kind: "status_changed",
+            data: &b,
+            private: Some(&whole),
+        },
+    ];
+    let record = json!({"ok": true});
+    let written = store
+        .append_batch(&s.id, &batch, Some("idle"), Some(("call-2", &record)))
+        .await
+        .unwrap();
+    assert_eq!(
+        written.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![before + 1, before + 2]
+    );
+    let stored = store.events(&s.id, before, 10).await.unwrap();
+    assert_eq!(
+        stored, written,
+        "what append_batch returns is what is stored"
+    );
+    assert_eq!(stored[1].private, Some(whole.clone()));
+    assert_eq!(store.session(&s.id).await.unwrap().unwrap().status, "idle");
+    assert_eq!(
+        store.claim_call(&s.id, "call-2").await.unwrap(),
+        Claim::Done(record.clone())
+    );
+    assert!(matches!(
+        store
+            .append_batch(
+                "no-such-session",
+                &batch,
+                Some("idle"),
+                Some(("call-2", &record))
+            )
+            .await,
+        Err(StoreError::NoSession(_))
+    ));
+    assert!(
+        store
+            .append_batch(&s.id, &[], Some("running"), None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.events(&s.id, 0, 1000).await.unwrap().len() as u64,
+        before + 2
     );
 }
 

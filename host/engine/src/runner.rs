@@ -454,7 +454,11 @@ async fn gate_one(
 /// The events that log a gate result: `tool_call` (when `with_call`), then
 /// `approval_required` if the call waits for an approver; each with its
 /// unredacted copy where the arguments are redacted.
-fn gate_events(run_id: &str, g: GateResult, with_call: bool) -> Vec<(EventData, Option<EventData>)> {
+fn gate_events(
+    run_id: &str,
+    g: GateResult,
+    with_call: bool,
+) -> Vec<(EventData, Option<EventData>)> {
     let args: Value =
         serde_json::from_str(&g.arguments).unwrap_or(Value::String(g.arguments.clone()));
     let shown = redact(&args, &g.redacted);

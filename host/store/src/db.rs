@@ -106,16 +106,51 @@ pub(crate) struct Sqlite {
     conn: Mutex<rusqlite::Connection>,
     pending: Mutex<Vec<Job>>,
     flush_scheduled: AtomicBool,
+    /// Set while the checkpointer folds the whole WAL back into the database:
+    /// no write transaction starts (writes wait in `pending`).
+    hold: AtomicBool,
+    /// Where group commits run (the runtime that opened the store).
+    runtime: tokio::runtime::Handle,
 }
 
 impl Sqlite {
-    /// Wrap an open connection.
+    /// Wrap an open connection; group commits run on the current tokio runtime.
     pub(crate) fn new(conn: rusqlite::Connection) -> Self {
         Sqlite {
             conn: Mutex::new(conn),
             pending: Mutex::default(),
             flush_scheduled: AtomicBool::new(false),
+            hold: AtomicBool::new(false),
+            runtime: tokio::runtime::Handle::current(),
         }
+    }
+
+    /// Run `f` with no write transaction open and none starting (writes queue
+    /// meanwhile), then let the queued writes go. For a checkpoint that must see
+    /// no new WAL frames while it runs, so that it backfills them all and the next
+    /// write starts the WAL over instead of growing it.
+    pub(crate) fn without_writes<R>(self: &Arc<Self>, f: impl FnOnce() -> R) -> R {
+        self.hold.store(true, Ordering::SeqCst);
+        // A group commit holds the connection for its whole transaction: once we
+        // had it, that one is over, and the next sees `hold`.
+        drop(self.conn());
+        let out = f();
+        self.hold.store(false, Ordering::SeqCst);
+        self.schedule_flush();
+        out
+    }
+
+    /// Make sure a group commit will run for what is queued.
+    fn schedule_flush(self: &Arc<Self>) {
+        if self.flush_scheduled.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let me = self.clone();
+        self.runtime.spawn(async move {
+            // Let the writers that are ready now queue up behind this one.
+            tokio::task::yield_now().await;
+            me.flush();
+        });
     }
 
     /// The connection, between transactions.
@@ -146,14 +181,7 @@ impl Sqlite {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(job);
-        if !self.flush_scheduled.swap(true, Ordering::SeqCst) {
-            let me = self.clone();
-            tokio::spawn(async move {
-                // Let the writers that are ready now queue up behind this one.
-                tokio::task::yield_now().await;
-                me.flush();
-            });
-        }
+        self.schedule_flush();
         rx.await.unwrap_or_else(|_| {
             Err(DbError {
                 message: "the store stopped before the write committed".into(),
@@ -165,11 +193,15 @@ impl Sqlite {
     /// Run every queued write in one transaction and report to each.
     fn flush(&self) {
         self.flush_scheduled.store(false, Ordering::SeqCst);
+        let conn = self.conn();
+        if self.hold.load(Ordering::SeqCst) {
+            // `without_writes` flushes what is queued when it is done.
+            return;
+        }
         let jobs = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
         if jobs.is_empty() {
             return;
         }
-        let conn = self.conn();
         // A transaction left open (a panic mid-batch) must not swallow this one.
         if !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");

@@ -159,9 +159,35 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Checkpoint the WAL of the database at `path` twice a second until the store
+/// How an SQLite store keeps its write-ahead log in check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalPolicy {
+    /// How often a checkpoint copies the WAL into the database (default 500 ms).
+    pub checkpoint_every: std::time::Duration,
+    /// WAL size, in frames of one 4 KiB page, past which one checkpoint runs with
+    /// writes held so that the WAL starts over (default 16,384: 64 MiB).
+    pub restart_after_frames: i64,
+}
+
+impl Default for WalPolicy {
+    fn default() -> Self {
+        WalPolicy {
+            checkpoint_every: std::time::Duration::from_millis(500),
+            restart_after_frames: 16_384,
+        }
+    }
+}
+
+/// Checkpoint the WAL of the database at `path` as `policy` says until the store
 /// (`owner`) is dropped.
-fn spawn_checkpointer(path: String, owner: std::sync::Weak<db::Sqlite>) {
+///
+/// A passive checkpoint copies the frames present when it starts, while writes go
+/// on; the WAL starts over from its beginning only once a checkpoint copied every
+/// frame, which under steady writes never happens, so the file would grow without
+/// bound (tens of MiB a second under load, and every fsync of it longer). When it
+/// passes `policy.restart_after_frames`, one checkpoint runs with writes held (they
+/// queue, the host goes on), so the next write starts the WAL over.
+fn spawn_checkpointer(path: String, owner: std::sync::Weak<db::Sqlite>, policy: WalPolicy) {
     let _ = std::thread::Builder::new()
         .name("tack-store-checkpoint".into())
         .spawn(move || {
@@ -169,15 +195,31 @@ fn spawn_checkpointer(path: String, owner: std::sync::Weak<db::Sqlite>) {
                 return;
             };
             let _ = conn.busy_timeout(std::time::Duration::from_secs(5));
+            // (busy, frames in the WAL, frames copied)
+            let checkpoint = || {
+                conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })
+            };
             loop {
-                std::thread::sleep(std::time::Duration::from_millis(500));
-                if owner.strong_count() == 0 {
+                std::thread::sleep(policy.checkpoint_every);
+                let Some(db) = owner.upgrade() else {
                     // Last one out: fold the WAL back so the file stands alone.
                     let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
                     return;
-                }
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!("WAL checkpoint of {path} failed: {e}");
+                };
+                match checkpoint() {
+                    Ok((_, frames, _)) if frames > policy.restart_after_frames => {
+                        if let Err(e) = db.without_writes(checkpoint) {
+                            tracing::warn!("WAL checkpoint of {path} failed: {e}");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("WAL checkpoint of {path} failed: {e}"),
                 }
             }
         });
@@ -190,8 +232,11 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS sessions (
         id TEXT PRIMARY KEY, agent TEXT NOT NULL, agent_version BIGINT NOT NULL,
         status TEXT NOT NULL, created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL)",
+    // No index on `id`: ULIDs are unique by construction, and the one lookup by id
+    // (`Last-Event-ID`) reads within its session. An index would be one more page
+    // written per append.
     "CREATE TABLE IF NOT EXISTS events (
-        session_id TEXT NOT NULL, seq BIGINT NOT NULL, id TEXT NOT NULL UNIQUE,
+        session_id TEXT NOT NULL, seq BIGINT NOT NULL, id TEXT NOT NULL,
         kind TEXT NOT NULL, data TEXT NOT NULL, private TEXT, created_ms BIGINT NOT NULL,
         PRIMARY KEY (session_id, seq))",
     "CREATE TABLE IF NOT EXISTS tool_calls (
@@ -248,6 +293,12 @@ impl Store {
     /// kernel crash may lose the last commits. `sqlite://PATH?synchronous=full`
     /// syncs every commit to disk instead (slower: one fsync per event).
     pub async fn open(url: &str) -> Result<Store> {
+        Store::open_with(url, WalPolicy::default()).await
+    }
+
+    /// [`open`](Self::open), with `wal` as an SQLite store's WAL policy (Postgres
+    /// ignores it).
+    pub async fn open_with(url: &str, wal: WalPolicy) -> Result<Store> {
         if let Some(rest) = url.strip_prefix("sqlite://") {
             let (path, query_string) = rest.split_once('?').unwrap_or((rest, ""));
             let mut synchronous = "NORMAL";
@@ -280,7 +331,7 @@ impl Store {
             conn.pragma_update(None, "wal_autocheckpoint", 0)
                 .map_err(|e| StoreError::Db(e.into()))?;
             let conn = Arc::new(db::Sqlite::new(conn));
-            spawn_checkpointer(path.to_string(), Arc::downgrade(&conn));
+            spawn_checkpointer(path.to_string(), Arc::downgrade(&conn), wal);
             return Ok(Store {
                 db: Db::Sqlite(conn),
                 backend: Backend::Sqlite,
@@ -648,7 +699,8 @@ impl Store {
             .collect()
     }
 
-    /// The sequence number of event `id` in `session` (for `Last-Event-ID`).
+    /// The sequence number of event `id` in `session` (for `Last-Event-ID`; reads
+    /// the session's events, as `id` has no index of its own).
     pub async fn event_seq(&self, session: &str, id: &str) -> Result<Option<u64>> {
         let row = query("SELECT seq FROM events WHERE session_id = $1 AND id = $2")
             .bind(session)

@@ -1,5 +1,8 @@
 //! Time the pieces of one agent step separately (adapter call, tool call), for
 //! finding where the loop's time goes.
+//!
+//! `ADAPTER_WASM=PATH` times another build of the OpenAI adapter (to compare two
+//! builds of it side by side).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,7 +21,7 @@ fn main() {
         let model = tack_scripted_model::ScriptedModel::start(script).await.unwrap();
         let rt = runtime();
         let adapter = rt
-            .load_model_adapter(&std::fs::read(guest("tack_plugin_openai_chat")).unwrap())
+            .load_model_adapter(&std::fs::read(std::env::var("ADAPTER_WASM").map(std::path::PathBuf::from).unwrap_or_else(|_| guest("tack_plugin_openai_chat"))).unwrap())
             .unwrap();
         let grant: Grant = serde_json::from_value(serde_json::json!({"http": {"allow": [format!("127.0.0.1:{}", model.addr().port())], "allow-private": ["127.0.0.1/32"]}})).unwrap();
         let bound = adapter
@@ -30,7 +33,7 @@ fn main() {
                 model: "m".into(),
                 system: Some("Answer.".into()),
                 messages: vec![Message::text(Role::User, "balance?")],
-                tools: Default::default(),
+                tools: vec![serde_json::from_value::<tack_runtime::ToolDescriptor>(serde_json::json!({"name": "read_balance", "description": "Read an account's balance.", "inputSchema": {"type": "object", "properties": {"account": {"type": "string", "description": "The account id"}}, "required": ["account"]}, "annotations": {"destructive": false, "readOnly": true, "idempotent": true, "openWorld": false}})).unwrap()].into(),
                 max_tokens: 100,
                 temperature: None,
                 stream,

@@ -182,6 +182,37 @@ async fn adapters_speak_both_wire_formats_with_tool_calls_and_usage() {
             text.contains("{\\\"ok\\\":true}"),
             "tool results sent: {text}"
         );
+        if crate_name == "tack_plugin_openai_chat" {
+            // The whole body, as Chat Completions servers expect it.
+            let body = model.requests().last().unwrap().body.clone();
+            let ids: Vec<String> = req.messages[1].tool_calls().map(|c| c.id.clone()).collect();
+            let schema = |name: &str| {
+                serde_json::json!({"type": "function", "function": {
+                "name": name, "description": format!("{name} tool"), "parameters": {"type": "object"}}})
+            };
+            let call = |i: usize| {
+                let c = req.messages[1].tool_calls().nth(i).unwrap();
+                serde_json::json!({"id": c.id, "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments}})
+            };
+            assert_eq!(
+                body,
+                serde_json::json!({
+                    "model": "scripted-1",
+                    "max_tokens": 512,
+                    "stream": true,
+                    "stream_options": {"include_usage": true},
+                    "tools": [schema("read_balance"), schema("lookup_order")],
+                    "messages": [
+                        {"role": "system", "content": "You are the refund assistant."},
+                        {"role": "user", "content": "please refund"},
+                        {"role": "assistant", "content": "Checking.", "tool_calls": [call(0), call(1)]},
+                        {"role": "tool", "tool_call_id": ids[0], "content": "{\"ok\":true}"},
+                        {"role": "tool", "tool_call_id": ids[1], "content": "{\"ok\":true}"},
+                    ],
+                })
+            );
+        }
     }
 }
 

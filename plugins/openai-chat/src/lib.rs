@@ -16,9 +16,12 @@ use exports::tack::plugin::model::{
     Completion, CompletionRequest, Guest, Message, ModelError, Part, Role, StopReason, ToolCall,
     Usage,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
+use std::borrow::Cow;
 use tack::plugin::model_stream;
 use tack_sdk_core::http;
+
+mod wire;
 
 tack_sdk_core::manifest!("tack.toml");
 
@@ -34,7 +37,7 @@ impl Guest for OpenAiChat {
             "{}/chat/completions",
             request.endpoint.trim_end_matches('/')
         );
-        let req = http::Request::post_json(url, &[], body.to_string().into_bytes(), request.stream);
+        let req = http::Request::post_json(url, &[], body, request.stream);
         // What this adapter sends, as it sends it (the host adds the credential
         // afterwards, on the way out; it never appears here).
         tack::plugin::logging::log(tack::plugin::logging::Level::Debug, &req.describe());
@@ -52,93 +55,96 @@ impl Guest for OpenAiChat {
 
 export!(OpenAiChat);
 
-fn request_body(r: &CompletionRequest) -> Value {
-    let mut messages = Vec::new();
+/// The request body, serialized straight from the request (no JSON tree in
+/// between; tool schemas are copied in as they are, after a check that they are
+/// JSON).
+fn request_body(r: &CompletionRequest) -> Vec<u8> {
+    let mut messages = Vec::with_capacity(r.messages.len() + 1);
     if let Some(system) = &r.system {
-        messages.push(json!({"role": "system", "content": system}));
+        messages.push(wire::Message::text("system", system.as_str().into()));
     }
     for m in &r.messages {
         match m.role {
-            Role::System | Role::User => {
-                let role = if m.role == Role::System {
-                    "system"
-                } else {
-                    "user"
-                };
-                messages.push(json!({"role": role, "content": text_of(&m.parts)}));
-            }
+            Role::System => messages.push(wire::Message::text("system", text_of(&m.parts))),
+            Role::User => messages.push(wire::Message::text("user", text_of(&m.parts))),
             Role::Assistant => {
                 let text = text_of(&m.parts);
-                let calls: Vec<Value> = m
-                    .parts
-                    .iter()
-                    .filter_map(|p| match p {
-                        Part::ToolCall(c) => Some(json!({
-                            "id": c.id, "type": "function",
-                            "function": {"name": c.name, "arguments": c.arguments},
-                        })),
-                        _ => None,
-                    })
-                    .collect();
-                let mut msg = json!({
-                    "role": "assistant",
-                    "content": if text.is_empty() { Value::Null } else { Value::String(text) },
+                messages.push(wire::Message {
+                    role: "assistant",
+                    content: (!text.is_empty()).then_some(text),
+                    tool_calls: m
+                        .parts
+                        .iter()
+                        .filter_map(|p| match p {
+                            Part::ToolCall(c) => Some(wire::OutCall {
+                                id: &c.id,
+                                kind: "function",
+                                function: wire::OutFunction {
+                                    name: &c.name,
+                                    arguments: &c.arguments,
+                                },
+                            }),
+                            _ => None,
+                        })
+                        .collect(),
+                    tool_call_id: None,
                 });
-                if !calls.is_empty() {
-                    msg["tool_calls"] = Value::Array(calls);
-                }
-                messages.push(msg);
             }
             Role::Tool => {
                 // One `tool` message per result.
                 for p in &m.parts {
-                    if let Part::ToolResult(r) = p {
-                        messages.push(json!({
-                            "role": "tool", "tool_call_id": r.call_id, "content": r.content,
-                        }));
+                    if let Part::ToolResult(t) = p {
+                        messages.push(wire::Message {
+                            role: "tool",
+                            content: Some(t.content.as_str().into()),
+                            tool_calls: Vec::new(),
+                            tool_call_id: Some(&t.call_id),
+                        });
                     }
                 }
             }
         }
     }
-    let mut body = json!({
-        "model": r.model,
-        "messages": messages,
-        "max_tokens": r.max_tokens,
-    });
-    if !r.tools.is_empty() {
-        body["tools"] = r
+    let body = wire::Body {
+        model: &r.model,
+        messages,
+        max_tokens: r.max_tokens,
+        tools: r
             .tools
             .iter()
-            .map(|t| {
-                json!({"type": "function", "function": {
-                    "name": t.name,
-                    "description": t.description,
-                    "parameters": serde_json::from_str::<Value>(&t.input_schema)
-                        .unwrap_or_else(|_| json!({"type": "object"})),
-                }})
+            .map(|t| wire::OutTool {
+                kind: "function",
+                function: wire::OutToolFunction {
+                    name: &t.name,
+                    description: &t.description,
+                    parameters: serde_json::from_str(&t.input_schema)
+                        .unwrap_or_else(|_| wire::any_object()),
+                },
             })
-            .collect();
-    }
-    if let Some(t) = r.temperature {
-        body["temperature"] = json!(t);
-    }
-    if r.stream {
-        body["stream"] = json!(true);
-        body["stream_options"] = json!({"include_usage": true});
-    }
-    body
+            .collect(),
+        temperature: r.temperature,
+        stream: r.stream,
+        stream_options: r.stream.then_some(wire::StreamOptions {
+            include_usage: true,
+        }),
+    };
+    serde_json::to_vec(&body).expect("a request body serializes")
 }
 
-fn text_of(parts: &[Part]) -> String {
-    parts
-        .iter()
-        .filter_map(|p| match p {
-            Part::Text(t) => Some(t.as_str()),
-            _ => None,
-        })
-        .collect::<Vec<_>>()
-        .join("")
+fn text_of(parts: &[Part]) -> Cow<'_, str> {
+    let mut texts = parts.iter().filter_map(|p| match p {
+        Part::Text(t) => Some(t.as_str()),
+        _ => None,
+    });
+    match (texts.next(), texts.next()) {
+        (None, _) => Cow::Borrowed(""),
+        (Some(one), None) => Cow::Borrowed(one),
+        (Some(first), Some(second)) => {
+            let mut all = format!("{first}{second}");
+            all.extend(texts);
+            Cow::Owned(all)
+        }
+    }
 }
 
 fn stop_reason(finish: Option<&str>, has_calls: bool) -> StopReason {
@@ -218,32 +224,32 @@ impl StreamState {
             self.done = true;
             return Ok(());
         }
-        let v: Value = serde_json::from_str(data).map_err(|e| {
+        let chunk: wire::Chunk<'_> = serde_json::from_str(data).map_err(|e| {
             error(
                 Some(200),
                 &format!("a stream event is not JSON: {e}"),
                 false,
             )
         })?;
-        if let Some(err) = v.get("error") {
+        if let Some(err) = chunk.error {
             let message = err["message"]
                 .as_str()
                 .unwrap_or("the provider sent an error");
             return Err(error(None, message, true));
         }
-        if v["usage"].is_object() {
-            self.usage = Some(usage_of(&v["usage"]));
+        if let Some(usage) = chunk.usage.filter(Value::is_object) {
+            self.usage = Some(usage_of(&usage));
         }
-        let Some(choice) = v["choices"].get(0) else {
+        let Some(choice) = chunk.choices.into_iter().next() else {
             return Ok(());
         };
-        let delta = &choice["delta"];
-        if let Some(t) = delta["content"].as_str().filter(|t| !t.is_empty()) {
-            self.text.push_str(t);
-            model_stream::text_delta(t);
+        let delta = choice.delta.unwrap_or_default();
+        if let Some(t) = delta.content.0.filter(|t| !t.is_empty()) {
+            self.text.push_str(&t);
+            model_stream::text_delta(&t);
         }
-        for f in delta["tool_calls"].as_array().into_iter().flatten() {
-            let index = f["index"].as_u64().unwrap_or(self.calls.len() as u64) as usize;
+        for f in delta.tool_calls.unwrap_or_default() {
+            let index = f.index.unwrap_or(self.calls.len() as u64) as usize;
             if index >= 128 {
                 return Err(error(
                     Some(200),
@@ -255,18 +261,19 @@ impl StreamState {
                 self.calls.resize_with(index + 1, PartialCall::default);
             }
             let call = &mut self.calls[index];
-            if let Some(id) = f["id"].as_str() {
-                call.id = id.to_string();
+            if let Some(id) = f.id.0 {
+                call.id = id.into_owned();
             }
-            if let Some(name) = f["function"]["name"].as_str() {
-                call.name.push_str(name);
+            let function = f.function.unwrap_or_default();
+            if let Some(name) = function.name.0 {
+                call.name.push_str(&name);
             }
-            if let Some(args) = f["function"]["arguments"].as_str() {
-                call.arguments.push_str(args);
+            if let Some(args) = function.arguments.0 {
+                call.arguments.push_str(&args);
             }
         }
-        if let Some(f) = choice["finish_reason"].as_str() {
-            self.finish = Some(f.to_string());
+        if let Some(f) = choice.finish_reason.0 {
+            self.finish = Some(f.into_owned());
         }
         Ok(())
     }

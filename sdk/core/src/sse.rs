@@ -16,9 +16,11 @@ pub struct Event {
 /// An incremental parser: feed it chunks, take events out.
 #[derive(Debug, Default)]
 pub struct Parser {
+    /// Bytes after the last complete line.
     buffer: Vec<u8>,
     event: Option<String>,
-    data: Vec<String>,
+    /// The `data:` lines so far, joined with `\n` (`None`: no `data:` line yet).
+    data: Option<String>,
 }
 
 impl Parser {
@@ -27,50 +29,57 @@ impl Parser {
         Self::default()
     }
 
-    /// Feed the next chunk; returns the events it completed.
+    /// Feed the next chunk; returns the events it completed. Each byte is looked
+    /// at once, and the unfinished tail is kept for the next chunk.
     pub fn feed(&mut self, chunk: &[u8]) -> Vec<Event> {
-        self.buffer.extend_from_slice(chunk);
+        let mut buffer = std::mem::take(&mut self.buffer);
+        buffer.extend_from_slice(chunk);
         let mut events = Vec::new();
-        while let Some(end) = self.buffer.iter().position(|&b| b == b'\n' || b == b'\r') {
+        let mut start = 0;
+        while let Some(at) = buffer[start..]
+            .iter()
+            .position(|&b| b == b'\n' || b == b'\r')
+        {
+            let end = start + at;
             // A `\r` at the very end may be the first half of `\r\n`: wait for more.
-            if self.buffer[end] == b'\r' && end + 1 == self.buffer.len() {
+            if buffer[end] == b'\r' && end + 1 == buffer.len() {
                 break;
             }
-            let skip = if self.buffer[end] == b'\r' && self.buffer.get(end + 1) == Some(&b'\n') {
+            let skip = if buffer[end] == b'\r' && buffer.get(end + 1) == Some(&b'\n') {
                 2
             } else {
                 1
             };
-            let line: Vec<u8> = self.buffer.drain(..end + skip).take(end).collect();
-            let line = String::from_utf8_lossy(&line).into_owned();
-            if let Some(e) = self.line(&line) {
+            if let Some(e) = self.line(&String::from_utf8_lossy(&buffer[start..end])) {
                 events.push(e);
             }
+            start = end + skip;
         }
+        buffer.drain(..start);
+        self.buffer = buffer;
         events
     }
 
     /// The event left when the stream ends without a final blank line, if any.
     pub fn finish(&mut self) -> Option<Event> {
         let rest = std::mem::take(&mut self.buffer);
-        if !rest.is_empty() {
-            let line = String::from_utf8_lossy(&rest).into_owned();
-            if let Some(e) = self.line(&line) {
-                return Some(e);
-            }
+        if !rest.is_empty()
+            && let Some(e) = self.line(&String::from_utf8_lossy(&rest))
+        {
+            return Some(e);
         }
         self.line("")
     }
 
     fn line(&mut self, line: &str) -> Option<Event> {
         if line.is_empty() {
-            if self.data.is_empty() {
+            let Some(data) = self.data.take() else {
                 self.event = None;
                 return None;
-            }
+            };
             return Some(Event {
                 event: self.event.take().unwrap_or_else(|| "message".into()),
-                data: std::mem::take(&mut self.data).join("\n"),
+                data,
             });
         }
         if line.starts_with(':') {
@@ -82,7 +91,13 @@ impl Parser {
         };
         match field {
             "event" => self.event = Some(value.to_string()),
-            "data" => self.data.push(value.to_string()),
+            "data" => match &mut self.data {
+                Some(data) => {
+                    data.push('\n');
+                    data.push_str(value);
+                }
+                None => self.data = Some(value.to_string()),
+            },
             _ => {}
         }
         None

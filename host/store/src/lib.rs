@@ -164,8 +164,9 @@ fn now_ms() -> i64 {
 pub struct WalPolicy {
     /// How often a checkpoint copies the WAL into the database (default 500 ms).
     pub checkpoint_every: std::time::Duration,
-    /// WAL size, in frames of one 4 KiB page, past which one checkpoint runs with
-    /// writes held so that the WAL starts over (default 16,384: 64 MiB).
+    /// WAL size, in frames (one page each: 2 KiB in a database tack created),
+    /// past which one checkpoint runs with writes held so that the WAL starts
+    /// over (default 32,768: 64 MiB).
     pub restart_after_frames: i64,
 }
 
@@ -173,7 +174,7 @@ impl Default for WalPolicy {
     fn default() -> Self {
         WalPolicy {
             checkpoint_every: std::time::Duration::from_millis(500),
-            restart_after_frames: 16_384,
+            restart_after_frames: 32_768,
         }
     }
 }
@@ -317,6 +318,12 @@ impl Store {
             let open = || -> std::result::Result<rusqlite::Connection, rusqlite::Error> {
                 let conn = rusqlite::Connection::open(path)?;
                 conn.busy_timeout(std::time::Duration::from_secs(5))?;
+                // A new database gets 2 KiB pages: each commit writes whole pages
+                // to the WAL, and most commits change a few rows at the ends of a
+                // few B-trees, so 4 KiB pages doubled the bytes written (and the
+                // fsyncs' length) while most events still fit in 2 KiB. No effect
+                // on an existing database.
+                conn.pragma_update(None, "page_size", 2048)?;
                 conn.pragma_update(None, "journal_mode", "WAL")?;
                 conn.pragma_update(None, "synchronous", synchronous)?;
                 conn.set_prepared_statement_cache_capacity(64);

@@ -263,21 +263,27 @@ impl Engine {
             ),
             None => (agent, None),
         };
-        let record = self
-            .inner
-            .store
-            .agent(name, version)
-            .await?
-            .ok_or_else(|| {
-                EngineError::NotFound(match version {
-                    Some(v) => format!("agent `{name}` has no version {v}"),
-                    None => {
-                        format!("agent `{name}` is not registered; create it with POST /v1/agents")
-                    }
-                })
-            })?;
-        // Resolve before creating anything: a broken agent fails here, cleanly.
-        self.agent(&record.name, record.version).await?;
+        let version = match version {
+            Some(v) => v,
+            None => self
+                .inner
+                .store
+                .latest_agent_version(name)
+                .await?
+                .ok_or_else(|| {
+                    EngineError::NotFound(format!(
+                        "agent `{name}` is not registered; create it with POST /v1/agents"
+                    ))
+                })?,
+        };
+        // Resolve before creating anything: a broken agent fails here, cleanly
+        // (and a resolved agent is kept, so this reads nothing the next time).
+        let agent = self.agent(name, version).await.map_err(|e| match e {
+            EngineError::NotFound(_) => {
+                EngineError::NotFound(format!("agent `{name}` has no version {version}"))
+            }
+            other => other,
+        })?;
         if input.trim().is_empty() {
             return Err(EngineError::Invalid("`input` must not be empty".into()));
         }
@@ -296,7 +302,7 @@ impl Engine {
         let (session, stored) = self
             .inner
             .store
-            .create_session_with(&record.name, record.version, first, "queued")
+            .create_session_with(&agent.spec.name, agent.version, first, "queued")
             .await?;
         let mut state = SessionState::default();
         state.apply(&LoggedEvent {
@@ -744,16 +750,13 @@ impl Engine {
         after: u64,
         limit: u32,
     ) -> Result<Vec<LoggedEvent>, EngineError> {
-        if self.inner.store.session(session).await?.is_none() {
+        let events = self.inner.store.events(session, after, limit).await?;
+        // Every session's log starts with its first message: only an empty answer
+        // needs a look at whether the session exists.
+        if events.is_empty() && self.inner.store.session(session).await?.is_none() {
             return Err(EngineError::NotFound(format!("no session `{session}`")));
         }
-        self.inner
-            .store
-            .events(session, after, limit)
-            .await?
-            .iter()
-            .map(|e| logged(e).map(|(l, _)| l))
-            .collect()
+        events.iter().map(|e| logged(e).map(|(l, _)| l)).collect()
     }
 
     /// Live events and text deltas of `session`.

@@ -598,6 +598,17 @@ async fn agent_files_are_validated_and_versioned() {
         .await
         .unwrap_err();
     assert!(matches!(err, EngineError::NotFound(_)), "{err}");
+    assert!(err.to_string().contains("has no version 9"), "{err}");
+    let err = h
+        .engine
+        .create_session("never-registered", "hi", &user())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::NotFound(_)), "{err}");
+    assert!(err.to_string().contains("POST /v1/agents"), "{err}");
+    // Without a version, a session runs the latest one.
+    let s = h.engine.create_session("v", "hi", &user()).await.unwrap();
+    assert_eq!((s.agent.as_str(), s.agent_version), ("v", 2));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -441,6 +441,17 @@ impl Store {
         row.as_ref().map(Store::agent_row).transpose()
     }
 
+    /// The latest version of agent `name`, if it has one (without reading its
+    /// spec).
+    pub async fn latest_agent_version(&self, name: &str) -> Result<Option<u32>> {
+        let row = query("SELECT COALESCE(MAX(version), 0) AS v FROM agents WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.db)
+            .await?;
+        let v: i64 = row.try_get("v")?;
+        Ok((v > 0).then_some(v as u32))
+    }
+
     /// Every version of agent `name`, oldest first.
     pub async fn agent_versions(&self, name: &str) -> Result<Vec<AgentRecord>> {
         let rows = query(

@@ -473,6 +473,7 @@ fn pooled(
         ReturnOnEnd {
             inner: body.map_err(HttpError::from).boxed_unsync(),
             checkin: Some((pool, to, sender)),
+            held: None,
         }
         .boxed_unsync()
     });

@@ -104,7 +104,16 @@ impl ConnectionPool {
     }
 }
 
-/// A response body that gives its connection back to the pool once read to the end.
+/// Most bytes one coalesced data frame holds.
+const COALESCE_UP_TO: usize = 64 * 1024;
+
+/// A response body that gives its connection back to the pool once read to the
+/// end.
+///
+/// Data frames that are already there when the guest reads are handed over as one
+/// frame (up to [`COALESCE_UP_TO`]): a server that writes each event of a stream
+/// as its own chunk (an SSE model answer) then costs the guest one read, not one
+/// read per event, whenever the events arrived together.
 pub(crate) struct ReturnOnEnd {
     pub(crate) inner: WasiBody,
     pub(crate) checkin: Option<(
@@ -112,6 +121,46 @@ pub(crate) struct ReturnOnEnd {
         Destination,
         SendRequest<WasiBody>,
     )>,
+    /// What the inner body gave after the data a coalesced frame took: the next
+    /// frame, an error or the end (`Some(None)`), handed out on the next poll.
+    pub(crate) held: Option<Option<Result<Frame<Bytes>, HttpError>>>,
+}
+
+impl ReturnOnEnd {
+    /// The inner body's next frame, or the one held back from the last poll.
+    fn poll_inner(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        match self.held.take() {
+            Some(held) => Poll::Ready(held),
+            None => Pin::new(&mut self.inner).poll_frame(cx),
+        }
+    }
+
+    /// `first`, with the data frames ready right after it appended.
+    fn coalesce(&mut self, first: Bytes, cx: &mut Context<'_>) -> Bytes {
+        let mut joined: Option<bytes::BytesMut> = None;
+        while joined.as_ref().map_or(first.len(), |j| j.len()) < COALESCE_UP_TO {
+            match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(more) => joined
+                        .get_or_insert_with(|| bytes::BytesMut::from(&first[..]))
+                        .extend_from_slice(&more),
+                    Err(trailers) => {
+                        self.held = Some(Some(Ok(trailers)));
+                        break;
+                    }
+                },
+                Poll::Ready(other) => {
+                    self.held = Some(other);
+                    break;
+                }
+                Poll::Pending => break,
+            }
+        }
+        joined.map_or(first, bytes::BytesMut::freeze)
+    }
 }
 
 impl Body for ReturnOnEnd {
@@ -122,7 +171,13 @@ impl Body for ReturnOnEnd {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        let polled = match self.poll_inner(cx) {
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) => Poll::Ready(Some(Ok(Frame::data(self.coalesce(data, cx))))),
+                Err(trailers) => Poll::Ready(Some(Ok(trailers))),
+            },
+            other => other,
+        };
         match &polled {
             Poll::Ready(None) => {
                 if let Some((pool, to, sender)) = self.checkin.take() {
@@ -137,7 +192,11 @@ impl Body for ReturnOnEnd {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.held {
+            Some(None) => true,
+            Some(Some(_)) => false,
+            None => self.inner.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -150,6 +209,17 @@ impl Drop for ReturnOnEnd {
         let Some(checkin) = self.checkin.take() else {
             return;
         };
+        match &self.held {
+            // The body ended while its last data was coalesced: nothing to drain.
+            Some(None) => {
+                let (pool, to, sender) = checkin;
+                pool.put(to, sender);
+                return;
+            }
+            // It failed: the connection is in an unknown state.
+            Some(Some(Err(_))) => return,
+            _ => {}
+        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -177,5 +247,50 @@ impl Drop for ReturnOnEnd {
                 pool.put(to, sender);
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(parts: Vec<Result<Frame<Bytes>, HttpError>>) -> ReturnOnEnd {
+        let stream = futures_util::stream::iter(parts);
+        ReturnOnEnd {
+            inner: http_body_util::StreamBody::new(stream).boxed_unsync(),
+            checkin: None,
+            held: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn ready_data_frames_come_as_one_and_the_end_still_comes() {
+        let data = |s: &'static str| Ok(Frame::data(Bytes::from_static(s.as_bytes())));
+        let mut body = frames(vec![
+            data("data: a\n\n"),
+            data("data: b\n\n"),
+            data("data: [DONE]\n\n"),
+        ]);
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(&first[..], b"data: a\n\ndata: b\n\ndata: [DONE]\n\n");
+        assert!(body.is_end_stream(), "the end was seen while coalescing");
+        assert!(body.frame().await.is_none());
+
+        // Trailers and errors after data are not lost: they come next.
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("x-done", "1".parse().unwrap());
+        let mut body = frames(vec![data("x"), data("y"), Ok(Frame::trailers(trailers))]);
+        assert_eq!(
+            &body.frame().await.unwrap().unwrap().into_data().unwrap()[..],
+            b"xy"
+        );
+        assert!(body.frame().await.unwrap().unwrap().is_trailers());
+        assert!(body.frame().await.is_none());
+        let mut body = frames(vec![data("x"), Err(HttpError::ConnectionTerminated)]);
+        assert_eq!(
+            &body.frame().await.unwrap().unwrap().into_data().unwrap()[..],
+            b"x"
+        );
+        assert!(body.frame().await.unwrap().is_err());
     }
 }

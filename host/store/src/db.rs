@@ -346,7 +346,7 @@ pub(crate) fn query(sql: &'static str) -> Query {
 }
 
 /// `$n` → `?n`.
-fn sqlite_sql(sql: &str) -> String {
+pub(crate) fn sqlite_sql(sql: &str) -> String {
     sql.replace('$', "?")
 }
 

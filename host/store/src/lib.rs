@@ -250,6 +250,10 @@ const SCHEMA: &[&str] = &[
         name TEXT PRIMARY KEY, sealed TEXT NOT NULL, version BIGINT NOT NULL, updated_ms BIGINT NOT NULL)",
 ];
 
+/// A session's events after a sequence number, at most a limit.
+const EVENTS_AFTER: &str = "SELECT id, seq, kind, data, private, created_ms FROM events
+     WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+
 /// A new session row: id, agent, version, status, time.
 const CREATE_SESSION: &str =
     "INSERT INTO sessions (id, agent, agent_version, status, created_ms, updated_ms)
@@ -327,6 +331,15 @@ impl Store {
                 conn.pragma_update(None, "journal_mode", "WAL")?;
                 conn.pragma_update(None, "synchronous", synchronous)?;
                 conn.set_prepared_statement_cache_capacity(64);
+                // The bundled SQLite is built with STAT4, under which a statement
+                // whose WHERE compares an indexed column to a parameter is parsed
+                // and planned again every time a new value is bound (the value
+                // might change the best plan): every cached statement, on every
+                // use. The store's statements have one plan; keep it.
+                conn.set_db_config(
+                    rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+                    true,
+                )?;
                 for stmt in SCHEMA {
                     conn.execute_batch(stmt)?;
                 }
@@ -689,15 +702,12 @@ impl Store {
 
     /// Events of `session` after sequence number `after`, at most `limit`.
     pub async fn events(&self, session: &str, after: u64, limit: u32) -> Result<Vec<Event>> {
-        let rows = query(
-            "SELECT id, seq, kind, data, private, created_ms FROM events
-             WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-        )
-        .bind(session)
-        .bind(after as i64)
-        .bind(limit as i64)
-        .fetch_all(&self.db)
-        .await?;
+        let rows = query(EVENTS_AFTER)
+            .bind(session)
+            .bind(after as i64)
+            .bind(limit as i64)
+            .fetch_all(&self.db)
+            .await?;
         rows.iter()
             .map(|row| {
                 let seq: i64 = row.try_get("seq")?;
@@ -879,5 +889,37 @@ impl Store {
         rows.iter()
             .map(|r| Ok((r.try_get("name")?, r.try_get("role")?)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A log read with new bounds each time runs the statement prepared once: with
+    /// STAT4 and no query-planner stability, SQLite parsed it again on every read.
+    #[tokio::test]
+    async fn cached_statements_are_not_prepared_again_for_new_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let s = store.create_session("a", 1).await.unwrap();
+        for i in 0..5 {
+            store
+                .append(&s.id, "note", &serde_json::json!(i))
+                .await
+                .unwrap();
+            store.events(&s.id, i, 10).await.unwrap();
+        }
+        let Db::Sqlite(db) = &store.db else {
+            unreachable!("an SQLite store")
+        };
+        let conn = db.conn();
+        let stmt = conn.prepare_cached(&db::sqlite_sql(EVENTS_AFTER)).unwrap();
+        assert_eq!(
+            stmt.get_status(rusqlite::StatementStatus::RePrepare),
+            0,
+            "the log read was parsed again"
+        );
     }
 }

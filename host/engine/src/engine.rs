@@ -293,7 +293,7 @@ impl Engine {
             text: input.to_string(),
             by: by.name.clone(),
         };
-        let data = message.to_data();
+        let data = message.to_json();
         let first = NewEvent {
             kind: message.kind(),
             data: &data,
@@ -467,9 +467,9 @@ impl Engine {
         status: Option<&str>,
         finished_call: Option<(&str, &Value)>,
     ) -> Result<Vec<LoggedEvent>, EngineError> {
-        let data: Vec<(Value, Option<Value>)> = events
+        let data: Vec<(String, Option<String>)> = events
             .iter()
-            .map(|(public, private)| (public.to_data(), private.as_ref().map(EventData::to_data)))
+            .map(|(public, private)| (public.to_json(), private.as_ref().map(EventData::to_json)))
             .collect();
         let new: Vec<NewEvent<'_>> = events
             .iter()
@@ -477,7 +477,7 @@ impl Engine {
             .map(|((public, _), (data, private))| NewEvent {
                 kind: public.kind(),
                 data,
-                private: private.as_ref(),
+                private: private.as_deref(),
             })
             .collect();
         let stored = self

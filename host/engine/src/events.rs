@@ -345,6 +345,13 @@ impl EventData {
         v
     }
 
+    /// The event as the store keeps it: JSON text, written straight from the
+    /// event (its `type` included, which [`from_stored`](Self::from_stored) reads
+    /// from the store's `kind` instead; events stored before carry no `type`).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("events serialise")
+    }
+
     /// Read a stored event back (`kind` + `data`).
     pub fn from_stored(kind: &str, data: &Value) -> Result<EventData, serde_json::Error> {
         let mut v = data.clone();

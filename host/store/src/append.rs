@@ -61,7 +61,7 @@ impl Batch {
                     id: crate::next_id(),
                     kind: e.kind.to_string(),
                     data: e.data.to_string(),
-                    private: e.private.map(serde_json::Value::to_string),
+                    private: e.private.map(str::to_string),
                 })
                 .collect(),
             created_ms,

@@ -111,15 +111,28 @@ pub struct Event {
     pub private: Option<Value>,
 }
 
-/// An event to append (see [`Store::append_batch`]).
+/// An event to append (see [`Store::append_batch`]), its payloads as JSON text
+/// (what `serde_json::to_string` makes: the store writes it as it is and parses
+/// it only when read).
 #[derive(Debug, Clone, Copy)]
 pub struct NewEvent<'a> {
     /// Event type.
     pub kind: &'a str,
     /// Payload, as served.
-    pub data: &'a Value,
+    pub data: &'a str,
     /// The host's unredacted copy of the payload, if it differs.
-    pub private: Option<&'a Value>,
+    pub private: Option<&'a str>,
+}
+
+/// Where an appended event landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// Its ULID.
+    pub id: String,
+    /// Its position in the session's log.
+    pub seq: u64,
+    /// Append time, ms.
+    pub created_ms: i64,
 }
 
 /// The state of a tool call's idempotency record.
@@ -259,19 +272,14 @@ const CREATE_SESSION: &str =
     "INSERT INTO sessions (id, agent, agent_version, status, created_ms, updated_ms)
      VALUES ($1, $2, $3, $4, $5, $5)";
 
-/// The events of a batch as stored: `ids` in order, seqs from `first`.
-fn logged(events: &[NewEvent<'_>], ids: Vec<String>, first: u64, created_ms: i64) -> Vec<Event> {
-    events
-        .iter()
-        .zip(ids)
+/// Where the events of a batch landed: `ids` in order, seqs from `first`.
+fn appended(ids: Vec<String>, first: u64, created_ms: i64) -> Vec<Appended> {
+    ids.into_iter()
         .zip(first..)
-        .map(|((e, id), seq)| Event {
+        .map(|(id, seq)| Appended {
             id,
             seq,
-            kind: e.kind.to_string(),
-            data: e.data.clone(),
             created_ms,
-            private: e.private.cloned(),
         })
         .collect()
 }
@@ -519,7 +527,7 @@ impl Store {
         version: u32,
         first: NewEvent<'_>,
         status: &str,
-    ) -> Result<(SessionRecord, Event)> {
+    ) -> Result<(SessionRecord, Appended)> {
         let t = now_ms();
         let record = SessionRecord {
             id: next_id(),
@@ -565,7 +573,7 @@ impl Store {
             }
         };
         let first_seq = seq.ok_or_else(|| StoreError::NoSession(record.id.clone()))?;
-        let event = logged(&[first], ids, first_seq, t).remove(0);
+        let event = appended(ids, first_seq, t).remove(0);
         Ok((record, event))
     }
 
@@ -662,13 +670,24 @@ impl Store {
         private: Option<&Value>,
         status: Option<&str>,
     ) -> Result<Event> {
+        let (text, private_text) = (data.to_string(), private.map(Value::to_string));
         let event = NewEvent {
             kind,
-            data,
-            private,
+            data: &text,
+            private: private_text.as_deref(),
         };
-        let mut appended = self.append_batch(session, &[event], status, None).await?;
-        Ok(appended.remove(0))
+        let at = self
+            .append_batch(session, &[event], status, None)
+            .await?
+            .remove(0);
+        Ok(Event {
+            id: at.id,
+            seq: at.seq,
+            kind: kind.to_string(),
+            data: data.clone(),
+            created_ms: at.created_ms,
+            private: private.cloned(),
+        })
     }
 
     /// Append `events` to `session`'s log in one transaction, with consecutive
@@ -683,7 +702,7 @@ impl Store {
         events: &[NewEvent<'_>],
         status: Option<&str>,
         finished_call: Option<(&str, &Value)>,
-    ) -> Result<Vec<Event>> {
+    ) -> Result<Vec<Appended>> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
@@ -697,7 +716,7 @@ impl Store {
         let Some(first) = first else {
             return Err(StoreError::NoSession(session.to_string()));
         };
-        Ok(logged(events, ids, first, created_ms))
+        Ok(appended(ids, first, created_ms))
     }
 
     /// Events of `session` after sequence number `after`, at most `limit`.

@@ -1,7 +1,7 @@
 //! The same behaviour on SQLite and on a real PostgreSQL started on loopback.
 
 use serde_json::json;
-use tack_store::{Claim, NewEvent, Store, StoreError, WalPolicy};
+use tack_store::{Appended, Claim, NewEvent, Store, StoreError, WalPolicy};
 use tack_tests::registries::Postgres;
 
 async fn exercise(store: Store) {
@@ -153,16 +153,17 @@ async fn exercise(store: Store) {
     let before = store.events(&s.id, 0, 1000).await.unwrap().len() as u64;
     let (a, b) = (json!({"n": 1}), json!({"n": 2, "secret": "[redacted]"}));
     let whole = json!({"n": 2, "secret": "hunter22"});
+    let (a_text, b_text, whole_text) = (a.to_string(), b.to_string(), whole.to_string());
     let batch = [
         NewEvent {
             kind: "tool_result",
-            data: &a,
+            data: &a_text,
             private: None,
         },
         NewEvent {
             kind: "status_changed",
-            data: &b,
-            private: Some(&whole),
+            data: &b_text,
+            private: Some(&whole_text),
         },
     ];
     let record = json!({"ok": true});
@@ -176,9 +177,25 @@ async fn exercise(store: Store) {
     );
     let stored = store.events(&s.id, before, 10).await.unwrap();
     assert_eq!(
-        stored, written,
-        "what append_batch returns is what is stored"
+        stored
+            .iter()
+            .map(|e| Appended {
+                id: e.id.clone(),
+                seq: e.seq,
+                created_ms: e.created_ms
+            })
+            .collect::<Vec<_>>(),
+        written,
+        "where append_batch says the events landed is where they are"
     );
+    assert_eq!(
+        stored
+            .iter()
+            .map(|e| (e.kind.as_str(), &e.data))
+            .collect::<Vec<_>>(),
+        vec![("tool_result", &a), ("status_changed", &b)]
+    );
+    assert_eq!(stored[0].private, None);
     assert_eq!(stored[1].private, Some(whole.clone()));
     assert_eq!(store.session(&s.id).await.unwrap().unwrap().status, "idle");
     assert_eq!(
@@ -207,6 +224,28 @@ async fn exercise(store: Store) {
         store.events(&s.id, 0, 1000).await.unwrap().len() as u64,
         before + 2
     );
+
+    // A session created with its first event: both there, with the status.
+    let hello = json!({"text": "hello"}).to_string();
+    let first = NewEvent {
+        kind: "user_message",
+        data: &hello,
+        private: None,
+    };
+    let (created, at) = store
+        .create_session_with("a", 1, first, "queued")
+        .await
+        .unwrap();
+    assert_eq!(at.seq, 1);
+    assert_eq!(created.status, "queued");
+    assert_eq!(store.session(&created.id).await.unwrap().unwrap(), created);
+    let log = store.events(&created.id, 0, 10).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        (log[0].id.as_str(), log[0].kind.as_str()),
+        (at.id.as_str(), "user_message")
+    );
+    assert_eq!(log[0].data, json!({"text": "hello"}));
 }
 
 /// Two handles (two hosts) appending to one session at once: every event lands,

@@ -705,7 +705,7 @@ async fn execute_one(
                         .map(|_| ()),
                     Err(e) => {
                         let f = Finished::error("invalid_arguments", e);
-                        log_result(engine, h, run_id, &c, approval, f).await
+                        log_result(engine, h, run_id, &c, approval, f, None).await
                     }
                 };
             }
@@ -741,27 +741,16 @@ async fn execute_one(
                 let (finished, claim) = run_tool(engine, h, run_id, entry, &c).await?;
                 let record = finished.record();
                 let call = claim.as_deref().map(|key| (key, &record));
-                return log_result_with(engine, h, run_id, &c, approval, finished, call).await;
+                return log_result(engine, h, run_id, &c, approval, finished, call).await;
             }
         }
     };
-    log_result(engine, h, run_id, &c, approval, finished).await
-}
-
-async fn log_result(
-    engine: &Engine,
-    h: &SessionHandle,
-    run_id: &str,
-    c: &CallState,
-    approval: &str,
-    f: Finished,
-) -> Result<(), EngineError> {
-    log_result_with(engine, h, run_id, c, approval, f, None).await
+    log_result(engine, h, run_id, &c, approval, finished, None).await
 }
 
 /// Log a call's `tool_result`, and finish its idempotency record (`call`: key and
 /// record) in the same transaction.
-async fn log_result_with(
+async fn log_result(
     engine: &Engine,
     h: &SessionHandle,
     run_id: &str,

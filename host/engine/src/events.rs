@@ -336,15 +336,6 @@ impl EventData {
         }
     }
 
-    /// The payload without its `type` (what the store keeps as `data`).
-    pub fn to_data(&self) -> Value {
-        let mut v = serde_json::to_value(self).expect("events serialise");
-        if let Some(map) = v.as_object_mut() {
-            map.remove("type");
-        }
-        v
-    }
-
     /// The event as the store keeps it: JSON text, written straight from the
     /// event (its `type` included, which [`from_stored`](Self::from_stored) reads
     /// from the store's `kind` instead; events stored before carry no `type`).

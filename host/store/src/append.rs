@@ -31,6 +31,9 @@ pub(crate) struct Batch {
     pub(crate) finished_call: Option<(String, String)>,
 }
 
+const LAST_SEQ_SQLITE: &str = "SELECT (SELECT seq FROM events WHERE session_id = ?1
+                     ORDER BY seq DESC LIMIT 1)
+     FROM sessions WHERE id = ?1";
 const INSERT_SQLITE: &str =
     "INSERT INTO events (session_id, seq, id, kind, data, private, created_ms)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
@@ -75,19 +78,16 @@ impl Batch {
     /// written). Nothing here can fail after a change except the database itself
     /// (which then rolls the whole transaction back).
     pub(crate) fn sqlite(self, conn: &rusqlite::Connection) -> Result<Option<u64>, DbError> {
-        let exists = conn
-            .prepare_cached("SELECT 1 FROM sessions WHERE id = ?1")?
-            .exists([&self.session])?;
-        if !exists {
-            return Ok(None);
-        }
-        let last: i64 = conn
-            .prepare_cached(
-                "SELECT seq FROM events WHERE session_id = ?1 ORDER BY seq DESC LIMIT 1",
-            )?
+        // One statement: no row when the session does not exist, NULL when its
+        // log is empty.
+        let last: Option<Option<i64>> = conn
+            .prepare_cached(LAST_SEQ_SQLITE)?
             .query_row([&self.session], |r| r.get(0))
-            .optional()?
-            .unwrap_or(0);
+            .optional()?;
+        let Some(last) = last else {
+            return Ok(None);
+        };
+        let last = last.unwrap_or(0);
         let mut insert = conn.prepare_cached(INSERT_SQLITE)?;
         for (row, seq) in self.rows.iter().zip(last + 1..) {
             insert.execute(rusqlite::params![

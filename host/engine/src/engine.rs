@@ -5,7 +5,7 @@ use crate::components::{ComponentSource, ResolvedAgent, Resolver};
 use crate::error::EngineError;
 use crate::events::{EventData, LoggedEvent, Status, Verdict};
 use crate::redact::redact;
-use crate::state::SessionState;
+use crate::state::{Next, SessionState};
 use crate::trace::{TraceRecord, trace};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -351,6 +351,12 @@ impl Engine {
             .session(id)
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("no session `{id}`")))?;
+        let state = self.load_state(id).await?;
+        Ok(self.insert_handle(&record, state))
+    }
+
+    /// Session `id`'s state, folded from its log.
+    async fn load_state(&self, id: &str) -> Result<SessionState, EngineError> {
         let mut state = SessionState::default();
         let mut after = 0;
         loop {
@@ -367,7 +373,7 @@ impl Engine {
                 });
             }
         }
-        Ok(self.insert_handle(&record, state))
+        Ok(state)
     }
 
     /// The handle of session `record` with `state`, unless another was loaded
@@ -456,9 +462,46 @@ impl Engine {
             .await
     }
 
-    /// The one place events reach the log: written in one transaction (with the
-    /// session's `status` and a tool call's result record, when given), then
-    /// applied to the session's state and sent to subscribers, in order.
+    /// Apply `events` to the session's state now and write them with the
+    /// session's next append, when the runner's next step starts with one (a
+    /// model call's `model_request`, or `run_finished`): one write instead of
+    /// two, and nothing happens outside the host in between. Otherwise they are
+    /// written at once. A crash in between loses them as a crash just before
+    /// writing them would (the step is done again from the log).
+    pub(crate) async fn append_or_carry(
+        &self,
+        h: &SessionHandle,
+        state: &mut SessionState,
+        events: Vec<(EventData, Option<EventData>)>,
+        finished_call: Option<(&str, &Value)>,
+    ) -> Result<(), EngineError> {
+        if finished_call.is_some() && state.unwritten.finished_call.is_some() {
+            // One record per transaction: the carried one goes first.
+            self.write(h, state, Vec::new(), None, None).await?;
+        }
+        let created_ms = now_ms();
+        for (public, private) in events {
+            let seq = state.last_seq + 1;
+            state.apply(&LoggedEvent {
+                id: String::new(),
+                seq,
+                created_ms,
+                data: private.clone().unwrap_or_else(|| public.clone()),
+            });
+            state.unwritten.events.push((public, private, seq));
+        }
+        if let Some((key, record)) = finished_call {
+            state.unwritten.finished_call = Some((key.to_string(), record.clone()));
+        }
+        if matches!(state.next(), Next::ModelCall | Next::Finish(..)) {
+            return Ok(());
+        }
+        self.write(h, state, Vec::new(), None, None).await.map(drop)
+    }
+
+    /// The one place events reach the log: [`write`](Self::write), after any
+    /// carried events whose call record cannot share `finished_call`'s
+    /// transaction.
     async fn append_all_locked(
         &self,
         h: &SessionHandle,
@@ -467,25 +510,84 @@ impl Engine {
         status: Option<&str>,
         finished_call: Option<(&str, &Value)>,
     ) -> Result<Vec<LoggedEvent>, EngineError> {
-        let data: Vec<(String, Option<String>)> = events
+        if finished_call.is_some() && state.unwritten.finished_call.is_some() {
+            self.write(h, state, Vec::new(), None, None).await?;
+        }
+        self.write(h, state, events, status, finished_call).await
+    }
+
+    /// Write the session's carried events and then `events` in one store
+    /// transaction (with the session's `status`, or else the last carried
+    /// status change, and a tool call's result record, when given); then apply
+    /// `events` to the session's state (the carried ones already are) and send
+    /// them all to subscribers, in order. Returns `events` as logged.
+    async fn write(
+        &self,
+        h: &SessionHandle,
+        state: &mut SessionState,
+        events: Vec<(EventData, Option<EventData>)>,
+        status: Option<&str>,
+        finished_call: Option<(&str, &Value)>,
+    ) -> Result<Vec<LoggedEvent>, EngineError> {
+        let carried = std::mem::take(&mut state.unwritten);
+        let carried_status = carried.events.iter().rev().find_map(|(e, _, _)| match e {
+            EventData::StatusChanged { status } => Some(status.as_str()),
+            _ => None,
+        });
+        let status = status.or(carried_status);
+        let finished_call = finished_call.or(carried
+            .finished_call
+            .as_ref()
+            .map(|(key, record)| (key.as_str(), record)));
+        let all = carried
+            .events
             .iter()
-            .map(|(public, private)| (public.to_json(), private.as_ref().map(EventData::to_json)))
+            .map(|(public, private, _)| (public, private))
+            .chain(events.iter().map(|(public, private)| (public, private)));
+        let data: Vec<(&'static str, String, Option<String>)> = all
+            .map(|(public, private)| {
+                (
+                    public.kind(),
+                    public.to_json(),
+                    private.as_ref().map(EventData::to_json),
+                )
+            })
             .collect();
-        let new: Vec<NewEvent<'_>> = events
+        let new: Vec<NewEvent<'_>> = data
             .iter()
-            .zip(&data)
-            .map(|((public, _), (data, private))| NewEvent {
-                kind: public.kind(),
+            .map(|(kind, data, private)| NewEvent {
+                kind,
                 data,
                 private: private.as_deref(),
             })
             .collect();
-        let stored = self
+        let stored = match self
             .inner
             .store
             .append_batch(&h.id, &new, status, finished_call)
-            .await?;
-        let mut logged = Vec::with_capacity(stored.len());
+            .await
+        {
+            Ok(stored) => stored,
+            Err(e) => {
+                if !carried.events.is_empty() {
+                    // The state holds events the log does not: start over from the log.
+                    self.reload(h, state).await;
+                }
+                return Err(e.into());
+            }
+        };
+        let mut stored = stored.into_iter();
+        let mut diverged = false;
+        for ((public, _, seq), stored) in carried.events.into_iter().zip(&mut stored) {
+            diverged |= stored.seq != seq;
+            let _ = h.events.send(LoggedEvent {
+                id: stored.id,
+                seq: stored.seq,
+                created_ms: stored.created_ms,
+                data: public,
+            });
+        }
+        let mut logged = Vec::with_capacity(events.len());
         for ((public, private), stored) in events.into_iter().zip(stored) {
             let event = LoggedEvent {
                 id: stored.id,
@@ -500,7 +602,25 @@ impl Engine {
             let _ = h.events.send(event.clone());
             logged.push(event);
         }
+        if diverged {
+            // Something else appended to this session's log: the carried
+            // events were applied with the wrong sequence numbers.
+            tracing::error!(session = %h.id, "the session's log moved under its runner; reloading it");
+            self.reload(h, state).await;
+        }
         Ok(logged)
+    }
+
+    /// Rebuild `state` from the session's log (after a write that failed or
+    /// landed elsewhere than the state expected). On failure the state is left
+    /// as it is, and the error is logged.
+    async fn reload(&self, h: &SessionHandle, state: &mut SessionState) {
+        match self.load_state(&h.id).await {
+            Ok(fresh) => *state = fresh,
+            Err(e) => {
+                tracing::error!(session = %h.id, "reloading the session from its log failed: {e}")
+            }
+        }
     }
 
     /// Start the session's runner unless one runs.

@@ -85,7 +85,8 @@ pub(crate) async fn drive(engine: &Engine, h: &Arc<SessionHandle>) -> Result<(),
                         None,
                     ));
                 }
-                engine.append_all(h, &mut state, events, None).await?;
+                // Written with the model call's `model_request` (or `run_finished`).
+                engine.append_or_carry(h, &mut state, events, None).await?;
             }
             Next::Finish(stop, output) => finish(engine, h, stop, output).await?,
             Next::ModelCall => {
@@ -386,9 +387,9 @@ async fn model_step(
     for g in gated {
         events.extend(gate_events(&run_id, g, true));
     }
+    // A final answer is written with `run_finished`.
     let mut state = h.state.lock().await;
-    engine.append_all(h, &mut state, events, None).await?;
-    Ok(())
+    engine.append_or_carry(h, &mut state, events, None).await
 }
 
 /// A call's gate result, ready to be logged.
@@ -780,11 +781,11 @@ async fn log_result(
     // the log shows the result with those values scrubbed; the model gets it whole.
     let shown = scrub(&f.content, &c.arguments, &c.redacted);
     let private = (shown != f.content).then(|| event(f.content.clone()));
+    // The last result of a step is written with the next `model_request`.
     let mut state = h.state.lock().await;
     engine
-        .append_all(h, &mut state, vec![(event(shown), private)], call)
+        .append_or_carry(h, &mut state, vec![(event(shown), private)], call)
         .await
-        .map(|_| ())
 }
 
 /// `text` with every value the `pointers` select in `arguments` replaced by

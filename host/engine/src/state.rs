@@ -159,6 +159,21 @@ pub struct SessionState {
     pub loaded_skills: BTreeSet<String>,
     /// Sequence number of the last event applied.
     pub last_seq: u64,
+    /// Events applied here but not written yet; not part of the log's fold.
+    pub(crate) unwritten: Unwritten,
+}
+
+/// Events the runner applied to a session's state before writing them, because
+/// its very next step starts with an append (a model call's `model_request`, a
+/// run's `run_finished`): that append writes them first, in the same
+/// transaction. See `Engine::append_or_carry`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Unwritten {
+    /// Each event (public form, unredacted form if it differs) and the sequence
+    /// number it was applied with.
+    pub(crate) events: Vec<(EventData, Option<EventData>, u64)>,
+    /// A tool call's idempotency key and result record, to close with them.
+    pub(crate) finished_call: Option<(String, serde_json::Value)>,
 }
 
 impl SessionState {

@@ -192,6 +192,102 @@ async fn a_refund_under_100_runs_without_approval() {
     assert_eq!(h.ledger()["refunds"].as_array().unwrap().len(), 1);
 }
 
+/// The runner writes some events together with the next step's first event
+/// (a run's start with its model request, a step's last tool result with the
+/// next model request, a final answer with `run_finished`): subscribers still
+/// get every event once, in order, as the log has it, and a destructive call's
+/// record is closed with its result.
+#[tokio::test(flavor = "multi_thread")]
+async fn live_events_are_the_log_when_steps_are_written_together() {
+    // The step is the number of assistant turns: the first run answers, the
+    // second refunds and answers.
+    const SCRIPT: &str = r#"
+scenarios:
+  - steps:
+      - text: "Ready."
+      - tool_calls:
+          - {name: issue_refund, arguments: {account: acct_alice, amount_cents: 2000, reason: late}}
+      - text: "Refunded $20."
+"#;
+    let h = Harness::start(SCRIPT).await;
+    let s = session(
+        &h,
+        &agent("refund-assistant", "scripted", Some("refunds"), ""),
+        "hello",
+    )
+    .await;
+    wait_finished(&h.engine, &s, 1).await;
+
+    let (mut live, _) = h.engine.subscribe(&s).await.unwrap();
+    h.engine
+        .post_message(&s, "refund 20 please", &user())
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let e = tokio::time::timeout(std::time::Duration::from_secs(30), live.recv())
+            .await
+            .expect("the second run ends")
+            .expect("no event is missed");
+        let done = matches!(
+            e.data,
+            EventData::StatusChanged {
+                status: Status::Idle
+            }
+        );
+        seen.push(e);
+        if done {
+            break;
+        }
+    }
+    let log = h.engine.events(&s, 0, 1000).await.unwrap();
+    let first = seen[0].seq;
+    let logged: Vec<_> = log.iter().filter(|e| e.seq >= first).collect();
+    assert_eq!(
+        seen.iter()
+            .map(|e| (e.seq, e.id.clone(), e.data.kind()))
+            .collect::<Vec<_>>(),
+        logged
+            .iter()
+            .map(|e| (e.seq, e.id.clone(), e.data.kind()))
+            .collect::<Vec<_>>(),
+        "live events and the log differ"
+    );
+    let kinds: Vec<_> = seen.iter().map(|e| e.data.kind()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "user_message",
+            "run_started",
+            "status_changed",
+            "model_request",
+            "model_response",
+            "tool_call",
+            "tool_result",
+            "model_request",
+            "model_response",
+            "run_finished",
+            "status_changed"
+        ],
+        "{kinds:?}"
+    );
+    assert_eq!(h.ledger()["refunds"].as_array().unwrap().len(), 1);
+
+    // The refund's idempotency record was closed with its result.
+    let EventData::ToolResult {
+        run_id, call_id, ..
+    } = &of_kind(&seen, "tool_result")[0].data
+    else {
+        unreachable!()
+    };
+    let store = tack_store::Store::open(&h.store_url).await.unwrap();
+    let claim = store
+        .claim_call(&s, &format!("{run_id}/{call_id}"))
+        .await
+        .unwrap();
+    assert!(matches!(claim, tack_store::Claim::Done(_)), "{claim:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn decisions_are_checked_role_id_and_state() {
     let h = Harness::start(REFUND).await;

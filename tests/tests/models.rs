@@ -151,6 +151,20 @@ async fn adapters_speak_both_wire_formats_with_tool_calls_and_usage() {
                 .map(|(_, v)| v.clone());
             assert_eq!(sent.as_deref(), Some(value.as_str()), "{crate_name}");
             assert_eq!(last.body["stream"].as_bool().unwrap_or(false), stream);
+            // The body goes with its length, not chunked (some servers refuse that).
+            let header = |name: &str| {
+                last.headers
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+            };
+            let length = serde_json::to_vec(&last.body).unwrap().len();
+            assert!(
+                header("content-length").is_some_and(|l| l.parse::<usize>().unwrap() >= length),
+                "{crate_name}: {:?}",
+                last.headers
+            );
+            assert_eq!(header("transfer-encoding"), None, "{crate_name}");
         }
 
         // Second turn: the assistant message with its calls and the tool results go back.

@@ -304,6 +304,20 @@ async fn http_fetches_from_an_allowed_host_on_loopback() {
         "hello from POST /refunds (13 bytes)"
     );
 
+    // A body larger than the host takes in one write streams after the request.
+    let big = "x".repeat(1_500_000);
+    let out = call(
+        &sb,
+        "post",
+        json!({"url": format!("http://service.internal:{port}/big"), "body": big}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        one_json(&out)["body"],
+        "hello from POST /big (1500000 bytes)"
+    );
+
     let out = call(
         &sb,
         "get",
@@ -316,7 +330,7 @@ async fn http_fetches_from_an_allowed_host_on_loopback() {
         (v["body"].as_str(), v["truncated"].as_bool()),
         (Some("hello"), Some(true))
     );
-    assert_eq!(server.hits(), 3);
+    assert_eq!(server.hits(), 4);
 
     // Another port on the same host is not in the grant.
     let out = call(&sb, "get", json!({"url": "http://service.internal:1/"}))

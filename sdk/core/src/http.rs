@@ -175,11 +175,21 @@ pub fn open(req: &Request) -> Result<OpenResponse, HttpError> {
         other => Method::Other(other.to_string()),
     };
 
-    let entries: Vec<(String, Vec<u8>)> = req
+    let mut entries: Vec<(String, Vec<u8>)> = req
         .headers
         .iter()
         .map(|(k, v)| (k.to_ascii_lowercase(), v.as_bytes().to_vec()))
         .collect();
+    // The body is known whole: say how long it is (no chunked encoding, which
+    // some servers refuse, and no separate write for its last chunk).
+    let has_body =
+        !req.body.is_empty() || matches!(method, Method::Post | Method::Put | Method::Patch);
+    if has_body && !entries.iter().any(|(k, _)| k == "content-length") {
+        entries.push((
+            "content-length".to_string(),
+            req.body.len().to_string().into_bytes(),
+        ));
+    }
     let headers = Fields::from_list(&entries)
         .map_err(|e| HttpError::InvalidRequest(format!("bad header: {e:?}")))?;
     let outgoing = OutgoingRequest::new(headers);
@@ -202,23 +212,42 @@ pub fn open(req: &Request) -> Result<OpenResponse, HttpError> {
         let _ = o.set_first_byte_timeout(Some(ms * 1_000_000));
         o
     });
+    // A body the host takes in one write is written before the request goes:
+    // the connection then gets the request in one piece. (tack's host buffers
+    // that write; a larger body is written after, as the server reads it.)
+    let mut write_error = None;
+    let stream = body.write().map_err(|_| bad("body"))?;
+    let write_first = matches!(stream.check_write(), Ok(room) if room >= req.body.len() as u64);
+    let rest = if write_first {
+        if !req.body.is_empty()
+            && let Err(e) = stream.write(&req.body)
+        {
+            write_error = Some(format!("writing the body: {e:?}"));
+        }
+        drop(stream);
+        if let Err(e) = OutgoingBody::finish(body, None) {
+            write_error.get_or_insert_with(|| describe(&e));
+        }
+        None
+    } else {
+        Some((stream, body))
+    };
     let future = outgoing_handler::handle(outgoing, options)
         .map_err(|e| HttpError::Transport(describe(&e)))?;
 
     // A server may answer before it has read the whole body (and close the stream);
     // then its answer counts, and the write error only matters if there is none.
-    let mut write_error = None;
-    {
-        let stream = body.write().map_err(|_| bad("body"))?;
+    if let Some((stream, body)) = rest {
         for chunk in req.body.chunks(4096) {
             if let Err(e) = stream.blocking_write_and_flush(chunk) {
                 write_error = Some(format!("writing the body: {e:?}"));
                 break;
             }
         }
-    }
-    if let Err(e) = OutgoingBody::finish(body, None) {
-        write_error.get_or_insert_with(|| describe(&e));
+        drop(stream);
+        if let Err(e) = OutgoingBody::finish(body, None) {
+            write_error.get_or_insert_with(|| describe(&e));
+        }
     }
 
     let response = loop {

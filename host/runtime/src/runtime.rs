@@ -91,6 +91,9 @@ impl Runtime {
             .async_stack_size(config.max_wasm_stack + 1024 * 1024)
             .memory_init_cow(true)
             .wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
+        if std::env::var_os("TACK_PERFMAP").is_some() {
+            wasm.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         if config.pooling {
             let n = config.max_instances;
             let mut pool = PoolingAllocationConfig::new();

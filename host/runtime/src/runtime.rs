@@ -91,7 +91,9 @@ impl Runtime {
             .async_stack_size(config.max_wasm_stack + 1024 * 1024)
             .memory_init_cow(true)
             .wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
-        if std::env::var_os("TACK_PERFMAP").is_some() {
+        // For profiling guests: `TACK_WASM_PERFMAP=1` writes /tmp/perf-<pid>.map,
+        // so `perf report` names the guests' own functions.
+        if std::env::var_os("TACK_WASM_PERFMAP").is_some() {
             wasm.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
         if config.pooling {

@@ -7,7 +7,8 @@
 //! Every run is two steps: the model asks for `read_balance` (a real wasm tool
 //! call with its ledger file), then answers.
 //!
-//! - steps/s: completed steps per second with 16 sessions in flight;
+//! - steps/s: completed steps per second with 16 sessions in flight (the median
+//!   of three rounds, with their range);
 //! - host CPU per step: the process's CPU time over that phase / steps (with the
 //!   core busy near 100%, this is what bounds steps/s);
 //! - added latency per step: (run wall time − the model's own time for the same
@@ -42,7 +43,8 @@ const AGENT: &str = "name: bench\ndescription: Bench.\nmodel: m\ninstructions: A
 const SEQUENTIAL_RUNS: usize = 400;
 const WARMUP_RUNS: usize = 50;
 const IN_FLIGHT: usize = 16;
-const THROUGHPUT_FOR: Duration = Duration::from_secs(6);
+const THROUGHPUT_FOR: Duration = Duration::from_secs(4);
+const THROUGHPUT_ROUNDS: usize = 3;
 
 /// CPU time this process has used (user + system), from `/proc/self/stat`.
 fn cpu_time() -> Duration {
@@ -156,6 +158,34 @@ grant = {{ dirs = [{{ host = "{}", guest = "/state", mode = "rw" }}] }}
     })
 }
 
+/// Steps/s, host CPU seconds per step and the core's busy share, over
+/// `THROUGHPUT_FOR` with `IN_FLIGHT` sessions running at once.
+async fn throughput(engine: &Engine, who: &Principal) -> (f64, f64, f64) {
+    let cpu_before = cpu_time();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..IN_FLIGHT {
+        let engine = engine.clone();
+        let who = who.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut runs = 0u64;
+            while start.elapsed() < THROUGHPUT_FOR {
+                one_run(&engine, &who).await;
+                runs += 1;
+            }
+            runs
+        }));
+    }
+    let mut runs = 0;
+    for t in tasks {
+        runs += t.await.unwrap();
+    }
+    let wall = start.elapsed().as_secs_f64();
+    let cpu = (cpu_time() - cpu_before).as_secs_f64();
+    let steps = (runs * 2) as f64;
+    (steps / wall, cpu / steps, cpu / wall)
+}
+
 /// One session's run, start to `run_finished`.
 async fn one_run(engine: &Engine, who: &Principal) -> Duration {
     let start = Instant::now();
@@ -251,28 +281,15 @@ fn main() {
         .unwrap();
         added.sort_by(f64::total_cmp);
 
-        let cpu_before = cpu_time();
-        let start = Instant::now();
-        let mut tasks = Vec::new();
-        for _ in 0..IN_FLIGHT {
-            let engine = engine.clone();
-            let who = who.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut runs = 0u64;
-                while start.elapsed() < THROUGHPUT_FOR {
-                    one_run(&engine, &who).await;
-                    runs += 1;
-                }
-                runs
-            }));
+        // Several rounds: this kind of machine's speed drifts between runs, so
+        // the median and the range say more than one figure.
+        let mut rounds = Vec::with_capacity(THROUGHPUT_ROUNDS);
+        for _ in 0..THROUGHPUT_ROUNDS {
+            rounds.push(throughput(&engine, &who).await);
         }
-        let mut runs = 0;
-        for t in tasks {
-            runs += t.await.unwrap();
-        }
-        let wall = start.elapsed().as_secs_f64();
-        let steps_per_s = (runs * 2) as f64 / wall;
-        let cpu = (cpu_time() - cpu_before).as_secs_f64();
+        rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (steps_per_s, cpu_per_step, busy) = rounds[rounds.len() / 2];
+        let (slowest, fastest) = (rounds[0].0, rounds[rounds.len() - 1].0);
 
         let pinned = std::env::var_os("TACK_BENCH_PINNED").is_some();
         println!(
@@ -289,9 +306,13 @@ fn main() {
             steps_per_s
         );
         println!(
+            "    (median of {THROUGHPUT_ROUNDS} rounds of {}s; range {slowest:.0}–{fastest:.0})",
+            THROUGHPUT_FOR.as_secs()
+        );
+        println!(
             "  host CPU per step (core busy {:>3.0}%)             {:>8.3} ms",
-            cpu / wall * 100.0,
-            cpu / (runs * 2) as f64 * 1e3
+            busy * 100.0,
+            cpu_per_step * 1e3
         );
         println!(
             "  added latency per step, p50                  {:>8.3} ms   TrueFoundry: +3-4 ms",

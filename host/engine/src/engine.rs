@@ -475,10 +475,7 @@ impl Engine {
         events: Vec<(EventData, Option<EventData>)>,
         finished_call: Option<(&str, &Value)>,
     ) -> Result<(), EngineError> {
-        if finished_call.is_some() && state.unwritten.finished_call.is_some() {
-            // One record per transaction: the carried one goes first.
-            self.write(h, state, Vec::new(), None, None).await?;
-        }
+        self.write_clashing_record(h, state, finished_call).await?;
         let created_ms = now_ms();
         for (public, private) in events {
             let seq = state.last_seq + 1;
@@ -510,10 +507,22 @@ impl Engine {
         status: Option<&str>,
         finished_call: Option<(&str, &Value)>,
     ) -> Result<Vec<LoggedEvent>, EngineError> {
+        self.write_clashing_record(h, state, finished_call).await?;
+        self.write(h, state, events, status, finished_call).await
+    }
+
+    /// Write the carried events alone when they close a call record and
+    /// `finished_call` closes another: one record per transaction.
+    async fn write_clashing_record(
+        &self,
+        h: &SessionHandle,
+        state: &mut SessionState,
+        finished_call: Option<(&str, &Value)>,
+    ) -> Result<(), EngineError> {
         if finished_call.is_some() && state.unwritten.finished_call.is_some() {
             self.write(h, state, Vec::new(), None, None).await?;
         }
-        self.write(h, state, events, status, finished_call).await
+        Ok(())
     }
 
     /// Write the session's carried events and then `events` in one store

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tack_config::HostConfig;
 use tack_engine::{Engine, EngineConfig, EventData, LocalSource, Principal, RetryPolicy};
+use tack_runtime::FileIo;
 use tack_tests::{guest, runtime, workspace_root};
 
 /// The allocator `tack` itself uses (`host/cli/src/main.rs`).
@@ -295,6 +296,17 @@ fn main() {
         println!(
             "agent loop: host {} · model on loopback in its own process · SQLite store · 2 steps per run",
             if pinned { "pinned to one core (taskset -c 0)" } else { "NOT pinned (no taskset)" }
+        );
+        // The default `guest-file-io = "auto"`: the tool's file I/O runs on the
+        // worker only if its state directory is on a local disk.
+        let state = dir.path().join("state");
+        println!(
+            "  tool file I/O (guest-file-io = \"auto\"): {}",
+            if FileIo::Auto.direct_for([state.as_path()].into_iter()) {
+                "on the worker (state directory on a local disk)"
+            } else {
+                "on the blocking pool (state directory not on a local disk)"
+            }
         );
         println!(
             "  model's own time per run (direct HTTP)        {:>8.3} ms p50 · {:.3} ms p99 (its tail is in the added p99)",

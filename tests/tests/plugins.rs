@@ -5,7 +5,7 @@ use serde_json::json;
 use std::sync::Arc;
 use tack_policy::{DirGrant, Grant, Mode};
 use tack_runtime::{
-    CallContext, CallError, Credential, ErrorCode, RuntimeConfig, Sandbox, StaticResolver,
+    CallContext, CallError, Credential, ErrorCode, FileIo, RuntimeConfig, Sandbox, StaticResolver,
 };
 use tack_tests::{LoopbackServer, call, guest, json_results, one_json, runtime, runtime_with};
 
@@ -114,10 +114,44 @@ async fn files_lists_reads_writes_and_searches_inside_its_directory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_io_on_the_calling_thread_behaves_the_same() {
     files_suite(runtime_with(RuntimeConfig {
-        blocking_file_io: true,
+        file_io: FileIo::Direct,
         ..RuntimeConfig::default()
     }))
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_io_on_the_thread_pool_behaves_the_same() {
+    files_suite(runtime_with(RuntimeConfig {
+        file_io: FileIo::ThreadPool,
+        ..RuntimeConfig::default()
+    }))
+    .await;
+}
+
+/// `auto` runs file operations on the calling thread only where they cannot
+/// hang: every granted directory on a local disk or memory filesystem.
+#[test]
+fn auto_file_io_is_direct_only_on_local_filesystems() {
+    use tack_runtime::{is_local_disk, is_local_filesystem_type};
+    assert!(is_local_filesystem_type(0xEF53), "ext4");
+    assert!(is_local_filesystem_type(0x0102_1994), "tmpfs");
+    assert!(!is_local_filesystem_type(0x6969), "NFS may hang");
+    assert!(!is_local_filesystem_type(0x6573_5546), "FUSE may hang");
+    assert!(!is_local_filesystem_type(0x9FA0), "procfs files may block");
+
+    let proc_ = std::path::Path::new("/proc/self");
+    assert!(!is_local_disk(proc_), "procfs files may block");
+    let tmp = tempfile::tempdir().unwrap();
+    assert!(!is_local_disk(&tmp.path().join("missing")), "unchecked");
+    assert!(!FileIo::Auto.direct_for([tmp.path(), proc_].into_iter()));
+    assert!(FileIo::Auto.direct_for(std::iter::empty()));
+    assert_eq!(
+        FileIo::Auto.direct_for([tmp.path()].into_iter()),
+        is_local_disk(tmp.path())
+    );
+    assert!(!FileIo::ThreadPool.direct_for([tmp.path()].into_iter()));
+    assert!(FileIo::Direct.direct_for([proc_].into_iter()));
 }
 
 async fn files_suite(rt: tack_runtime::Runtime) {

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tack_engine::{Engine, EngineConfig, RegistrySource, RetryPolicy};
-use tack_runtime::{Runtime, RuntimeConfig};
+use tack_runtime::{FileIo, Runtime, RuntimeConfig};
 use tack_secrets::{MasterKey, Secrets};
 
 /// `tack serve`.
@@ -104,7 +104,11 @@ pub(crate) async fn serve(a: ServeArgs, g: &Globals) -> Result<ExitCode, Failure
     let source = RegistrySource::new(dist.fetcher(g)?, dist.default_registry());
     let runtime = Runtime::new(RuntimeConfig {
         cache: g.code_cache(),
-        blocking_file_io: host.guest_file_io == tack_config::GuestFileIo::Direct,
+        file_io: match host.guest_file_io {
+            tack_config::GuestFileIo::Auto => FileIo::Auto,
+            tack_config::GuestFileIo::ThreadPool => FileIo::ThreadPool,
+            tack_config::GuestFileIo::Direct => FileIo::Direct,
+        },
         ..RuntimeConfig::default()
     })
     .map_err(|e| Failure::internal(format!("cannot start the runtime: {e:#}")))?;

@@ -165,10 +165,14 @@ struct HostSection {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum GuestFileIo {
-    /// On tokio's blocking thread pool (the default): each operation hops threads,
-    /// so a hung one (a network mount, a FIFO in a granted directory) stalls only
-    /// its own call, which then times out.
+    /// On the calling worker thread when every directory the call is granted is
+    /// on a local disk or memory filesystem (ext4, XFS, Btrfs, tmpfs, overlayfs
+    /// and the like), else on the thread pool (the default).
     #[default]
+    Auto,
+    /// On tokio's blocking thread pool: each operation hops threads, so a hung
+    /// one (a network mount, a FIFO in a granted directory) stalls only its own
+    /// call, which then times out.
     ThreadPool,
     /// On the calling worker thread: an idle host answers a tool call that reads a
     /// file about three times sooner (no thread hop). Only for granted
@@ -319,7 +323,7 @@ require-signature = false
     fn the_whole_file_parses_and_serves_as_the_agent_catalog() {
         let c = HostConfig::from_toml(FILE, &path()).unwrap();
         assert_eq!(c.listen.port(), 8181);
-        assert_eq!(c.guest_file_io, GuestFileIo::ThreadPool, "the default");
+        assert_eq!(c.guest_file_io, GuestFileIo::Auto, "the default");
         assert_eq!(c.storage, "sqlite://tack.db");
         assert_eq!(
             c.distribution.default_registry.as_deref(),
@@ -352,6 +356,8 @@ require-signature = false
         assert!(e("guest-file-io = \"async\"").contains("unknown variant `async`"));
         let c = HostConfig::from_toml("guest-file-io = \"direct\"", &path()).unwrap();
         assert_eq!(c.guest_file_io, GuestFileIo::Direct);
+        let c = HostConfig::from_toml("guest-file-io = \"thread-pool\"", &path()).unwrap();
+        assert_eq!(c.guest_file_io, GuestFileIo::ThreadPool);
         assert!(
             e("[models.m]\nadapter = \"a@1.0.0\"\nendpoint = \"ftp://x\"")
                 .contains("models.m.endpoint")

@@ -47,7 +47,7 @@ pub use model::{
     ModelOutcome, ModelTools, Part, Role, StopReason, ToolCall, ToolResult, Usage,
 };
 pub use plugin::{CallOutcome, Plugin, Sandbox};
-pub use runtime::{Runtime, RuntimeConfig};
+pub use runtime::{FileIo, Runtime, RuntimeConfig, is_local_disk, is_local_filesystem_type};
 pub use tack_policy::{EffectivePolicy, Grant, Manifest};
 pub use types::{
     Annotations, CallContext, Content, ErrorCode, LogLevel, LogRecord, ToolDescriptor, ToolError,

@@ -495,7 +495,12 @@ pub(crate) fn new_store(
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false)
-        .allow_blocking_current_thread(runtime.config().blocking_file_io)
+        .allow_blocking_current_thread(
+            runtime
+                .config()
+                .file_io
+                .direct_for(policy.dirs.iter().map(|d| d.host.as_path())),
+        )
         .monotonic_clock(CallMonotonicClock(Instant::now()));
     if !policy.wall_clock {
         wasi.wall_clock(FrozenWallClock);

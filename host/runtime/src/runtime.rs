@@ -42,12 +42,8 @@ pub struct RuntimeConfig {
     pub keep_resident: ByteSize,
     /// Resolver for outgoing guest HTTP (default: the system's).
     pub resolver: Arc<dyn Resolve>,
-    /// Run guests' file operations on the calling thread instead of tokio's
-    /// blocking pool (default: off). On, an idle host answers a tool call that
-    /// reads a file about three times sooner, but a granted directory must hold
-    /// only regular files on a local disk (a FIFO or a hung network mount would
-    /// stall the thread and everything scheduled on it).
-    pub blocking_file_io: bool,
+    /// Where guests' file operations run (default: [`FileIo::Auto`]).
+    pub file_io: FileIo,
 }
 
 impl Default for RuntimeConfig {
@@ -62,9 +58,65 @@ impl Default for RuntimeConfig {
             max_wasm_stack: 512 * 1024,
             keep_resident: ByteSize::mib(16),
             resolver: Arc::new(SystemResolver),
-            blocking_file_io: false,
+            file_io: FileIo::Auto,
         }
     }
+}
+
+/// Where a guest's file operations (in its granted directories) run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FileIo {
+    /// On the calling thread when every directory the call is granted is on a
+    /// local disk filesystem ([`is_local_disk`]), else on tokio's blocking pool
+    /// (the default).
+    #[default]
+    Auto,
+    /// Always on tokio's blocking pool: each operation hops threads, so one that
+    /// hangs (a network mount, a FIFO nobody writes to) stalls only its own call,
+    /// which then times out.
+    ThreadPool,
+    /// Always on the calling thread: no thread hop per operation (an idle host
+    /// answers a tool call that reads a file about three times sooner), but an
+    /// operation that hangs stalls the worker thread and every session on it.
+    Direct,
+}
+
+impl FileIo {
+    /// Whether a call granted `dirs` runs its file operations on the calling thread.
+    pub fn direct_for<'a>(self, mut dirs: impl Iterator<Item = &'a Path>) -> bool {
+        match self {
+            FileIo::Direct => true,
+            FileIo::ThreadPool => false,
+            FileIo::Auto => dirs.all(is_local_disk),
+        }
+    }
+}
+
+/// Whether `path` is on a filesystem whose operations finish in bounded time (see
+/// [`is_local_filesystem_type`]), as `statfs(2)` tells; `false` when it cannot be
+/// checked.
+pub fn is_local_disk(path: &Path) -> bool {
+    rustix::fs::statfs(path).is_ok_and(|fs| is_local_filesystem_type(fs.f_type as u64))
+}
+
+/// Whether `statfs(2)`'s filesystem type `magic` is a local disk or memory
+/// filesystem: ext2/3/4, XFS, Btrfs, F2FS, ZFS, bcachefs, tmpfs, ramfs or
+/// overlayfs. Network and FUSE filesystems (which may hang) and pseudo
+/// filesystems (`/proc`, `/sys`, `/dev`, whose files may block) are not.
+pub fn is_local_filesystem_type(magic: u64) -> bool {
+    // From linux/magic.h (ZFS's and bcachefs's from their own sources).
+    const LOCAL: &[u64] = &[
+        0xEF53,      // ext2, ext3, ext4
+        0x5846_5342, // XFS
+        0x9123_683E, // Btrfs
+        0xF2F5_2010, // F2FS
+        0x2FC1_2FC1, // ZFS
+        0xCA45_1A4E, // bcachefs
+        0x0102_1994, // tmpfs
+        0x8584_58F6, // ramfs
+        0x794C_7630, // overlayfs
+    ];
+    LOCAL.contains(&magic)
 }
 
 /// The process-wide plugin runtime. Cheap to clone; clones share everything.

@@ -23,7 +23,7 @@ scenarios:
       - text: "Done: the refund is on its way."
   - match: busy
     steps:
-      - fail: {status: 429, times: 5}
+      - fail: {status: 429, times: 5, retry_after: 2}
         text: never
 "#;
 
@@ -230,7 +230,8 @@ async fn adapters_speak_both_wire_formats_with_tool_calls_and_usage() {
     }
 }
 
-/// 429 comes back as a retryable error (the host retries, not the adapter).
+/// 429 comes back as a retryable error with the provider's `retry-after` (the
+/// host retries, not the adapter).
 #[tokio::test(flavor = "multi_thread")]
 async fn rate_limits_are_reported_retryable() {
     let model = ScriptedModel::start(Script::from_yaml(SCRIPT).unwrap())
@@ -242,6 +243,7 @@ async fn rate_limits_are_reported_retryable() {
         let err = out.result.unwrap_err();
         assert_eq!(err.status, Some(429), "{crate_name}");
         assert!(err.retryable, "{crate_name}: {err:?}");
+        assert_eq!(err.retry_after_ms, Some(2000), "{crate_name}");
     }
 }
 

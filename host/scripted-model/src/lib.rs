@@ -17,6 +17,7 @@
 //!       - text: "Refund issued."
 //!   - steps:
 //!       - fail: {status: 429, times: 1}      # first request at this step gets 429
+//!                                            # (`retry_after: 2` adds `retry-after: 2`)
 //!         text: "Hello."
 //! ```
 //!
@@ -56,6 +57,9 @@ pub struct Failure {
     /// How many requests at this step fail before one succeeds.
     #[serde(default = "one")]
     pub times: u32,
+    /// A `retry-after` header (seconds) on the failures.
+    #[serde(default)]
+    pub retry_after: Option<u32>,
 }
 
 fn one() -> u32 {
@@ -281,11 +285,13 @@ fn respond(shared: &Shared, dialect: Dialect, req: &Value) -> (u16, Response, u6
         let n = failures.entry((si, step_index)).or_insert(0);
         if *n < f.times {
             *n += 1;
-            return (
-                f.status,
-                wire::error_body(dialect, f.status, "scripted failure"),
-                step.delay_ms,
-            );
+            let mut response = wire::error_body(dialect, f.status, "scripted failure");
+            if let Some(seconds) = f.retry_after {
+                response
+                    .headers_mut()
+                    .insert("retry-after", axum::http::HeaderValue::from(seconds));
+            }
+            return (f.status, response, step.delay_ms);
         }
     }
     let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);

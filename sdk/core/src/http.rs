@@ -76,7 +76,7 @@ pub fn send(req: &Request, max_body: usize) -> Result<Response, HttpError> {
     let (body, truncated) = open.read_to_end(max_body)?;
     Ok(Response {
         status: open.status,
-        headers: std::mem::take(&mut open.headers),
+        headers: open.headers().to_vec(),
         body,
         truncated,
     })
@@ -87,8 +87,8 @@ pub fn send(req: &Request, max_body: usize) -> Result<Response, HttpError> {
 pub struct OpenResponse {
     /// Status code.
     pub status: u16,
-    /// Header names (lowercase) and values.
-    pub headers: Vec<(String, String)>,
+    /// Header names (lowercase) and values, once asked for.
+    headers: Option<Vec<(String, String)>>,
     // Field order is drop order: the stream before its body, the body before the response.
     stream: InputStream,
     _body: IncomingBody,
@@ -96,9 +96,27 @@ pub struct OpenResponse {
 }
 
 impl OpenResponse {
-    /// The value of header `name` (lowercase), if present.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
+    /// Header names (lowercase) and values. Read from the host when first asked
+    /// for: a caller that never looks at them costs no host calls for them.
+    pub fn headers(&mut self) -> &[(String, String)] {
+        self.headers.get_or_insert_with(|| {
+            self._response
+                .headers()
+                .entries()
+                .into_iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_ascii_lowercase(),
+                        String::from_utf8_lossy(&v).into_owned(),
+                    )
+                })
+                .collect()
+        })
+    }
+
+    /// The value of header `name` (any case), if present.
+    pub fn header(&mut self, name: &str) -> Option<&str> {
+        self.headers()
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
@@ -250,6 +268,8 @@ pub fn open(req: &Request) -> Result<OpenResponse, HttpError> {
         }
     }
 
+    // The response cannot have come yet: wait first, then take it.
+    future.subscribe().block();
     let response = loop {
         match future.get() {
             Some(Ok(Ok(r))) => break r,
@@ -265,17 +285,6 @@ pub fn open(req: &Request) -> Result<OpenResponse, HttpError> {
         }
     };
     let status = response.status();
-    let headers = response
-        .headers()
-        .entries()
-        .into_iter()
-        .map(|(k, v)| {
-            (
-                k.to_ascii_lowercase(),
-                String::from_utf8_lossy(&v).into_owned(),
-            )
-        })
-        .collect();
     let body = response
         .consume()
         .map_err(|_| HttpError::Transport("response body already taken".into()))?;
@@ -284,7 +293,7 @@ pub fn open(req: &Request) -> Result<OpenResponse, HttpError> {
         .map_err(|_| HttpError::Transport("response body stream already taken".into()))?;
     Ok(OpenResponse {
         status,
-        headers,
+        headers: None,
         stream,
         _body: body,
         _response: response,
@@ -436,7 +445,7 @@ pub fn open_ok(req: &Request) -> Result<OpenResponse, Failure> {
         let (body, _) = response.read_to_end(64 * 1024).unwrap_or_default();
         return Err(Failure::from_status(
             response.status,
-            &response.headers,
+            response.headers(),
             &body,
         ));
     }

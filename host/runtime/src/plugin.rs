@@ -496,10 +496,7 @@ pub(crate) fn new_store(
         .allow_udp(false)
         .allow_ip_name_lookup(false)
         .allow_blocking_current_thread(
-            runtime
-                .config()
-                .file_io
-                .direct_for(policy.dirs.iter().map(|d| d.host.as_path())),
+            runtime.direct_file_io(policy.dirs.iter().map(|d| d.host.as_path())),
         )
         .monotonic_clock(CallMonotonicClock(Instant::now()));
     if !policy.wall_clock {

@@ -12,9 +12,9 @@ use crate::model::ModelAdapter;
 use crate::plugin::{Plugin, PluginInner};
 use crate::state::SandboxState;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tack_policy::ByteSize;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
@@ -81,13 +81,27 @@ pub enum FileIo {
     Direct,
 }
 
+/// How long the runtime trusts what it found out about a granted directory's
+/// filesystem (a mount that appears over it is seen within this time).
+pub const LOCAL_DISK_TTL: Duration = Duration::from_secs(10);
+
 impl FileIo {
     /// Whether a call granted `dirs` runs its file operations on the calling thread.
-    pub fn direct_for<'a>(self, mut dirs: impl Iterator<Item = &'a Path>) -> bool {
+    pub fn direct_for<'a>(self, dirs: impl Iterator<Item = &'a Path>) -> bool {
+        self.direct_for_with(dirs, is_local_disk)
+    }
+
+    /// [`direct_for`](Self::direct_for), asking `local` whether a directory is on
+    /// a local disk.
+    fn direct_for_with<'a>(
+        self,
+        mut dirs: impl Iterator<Item = &'a Path>,
+        local: impl FnMut(&Path) -> bool,
+    ) -> bool {
         match self {
             FileIo::Direct => true,
             FileIo::ThreadPool => false,
-            FileIo::Auto => dirs.all(is_local_disk),
+            FileIo::Auto => dirs.all(local),
         }
     }
 }
@@ -131,6 +145,8 @@ pub(crate) struct RuntimeInner {
     pub(crate) config: RuntimeConfig,
     /// Loaded components by sha256, so a digest is compiled and pre-instantiated once.
     loaded: Mutex<HashMap<String, Weak<PluginInner>>>,
+    /// [`is_local_disk`] by granted directory, and when it was asked.
+    local_disk: Mutex<HashMap<PathBuf, (bool, Instant)>>,
 }
 
 impl Runtime {
@@ -194,6 +210,7 @@ impl Runtime {
                 linker,
                 config,
                 loaded: Mutex::default(),
+                local_disk: Mutex::default(),
             }),
         })
     }
@@ -206,6 +223,32 @@ impl Runtime {
     /// The runtime's configuration.
     pub fn config(&self) -> &RuntimeConfig {
         &self.inner.config
+    }
+
+    /// Whether a call granted `dirs` runs its file operations on the calling
+    /// thread, as [`FileIo::direct_for`] says, with each directory's filesystem
+    /// asked at most once per [`LOCAL_DISK_TTL`] (a `statfs` per directory per
+    /// call was ~0.4% of a loop step).
+    pub(crate) fn direct_file_io<'a>(&self, dirs: impl Iterator<Item = &'a Path>) -> bool {
+        let mut cache = self
+            .inner
+            .local_disk
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if cache.len() > 1024 {
+            cache.clear();
+        }
+        self.inner
+            .config
+            .file_io
+            .direct_for_with(dirs, |dir| match cache.get(dir) {
+                Some(&(local, at)) if at.elapsed() < LOCAL_DISK_TTL => local,
+                _ => {
+                    let local = is_local_disk(dir);
+                    cache.insert(dir.to_path_buf(), (local, Instant::now()));
+                    local
+                }
+            })
     }
 
     /// Load a component from a file.

@@ -2,15 +2,55 @@
 //! session's status and a tool call's result record in the same transaction.
 //!
 //! The SQL differs by backend. SQLite has one writer at a time (the group
-//! commit's transaction, `BEGIN IMMEDIATE`), so the next sequence number is read
-//! and used inside that transaction and the inserts cannot collide; a plain
-//! `INSERT` costs a quarter less than `INSERT … SELECT … RETURNING`. Postgres may
+//! commit's transaction, `BEGIN IMMEDIATE`), so the next sequence number is
+//! known inside that transaction (remembered from this process's last commit to
+//! the session, else read) and plain `INSERT`s use it: a quarter cheaper than
+//! `INSERT … SELECT … RETURNING`. A remembered number gone stale (another process
+//! appended) makes the first insert collide before anything changed; the number
+//! is then read and the batch goes on. Postgres may
 //! have several hosts appending at once: each insert takes `MAX(seq) + 1` in one
 //! statement, and a batch that collided with another host's append is retried
 //! whole.
 
 use crate::db::DbError;
 use rusqlite::OptionalExtension;
+
+/// Whether `e` is a constraint violation (here: a sequence number taken).
+fn is_conflict(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+/// The last sequence number this process committed, by session (SQLite only):
+/// an append then need not read it from the log first. Only ever a hint: a
+/// stale one makes the append's first insert collide, and the log is asked.
+/// Bounded: emptied when it holds [`LastSeqs::MAX`] sessions.
+#[derive(Debug, Default)]
+pub(crate) struct LastSeqs(std::sync::Mutex<std::collections::HashMap<String, u64>>);
+
+impl LastSeqs {
+    /// Sessions remembered at most.
+    const MAX: usize = 65_536;
+
+    /// What this process last committed to `session`, if it remembers.
+    pub(crate) fn get(&self, session: &str) -> Option<u64> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(session)
+            .copied()
+    }
+
+    /// `session`'s log now ends at `last` (or later).
+    pub(crate) fn set(&self, session: &str, last: u64) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= Self::MAX && !map.contains_key(session) {
+            map.clear();
+        }
+        let known = map.entry(session.to_string()).or_insert(last);
+        *known = (*known).max(last);
+    }
+}
 
 /// One event row, serialized.
 pub(crate) struct EventRow {
@@ -77,19 +117,25 @@ impl Batch {
     /// sequence number, or `None` when the session does not exist (nothing
     /// written). Nothing here can fail after a change except the database itself
     /// (which then rolls the whole transaction back).
-    pub(crate) fn sqlite(self, conn: &rusqlite::Connection) -> Result<Option<u64>, DbError> {
-        // One statement: no row when the session does not exist, NULL when its
-        // log is empty.
-        let last: Option<Option<i64>> = conn
-            .prepare_cached(LAST_SEQ_SQLITE)?
-            .query_row([&self.session], |r| r.get(0))
-            .optional()?;
-        let Some(last) = last else {
-            return Ok(None);
+    ///
+    /// `known_last` is the session's last sequence number as this process last
+    /// committed it (the store's [`LastSeqs`]), which saves reading it. If another
+    /// writer appended since, the first insert collides (changing nothing) and the
+    /// log is asked after all.
+    pub(crate) fn sqlite(
+        self,
+        conn: &rusqlite::Connection,
+        known_last: Option<u64>,
+    ) -> Result<Option<u64>, DbError> {
+        let mut last = match known_last {
+            Some(last) => last as i64,
+            None => match Self::last_seq(conn, &self.session)? {
+                Some(last) => last,
+                None => return Ok(None),
+            },
         };
-        let last = last.unwrap_or(0);
         let mut insert = conn.prepare_cached(INSERT_SQLITE)?;
-        for (row, seq) in self.rows.iter().zip(last + 1..) {
+        let mut put = |row: &EventRow, seq: i64| {
             insert.execute(rusqlite::params![
                 self.session,
                 seq,
@@ -98,7 +144,25 @@ impl Batch {
                 row.data,
                 row.private,
                 self.created_ms
-            ])?;
+            ])
+        };
+        if let Some(first) = self.rows.first() {
+            match put(first, last + 1) {
+                Ok(_) => {}
+                Err(e) if known_last.is_some() && is_conflict(&e) => {
+                    // Another writer appended since this process last did; nothing
+                    // was written yet: ask the log.
+                    last = match Self::last_seq(conn, &self.session)? {
+                        Some(last) => last,
+                        None => return Ok(None),
+                    };
+                    put(first, last + 1)?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        for (row, seq) in self.rows.iter().zip(last + 1..).skip(1) {
+            put(row, seq)?;
         }
         if let Some(status) = &self.status {
             conn.prepare_cached(&SET_STATUS.replace('$', "?"))?
@@ -114,6 +178,16 @@ impl Batch {
                 ])?;
         }
         Ok(Some(last as u64 + 1))
+    }
+
+    /// The session's last sequence number (0 for an empty log), or `None` when
+    /// the session does not exist: one statement.
+    fn last_seq(conn: &rusqlite::Connection, session: &str) -> Result<Option<i64>, DbError> {
+        let last: Option<Option<i64>> = conn
+            .prepare_cached(LAST_SEQ_SQLITE)?
+            .query_row([session], |r| r.get(0))
+            .optional()?;
+        Ok(last.map(|l| l.unwrap_or(0)))
     }
 
     /// Write it in a Postgres transaction (retried whole when another host's

@@ -289,6 +289,8 @@ fn appended(ids: Vec<String>, first: u64, created_ms: i64) -> Vec<Appended> {
 pub struct Store {
     db: Db,
     backend: Backend,
+    /// Where each session's log ends, as this process last wrote it (SQLite).
+    last_seqs: Arc<append::LastSeqs>,
 }
 
 fn json(text: &str, what: impl Into<String>) -> Result<Value> {
@@ -363,6 +365,7 @@ impl Store {
             return Ok(Store {
                 db: Db::Sqlite(conn),
                 backend: Backend::Sqlite,
+                last_seqs: Arc::default(),
             });
         }
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
@@ -380,6 +383,7 @@ impl Store {
         Ok(Store {
             db,
             backend: Backend::Postgres,
+            last_seqs: Arc::default(),
         })
     }
 
@@ -552,7 +556,7 @@ impl Store {
                             r.status,
                             r.created_ms
                         ])?;
-                    write.sqlite(conn)
+                    write.sqlite(conn, None)
                 })
                 .await?
             }
@@ -573,6 +577,7 @@ impl Store {
             }
         };
         let first_seq = seq.ok_or_else(|| StoreError::NoSession(record.id.clone()))?;
+        self.last_seqs.set(&record.id, first_seq);
         let event = appended(ids, first_seq, t).remove(0);
         Ok((record, event))
     }
@@ -710,7 +715,15 @@ impl Store {
         let ids: Vec<String> = write.rows.iter().map(|r| r.id.clone()).collect();
         let created_ms = write.created_ms;
         let first = match &self.db {
-            Db::Sqlite(db) => db.write(move |conn| write.sqlite(conn)).await?,
+            Db::Sqlite(db) => {
+                let known = self.last_seqs.get(session);
+                let count = write.rows.len() as u64;
+                let first = db.write(move |conn| write.sqlite(conn, known)).await?;
+                if let Some(first) = first {
+                    self.last_seqs.set(session, first + count - 1);
+                }
+                first
+            }
             Db::Postgres(pool) => write.postgres(pool).await?,
         };
         let Some(first) = first else {

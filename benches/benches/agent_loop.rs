@@ -16,6 +16,11 @@
 //!   runs (with 400, the p99 was the 4th-worst run, and one hiccup of this
 //!   shared VM that slowed a few runs in a row decided it).
 //!
+//! `TACK_BENCH_RUNS=N` makes only N sequential runs after the warm-up and prints
+//! nothing: for counting instructions per run, which this VM's drifting speed
+//! does not blur (`valgrind --tool=callgrind` at N = 0 and N = 200, subtract,
+//! divide by 200; with `TACK_BENCH_PINNED=1` so that it runs in-process).
+//!
 //! The host runs as `tack serve` does on one core: one tokio worker, mimalloc, sessions
 //! driven from tasks on the worker (as the server's handlers are), and no
 //! `RUST_BACKTRACE` (a debugging setting that makes every runtime error value
@@ -149,7 +154,17 @@ grant = {{ dirs = [{{ host = "{}", guest = "/state", mode = "rw" }}] }}
         .unwrap();
     Engine::new(EngineConfig {
         host,
-        runtime: runtime(),
+        runtime: if std::env::var_os("TACK_BENCH_RUNS").is_some() {
+            // A smaller pool: a profiler such as valgrind cannot reserve the
+            // default pool's address space (128 instances × 2 memories × a 4 GiB reservation each).
+            tack_tests::runtime_with(tack_runtime::RuntimeConfig {
+                max_instances: 2,
+                max_memory: tack_policy::ByteSize::mib(64),
+                ..Default::default()
+            })
+        } else {
+            runtime()
+        },
         store,
         secrets: None,
         components: Arc::new(
@@ -259,6 +274,14 @@ fn main() {
         let who = Principal::new("bench", "user");
         for _ in 0..WARMUP_RUNS {
             one_run(&engine, &who).await;
+        }
+        // `TACK_BENCH_RUNS=N`: only N more sequential runs, no figures (for
+        // counting instructions per run under a profiler such as callgrind).
+        if let Some(n) = std::env::var("TACK_BENCH_RUNS").ok().and_then(|n| n.parse::<usize>().ok()) {
+            for _ in 0..n {
+                one_run(&engine, &who).await;
+            }
+            return;
         }
         let (model, model_p99) = tokio::spawn({
             let url = url.clone();

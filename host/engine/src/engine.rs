@@ -83,7 +83,7 @@ pub struct SessionHandle {
     /// Agent version.
     pub agent_version: u32,
     pub(crate) state: tokio::sync::Mutex<SessionState>,
-    pub(crate) events: broadcast::Sender<LoggedEvent>,
+    pub(crate) events: broadcast::Sender<Arc<LoggedEvent>>,
     pub(crate) deltas: broadcast::Sender<Delta>,
     pub(crate) running: AtomicBool,
     pub(crate) cancel: Notify,
@@ -589,12 +589,14 @@ impl Engine {
         let mut diverged = false;
         for ((public, _, seq), stored) in carried.events.into_iter().zip(&mut stored) {
             diverged |= stored.seq != seq;
-            let _ = h.events.send(LoggedEvent {
-                id: stored.id,
-                seq: stored.seq,
-                created_ms: stored.created_ms,
-                data: public,
-            });
+            if h.events.receiver_count() > 0 {
+                let _ = h.events.send(Arc::new(LoggedEvent {
+                    id: stored.id,
+                    seq: stored.seq,
+                    created_ms: stored.created_ms,
+                    data: public,
+                }));
+            }
         }
         let mut logged = Vec::with_capacity(events.len());
         for ((public, private), stored) in events.into_iter().zip(stored) {
@@ -604,11 +606,20 @@ impl Engine {
                 created_ms: stored.created_ms,
                 data: public,
             };
-            state.apply(&LoggedEvent {
-                data: private.unwrap_or_else(|| event.data.clone()),
-                ..event.clone()
-            });
-            let _ = h.events.send(event.clone());
+            // The state folds the unredacted copy when there is one.
+            match private {
+                Some(data) => state.apply(&LoggedEvent {
+                    id: event.id.clone(),
+                    seq: event.seq,
+                    created_ms: event.created_ms,
+                    data,
+                }),
+                None => state.apply(&event),
+            }
+            // Subscribers share one copy; with none, no copy is made.
+            if h.events.receiver_count() > 0 {
+                let _ = h.events.send(Arc::new(event.clone()));
+            }
             logged.push(event);
         }
         if diverged {
@@ -892,7 +903,13 @@ impl Engine {
     pub async fn subscribe(
         &self,
         session: &str,
-    ) -> Result<(broadcast::Receiver<LoggedEvent>, broadcast::Receiver<Delta>), EngineError> {
+    ) -> Result<
+        (
+            broadcast::Receiver<Arc<LoggedEvent>>,
+            broadcast::Receiver<Delta>,
+        ),
+        EngineError,
+    > {
         let h = self.handle(session).await?;
         Ok((h.events.subscribe(), h.deltas.subscribe()))
     }

@@ -235,7 +235,7 @@ scenarios:
                 status: Status::Idle
             }
         );
-        seen.push(e);
+        seen.push(tack_engine::LoggedEvent::clone(&e));
         if done {
             break;
         }

@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 use tack_engine::{Delta, Engine, LoggedEvent};
 use tokio::sync::broadcast::{self, error::RecvError};
@@ -33,7 +34,7 @@ struct Cursor {
     session: String,
     sent: u64,
     backlog: VecDeque<LoggedEvent>,
-    events: broadcast::Receiver<LoggedEvent>,
+    events: broadcast::Receiver<Arc<LoggedEvent>>,
     deltas: broadcast::Receiver<Delta>,
 }
 

@@ -19,8 +19,19 @@ pub struct Parser {
     /// Bytes after the last complete line.
     buffer: Vec<u8>,
     event: Option<String>,
-    /// The `data:` lines so far, joined with `\n` (`None`: no `data:` line yet).
-    data: Option<String>,
+    /// The `data:` lines so far, joined with `\n` (kept allocated between events).
+    data: String,
+    /// Whether a `data:` line has been seen since the last dispatch.
+    has_data: bool,
+}
+
+/// Bytes as text: borrowed when valid UTF-8 (the usual case), else with
+/// replacement characters.
+fn text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
 }
 
 impl Parser {
@@ -32,75 +43,128 @@ impl Parser {
     /// Feed the next chunk; returns the events it completed. Each byte is looked
     /// at once, and the unfinished tail is kept for the next chunk.
     pub fn feed(&mut self, chunk: &[u8]) -> Vec<Event> {
-        let mut buffer = std::mem::take(&mut self.buffer);
-        buffer.extend_from_slice(chunk);
         let mut events = Vec::new();
+        let _ = self.feed_with(chunk, |event, data| {
+            events.push(Event {
+                event: event.to_string(),
+                data: data.to_string(),
+            });
+            Ok::<bool, std::convert::Infallible>(false)
+        });
+        events
+    }
+
+    /// Feed the next chunk, handing each completed event's name and data to
+    /// `on_event` (borrowed: nothing is copied per event) until it returns
+    /// `Ok(true)` (stop). Returns whether it stopped.
+    pub fn feed_with<E>(
+        &mut self,
+        chunk: &[u8],
+        mut on_event: impl FnMut(&str, &str) -> Result<bool, E>,
+    ) -> Result<bool, E> {
+        // Lines are read straight from `chunk` unless an unfinished line from the
+        // last chunk has to be joined to it first.
+        let mut joined = std::mem::take(&mut self.buffer);
+        let bytes: &[u8] = if joined.is_empty() {
+            chunk
+        } else {
+            joined.extend_from_slice(chunk);
+            &joined
+        };
         let mut start = 0;
-        while let Some(at) = buffer[start..]
-            .iter()
-            .position(|&b| b == b'\n' || b == b'\r')
-        {
+        let mut stopped = false;
+        while let Some(at) = memchr::memchr2(b'\n', b'\r', &bytes[start..]) {
             let end = start + at;
             // A `\r` at the very end may be the first half of `\r\n`: wait for more.
-            if buffer[end] == b'\r' && end + 1 == buffer.len() {
+            if bytes[end] == b'\r' && end + 1 == bytes.len() {
                 break;
             }
-            let skip = if buffer[end] == b'\r' && buffer.get(end + 1) == Some(&b'\n') {
+            let skip = if bytes[end] == b'\r' && bytes.get(end + 1) == Some(&b'\n') {
                 2
             } else {
                 1
             };
-            if let Some(e) = self.line(&String::from_utf8_lossy(&buffer[start..end])) {
-                events.push(e);
-            }
+            let line = &bytes[start..end];
             start = end + skip;
+            if self.line(line, &mut on_event)? {
+                stopped = true;
+                break;
+            }
         }
-        buffer.drain(..start);
-        self.buffer = buffer;
-        events
+        let tail = bytes.len() - start;
+        if joined.is_empty() {
+            self.buffer.extend_from_slice(&chunk[start..]);
+        } else {
+            joined.drain(..joined.len() - tail);
+            self.buffer = joined;
+        }
+        Ok(stopped)
     }
 
     /// The event left when the stream ends without a final blank line, if any.
     pub fn finish(&mut self) -> Option<Event> {
-        let rest = std::mem::take(&mut self.buffer);
-        if !rest.is_empty()
-            && let Some(e) = self.line(&String::from_utf8_lossy(&rest))
-        {
-            return Some(e);
-        }
-        self.line("")
+        let mut out = None;
+        let _ = self.finish_with(|event, data| {
+            out = Some(Event {
+                event: event.to_string(),
+                data: data.to_string(),
+            });
+            Ok::<bool, std::convert::Infallible>(true)
+        });
+        out
     }
 
-    fn line(&mut self, line: &str) -> Option<Event> {
+    /// [`finish`](Self::finish), handing the last event to `on_event`.
+    pub fn finish_with<E>(
+        &mut self,
+        mut on_event: impl FnMut(&str, &str) -> Result<bool, E>,
+    ) -> Result<bool, E> {
+        let rest = std::mem::take(&mut self.buffer);
+        // What is left is one unfinished line (a final `\r` ends it).
+        let rest = rest.strip_suffix(b"\r").unwrap_or(&rest);
+        if !rest.is_empty() && self.line(rest, &mut on_event)? {
+            return Ok(true);
+        }
+        self.line(b"", &mut on_event)
+    }
+
+    /// Take one line; a blank one dispatches the event so far to `on_event`.
+    fn line<E>(
+        &mut self,
+        line: &[u8],
+        on_event: &mut impl FnMut(&str, &str) -> Result<bool, E>,
+    ) -> Result<bool, E> {
         if line.is_empty() {
-            let Some(data) = self.data.take() else {
-                self.event = None;
-                return None;
-            };
-            return Some(Event {
-                event: self.event.take().unwrap_or_else(|| "message".into()),
-                data,
-            });
+            let event = self.event.take();
+            if !std::mem::take(&mut self.has_data) {
+                return Ok(false);
+            }
+            let stop = on_event(event.as_deref().unwrap_or("message"), &self.data);
+            self.data.clear();
+            return stop;
         }
-        if line.starts_with(':') {
-            return None;
+        if line[0] == b':' {
+            return Ok(false);
         }
-        let (field, value) = match line.split_once(':') {
-            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
-            None => (line, ""),
+        let (field, value) = match memchr::memchr(b':', line) {
+            Some(i) => {
+                let v = &line[i + 1..];
+                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
+            }
+            None => (line, &[][..]),
         };
         match field {
-            "event" => self.event = Some(value.to_string()),
-            "data" => match &mut self.data {
-                Some(data) => {
-                    data.push('\n');
-                    data.push_str(value);
+            b"event" => self.event = Some(text(value).into_owned()),
+            b"data" => {
+                if self.has_data {
+                    self.data.push('\n');
                 }
-                None => self.data = Some(value.to_string()),
-            },
+                self.has_data = true;
+                self.data.push_str(&text(value));
+            }
             _ => {}
         }
-        None
+        Ok(false)
     }
 }
 
@@ -117,15 +181,10 @@ pub fn drain<E: From<crate::http::Failure>>(
             .next_chunk()
             .map_err(|e| E::from(crate::http::Failure::from_transport(&e)))?;
         let Some(chunk) = chunk else {
-            return match parser.finish() {
-                Some(event) => on_data(&event.data),
-                None => Ok(false),
-            };
+            return parser.finish_with(|_, data| on_data(data));
         };
-        for event in parser.feed(&chunk) {
-            if on_data(&event.data)? {
-                return Ok(true);
-            }
+        if parser.feed_with(&chunk, |_, data| on_data(data))? {
+            return Ok(true);
         }
     }
 }
@@ -159,5 +218,47 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn lone_carriage_returns_invalid_utf8_and_a_final_carriage_return() {
+        let mut p = Parser::new();
+        let mut got = p.feed(b"data: caf\xc3\xa9\rdata: \xff!\r\r");
+        got.extend(p.feed(b"data: last\r"));
+        got.extend(p.finish());
+        assert_eq!(
+            got,
+            vec![
+                Event {
+                    event: "message".into(),
+                    data: "caf\u{e9}\n\u{fffd}!".into()
+                },
+                Event {
+                    event: "message".into(),
+                    data: "last".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn feed_with_stops_when_asked_and_keeps_the_rest() {
+        let mut p = Parser::new();
+        let mut seen = Vec::new();
+        let stopped = p
+            .feed_with(b"event: x\ndata: 1\n\ndata: 2\n\ndata: 3", |e, d| {
+                seen.push(format!("{e}={d}"));
+                Ok::<_, ()>(d == "1")
+            })
+            .unwrap();
+        assert!(stopped);
+        assert_eq!(seen, ["x=1"]);
+        // Nothing after the stop was lost: the next feed goes on from there.
+        let rest = p.feed(b"\n\n");
+        assert_eq!(
+            rest.iter().map(|e| e.data.as_str()).collect::<Vec<_>>(),
+            ["2", "3"]
+        );
+        assert_eq!(p.finish(), None);
     }
 }

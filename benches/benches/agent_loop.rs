@@ -21,7 +21,8 @@
 //! does not blur (`valgrind --tool=callgrind` at N = 0 and N = 200, subtract,
 //! divide by 200; with `TACK_BENCH_PINNED=1` so that it runs in-process).
 //!
-//! The host runs as `tack serve` does on one core: one tokio worker, mimalloc, sessions
+//! The host runs as `tack serve` does on one core: one tokio worker, mimalloc, its
+//! log subscriber at its default level, sessions
 //! driven from tasks on the worker (as the server's handlers are), and no
 //! `RUST_BACKTRACE` (a debugging setting that makes every runtime error value
 //! capture a backtrace).
@@ -263,6 +264,16 @@ async fn model_time(url: &str) -> (f64, f64) {
 
 fn main() {
     pin_to_one_core();
+    // The subscriber `tack serve` installs (`host/cli/src/main.rs`), at its
+    // default level: without one, `tracing` hands every span and event to the
+    // `log` crate instead, which `tack serve` never does.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TACK_LOG")
+                .unwrap_or_else(|_| "error".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     tack_distribution::client::install_crypto();
     let dir = tempfile::tempdir().unwrap();
     let (mut model, url) = start_model(dir.path());

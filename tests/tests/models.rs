@@ -325,3 +325,69 @@ async fn refund_gate_component_decides_per_call() {
         .to_string();
     assert!(err.contains("tack:plugin/model"), "{err}");
 }
+
+/// A run's model calls share one adapter instance while they succeed; each call
+/// still gets only its own egress record, log and streamed text, and a failed
+/// call (here a 429) makes the next one start a fresh instance.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_keeps_its_adapter_between_calls_and_replaces_it_after_a_failure() {
+    let model = ScriptedModel::start(Script::from_yaml(SCRIPT).unwrap())
+        .await
+        .unwrap();
+    for crate_name in ["tack_plugin_openai_chat", "tack_plugin_anthropic_messages"] {
+        let bound = adapter(crate_name, &model, "authorization", "Bearer x");
+        let mut session = bound.session();
+        assert_eq!(session.warm_calls(), 0);
+        let call = |text: &'static str| {
+            let deltas = Arc::new(Mutex::new(Vec::<String>::new()));
+            let sink = deltas.clone();
+            let sink: tack_runtime::DeltaSink =
+                Arc::new(move |t: &str| sink.lock().unwrap().push(t.to_string()));
+            (request(&model, text, true), deltas, sink)
+        };
+
+        for n in 1..=3 {
+            let (req, deltas, sink) = call("please refund");
+            let out = session
+                .complete(&req, Duration::from_secs(20), Some(sink))
+                .await
+                .expect("the adapter ran");
+            let c = out.result.expect("a completion");
+            assert_eq!(
+                c.message.joined_text(),
+                "Checking.",
+                "{crate_name} call {n}"
+            );
+            assert_eq!(c.message.tool_calls().count(), 2);
+            assert_eq!(deltas.lock().unwrap().concat(), "Checking.");
+            assert_eq!(
+                out.egress.len(),
+                1,
+                "{crate_name} call {n}: {:?}",
+                out.egress
+            );
+            assert_eq!(session.warm_calls(), n, "{crate_name}: kept after call {n}");
+        }
+
+        // A failed call drops the instance; the next call starts a fresh one.
+        let (req, _, sink) = call("busy");
+        let out = session
+            .complete(&req, Duration::from_secs(20), Some(sink))
+            .await
+            .expect("the adapter ran");
+        assert_eq!(out.result.unwrap_err().status, Some(429));
+        assert_eq!(
+            session.warm_calls(),
+            0,
+            "{crate_name}: replaced after a failure"
+        );
+        let (req, deltas, sink) = call("please refund");
+        let out = session
+            .complete(&req, Duration::from_secs(20), Some(sink))
+            .await
+            .expect("the adapter ran");
+        assert_eq!(out.result.unwrap().message.joined_text(), "Checking.");
+        assert_eq!(deltas.lock().unwrap().concat(), "Checking.");
+        assert_eq!(session.warm_calls(), 1);
+    }
+}

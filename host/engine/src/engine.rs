@@ -65,6 +65,10 @@ pub struct Delta {
     pub run_id: String,
     /// The text.
     pub text: String,
+    /// Sequence number of the event logged just before the text was generated
+    /// (the step's `model_request`): a stream sends the text after that event and
+    /// before any event logged after it.
+    pub after: u64,
 }
 
 /// Live events a subscriber may fall behind by before it reads from the store

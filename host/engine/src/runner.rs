@@ -16,8 +16,11 @@ use crate::redact::{redact, redact_text};
 use crate::state::{ApprovalState, CallState, Next, SessionState};
 use serde_json::{Value, json};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tack_runtime::{CallContext, CallError, CompletionRequest, Content, DeltaSink, Message, Part};
+use tack_runtime::{
+    AdapterSession, CallContext, CallError, CompletionRequest, Content, DeltaSink, Message, Part,
+};
 use tack_store::Claim;
 
 /// Longest single model call.
@@ -55,6 +58,8 @@ pub(crate) async fn drive(engine: &Engine, h: &Arc<SessionHandle>) -> Result<(),
             return Ok(());
         }
     };
+    // One adapter instance serves this stretch's model calls (see `AdapterSession`).
+    let mut adapter = agent.adapter.session();
     loop {
         let next = h.state.lock().await.next();
         match next {
@@ -91,7 +96,7 @@ pub(crate) async fn drive(engine: &Engine, h: &Arc<SessionHandle>) -> Result<(),
             Next::Finish(stop, output) => finish(engine, h, stop, output).await?,
             Next::ModelCall => {
                 set_status(engine, h, Status::Running).await?;
-                model_step(engine, h, &agent).await?;
+                model_step(engine, h, &agent, &mut adapter).await?;
             }
             Next::Gate(calls) => gate_calls(engine, h, &agent, &calls).await?,
             Next::Execute(calls) => {
@@ -156,6 +161,7 @@ async fn model_step(
     engine: &Engine,
     h: &Arc<SessionHandle>,
     agent: &ResolvedAgent,
+    adapter: &mut AdapterSession,
 ) -> Result<(), EngineError> {
     let limits = &agent.spec.limits;
     let (request, run_id, step, deadline, tools) = {
@@ -217,7 +223,7 @@ async fn model_step(
         (request, run.run_id, run.steps + 1, deadline, tools)
     };
 
-    engine
+    let request_seq = engine
         .append(
             h,
             EventData::ModelRequest {
@@ -229,25 +235,28 @@ async fn model_step(
             },
             None,
         )
-        .await?;
+        .await?
+        .seq;
 
     let started = Instant::now();
     let retry = engine.inner.retry;
     let deltas = h.deltas.clone();
     let delta_run = run_id.clone();
+    // The seq of the event the model's text follows (see `Delta::after`).
+    let after = Arc::new(AtomicU64::new(request_seq));
+    let delta_after = after.clone();
     let sink: DeltaSink = Arc::new(move |text: &str| {
         let _ = deltas.send(Delta {
             run_id: delta_run.clone(),
             text: text.to_string(),
+            after: delta_after.load(Ordering::Relaxed),
         });
     });
     let run_deadline = limits.timeout().map(|_| Instant::now() + deadline);
     let mut attempt = 0;
     let completion = loop {
         attempt += 1;
-        let call = agent
-            .adapter
-            .complete(&request, deadline, Some(sink.clone()));
+        let call = adapter.complete(&request, deadline, Some(sink.clone()));
         let outcome = tokio::select! {
             out = call => out,
             _ = h.cancel.notified() => return finish(engine, h, RunStop::Cancelled, None).await,
@@ -303,7 +312,7 @@ async fn model_step(
         let delay = backoff
             .max(Duration::from_millis(retry_after.unwrap_or(0)))
             .min(retry.max_delay);
-        engine
+        let retry_seq = engine
             .append(
                 h,
                 EventData::ModelRetry {
@@ -316,7 +325,10 @@ async fn model_step(
                 },
                 None,
             )
-            .await?;
+            .await?
+            .seq;
+        // The next attempt's text follows this event.
+        after.store(retry_seq, Ordering::Relaxed);
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = h.cancel.notified() => return finish(engine, h, RunStop::Cancelled, None).await,

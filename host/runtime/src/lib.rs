@@ -15,7 +15,8 @@
 //!   fuel, output and concurrency limits.
 //!
 //! - [`ModelAdapter`] / [`BoundAdapter::complete`]: model-adapter components
-//!   (world `model-adapter`), their HTTP checked and given credentials by the host.
+//!   (world `model-adapter`), their HTTP checked and given credentials by the host;
+//!   an [`AdapterSession`] keeps one instance between one run's model calls.
 //! - [`PolicyComponent::decide`]: policy components (world `policy`), run with
 //!   nothing granted.
 //!
@@ -43,8 +44,8 @@ pub use error::{ArgumentError, CallError, LoadError};
 pub use gate::{ApprovalRequest, Decision, GateRequest, GrantScope, PolicyComponent};
 pub use inspect::{WorldInfo, read_manifest, world_info};
 pub use model::{
-    BoundAdapter, Completion, CompletionRequest, DeltaSink, Message, ModelAdapter, ModelError,
-    ModelOutcome, ModelTools, Part, Role, StopReason, ToolCall, ToolResult, Usage,
+    AdapterSession, BoundAdapter, Completion, CompletionRequest, DeltaSink, Message, ModelAdapter,
+    ModelError, ModelOutcome, ModelTools, Part, Role, StopReason, ToolCall, ToolResult, Usage,
 };
 pub use plugin::{CallOutcome, Plugin, Sandbox};
 pub use runtime::{FileIo, Runtime, RuntimeConfig, is_local_disk, is_local_filesystem_type};

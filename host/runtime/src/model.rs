@@ -5,19 +5,20 @@
 //! The types mirror `wit/model.wit` and are serialisable, so the agent loop can
 //! keep conversations in its event log.
 
-use crate::bindings::model_world::ModelAdapterPre;
 use crate::bindings::model_world::exports::tack::plugin::model as wit;
+use crate::bindings::model_world::{ModelAdapter as ModelAdapterBindings, ModelAdapterPre};
 use crate::egress::{Credential, EgressBinding, EgressEvent};
 use crate::error::CallError;
 use crate::inspect::WorldInfo;
-use crate::plugin::{classify, new_store};
+use crate::plugin::{Pipes, arm, classify, new_store};
 use crate::runtime::Runtime;
+use crate::state::SandboxState;
 use crate::types::{LogRecord, ToolDescriptor};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tack_policy::{EffectivePolicy, Grant, Manifest, PolicyError};
-use wasmtime::Trap;
+use wasmtime::{Store, Trap};
 
 /// Receives a model's streamed text, piece by piece.
 pub type DeltaSink = Arc<dyn Fn(&str) + Send + Sync>;
@@ -337,38 +338,110 @@ impl BoundAdapter {
         &self.adapter
     }
 
-    /// Ask for one completion (one attempt: retries are the caller's). Streamed
-    /// text goes to `deltas`. `timeout` bounds the whole call.
+    /// Ask for one completion in a fresh instance (one attempt: retries are the
+    /// caller's). Streamed text goes to `deltas`. `timeout` bounds the whole call.
     pub async fn complete(
         &self,
         request: &CompletionRequest,
         timeout: Duration,
         deltas: Option<DeltaSink>,
     ) -> Result<ModelOutcome, CallError> {
+        self.session().complete(request, timeout, deltas).await
+    }
+
+    /// A session for the model calls of one stretch of a run: its instance is
+    /// kept between calls that succeed (see [`AdapterSession`]).
+    pub fn session(&self) -> AdapterSession {
+        AdapterSession {
+            bound: self.clone(),
+            warm: None,
+        }
+    }
+}
+
+/// Most calls one adapter instance serves before it is replaced.
+const MAX_WARM_CALLS: u32 = 64;
+
+/// The model calls of one stretch of a run (from its start, or a resume, until it
+/// waits or ends), made by one adapter instance kept between them.
+///
+/// The instance serves only this run of this session, whose every request carries
+/// the whole conversation so far: what it could keep from one call to the next it
+/// is sent again anyway, and it never holds a credential (the host adds those to
+/// its requests). It is replaced after any failed call (a trap, a limit, the
+/// adapter's own error), after [`MAX_WARM_CALLS`] calls, and once its memory passes
+/// half its limit, so a leak in an adapter cannot build up to a failure. Each call
+/// gets its own time limit, fuel, log, egress record and output pipes. Dropping
+/// the session frees the instance. At most a quarter of the runtime's
+/// `max_instances` are kept warm at once; past that, calls use fresh instances.
+pub struct AdapterSession {
+    bound: BoundAdapter,
+    warm: Option<Warm>,
+}
+
+struct Warm {
+    store: Store<SandboxState>,
+    pipes: Pipes,
+    bindings: ModelAdapterBindings,
+    calls: u32,
+    /// One of the runtime's warm slots, held while the instance is kept.
+    slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl AdapterSession {
+    /// How many calls the instance kept for the next call has served (0: the
+    /// next call starts a fresh instance).
+    pub fn warm_calls(&self) -> u32 {
+        self.warm.as_ref().map_or(0, |w| w.calls)
+    }
+
+    /// Ask for one completion (one attempt: retries are the caller's). Streamed
+    /// text goes to `deltas`. `timeout` bounds the whole call.
+    pub async fn complete(
+        &mut self,
+        request: &CompletionRequest,
+        timeout: Duration,
+        deltas: Option<DeltaSink>,
+    ) -> Result<ModelOutcome, CallError> {
         let start = Instant::now();
-        let mut policy = (*self.policy).clone();
-        policy.limits.timeout = timeout;
-        let (mut store, pipes) =
-            new_store(&self.adapter.inner.runtime, &policy, &self.egress, timeout)?;
+        let inner = &self.bound.adapter.inner;
+        let policy = &self.bound.policy;
+        let mut limits = policy.limits;
+        limits.timeout = timeout;
+        let (mut store, pipes, bindings, calls, slot) = match self.warm.take() {
+            Some(mut w) => {
+                arm(&inner.runtime, &mut w.store, policy, timeout)?;
+                w.store.data_mut().limiter.hit = false;
+                (w.store, w.pipes, Some(w.bindings), w.calls, Some(w.slot))
+            }
+            None => {
+                let (store, pipes) =
+                    new_store(&inner.runtime, policy, &self.bound.egress, timeout)?;
+                (store, pipes, None, 0, None)
+            }
+        };
         store.data_mut().deltas = deltas;
         let wit_request = request.to_wit();
-        let pre = &self.adapter.inner.pre;
         let fut = async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance
+            let bindings = match bindings {
+                Some(b) => b,
+                None => inner.pre.instantiate_async(&mut store).await?,
+            };
+            let raw = bindings
                 .tack_plugin_model()
                 .call_complete(&mut store, &wit_request)
-                .await
+                .await?;
+            Ok::<_, wasmtime::Error>((bindings, raw))
         };
-        let raw = match tokio::time::timeout(timeout, fut).await {
-            Ok(Ok(raw)) => raw,
-            Ok(Err(e)) => return Err(classify(e, &store, &pipes, &policy.limits)),
+        let (bindings, raw) = match tokio::time::timeout(timeout, fut).await {
+            Ok(Ok(done)) => done,
+            Ok(Err(e)) => return Err(classify(e, &store, &pipes, &limits)),
             Err(_) => {
                 return Err(classify(
                     wasmtime::Error::new(Trap::Interrupt),
                     &store,
                     &pipes,
-                    &policy.limits,
+                    &limits,
                 ));
             }
         };
@@ -382,12 +455,43 @@ impl BoundAdapter {
             }),
         };
         let state = store.data_mut();
-        Ok(ModelOutcome {
-            result,
+        state.deltas = None;
+        let outcome = ModelOutcome {
             logs: std::mem::take(&mut state.logs),
             egress: std::mem::take(&mut *pipes.egress.lock().expect("egress lock")),
             elapsed: start.elapsed(),
-        })
+            result,
+        };
+        state.logs_dropped = 0;
+        let keep = outcome.result.is_ok()
+            && !state.limiter.hit
+            && calls + 1 < MAX_WARM_CALLS
+            && state.limiter.total <= state.limiter.limit / 2;
+        let slot = if keep {
+            slot.or_else(|| {
+                inner
+                    .runtime
+                    .inner
+                    .warm_slots
+                    .clone()
+                    .try_acquire_owned()
+                    .ok()
+            })
+        } else {
+            None
+        };
+        if let Some(slot) = slot {
+            pipes.stdout.take();
+            pipes.stderr.take();
+            self.warm = Some(Warm {
+                store,
+                pipes,
+                bindings,
+                calls: calls + 1,
+                slot,
+            });
+        }
+        Ok(outcome)
     }
 }
 

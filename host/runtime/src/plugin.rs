@@ -537,6 +537,25 @@ pub(crate) fn new_store(
     };
     let mut store = Store::new(runtime.engine(), state);
     store.limiter(|s| &mut s.limiter);
+    arm(runtime, &mut store, policy, timeout)?;
+    Ok((
+        store,
+        Pipes {
+            stdout,
+            stderr,
+            egress,
+        },
+    ))
+}
+
+/// Give `store` one call's time limit and fuel (before each call, for a store
+/// that serves several).
+pub(crate) fn arm(
+    runtime: &Runtime,
+    store: &mut Store<SandboxState>,
+    policy: &EffectivePolicy,
+    timeout: Duration,
+) -> Result<(), CallError> {
     let tick = runtime.config().epoch_tick.as_nanos().max(1);
     let ticks = timeout.as_nanos().div_ceil(tick) + 1;
     store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
@@ -547,14 +566,7 @@ pub(crate) fn new_store(
             .set_fuel(policy.limits.fuel.unwrap_or(u64::MAX))
             .map_err(|e| CallError::Setup(format!("cannot set fuel: {e}")))?;
     }
-    Ok((
-        store,
-        Pipes {
-            stdout,
-            stderr,
-            egress,
-        },
-    ))
+    Ok(())
 }
 
 /// Turn a trap or host error into the specific [`CallError`].

@@ -147,6 +147,9 @@ pub(crate) struct RuntimeInner {
     loaded: Mutex<HashMap<String, Weak<PluginInner>>>,
     /// [`is_local_disk`] by granted directory, and when it was asked.
     local_disk: Mutex<HashMap<PathBuf, (bool, Instant)>>,
+    /// Instances model-adapter sessions may keep between calls: a quarter of
+    /// `max_instances`, so that idle warm adapters never take the pool from calls.
+    pub(crate) warm_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Runtime {
@@ -204,6 +207,9 @@ impl Runtime {
         >(&mut linker, |s| s)?;
 
         spawn_epoch_ticker(&engine, config.epoch_tick);
+        let warm_slots = Arc::new(tokio::sync::Semaphore::new(
+            (config.max_instances as usize / 4).max(1),
+        ));
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
                 engine,
@@ -211,6 +217,7 @@ impl Runtime {
                 config,
                 loaded: Mutex::default(),
                 local_disk: Mutex::default(),
+                warm_slots,
             }),
         })
     }

@@ -246,9 +246,14 @@ async fn the_refund_flow_over_http_with_sse_and_an_approval() {
     let (_, _, finished) = rest.last().unwrap();
     assert_eq!(finished["stop_reason"], "end_turn");
     assert_eq!(finished["output"], "Refund issued.");
+    // The streamed text reaches the client, between its step's request and response.
+    let at = |kind: &str| rest.iter().rposition(|(_, k, _)| k == kind);
+    let delta = at("text_delta").expect("streamed text reaches the client");
+    let kinds: Vec<&str> = rest.iter().map(|(_, k, _)| k.as_str()).collect();
     assert!(
-        rest.iter().any(|(_, k, _)| k == "text_delta"),
-        "streamed text reaches the client"
+        at("model_request").is_some_and(|r| r < delta)
+            && at("model_response").is_some_and(|r| delta < r),
+        "{kinds:?}"
     );
     assert_eq!(
         h.ledger()["refunds"].as_array().unwrap().len(),

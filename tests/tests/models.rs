@@ -327,8 +327,8 @@ async fn refund_gate_component_decides_per_call() {
 }
 
 /// A run's model calls share one adapter instance while they succeed; each call
-/// still gets only its own egress record, log and streamed text, and a failed
-/// call (here a 429) makes the next one start a fresh instance.
+/// still gets only its own egress record and streamed text, and a failed call
+/// (here a 429) makes the next one start a fresh instance.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_session_keeps_its_adapter_between_calls_and_replaces_it_after_a_failure() {
     let model = ScriptedModel::start(Script::from_yaml(SCRIPT).unwrap())

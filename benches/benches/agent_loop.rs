@@ -110,7 +110,12 @@ fn start_model(dir: &std::path::Path) -> (std::process::Child, String) {
     assert!(built.success(), "building the scripted model failed");
     let script = dir.join("script.yaml");
     std::fs::write(&script, SCRIPT).unwrap();
-    let bin = workspace_root().join("target/release/tack-scripted-model");
+    // Where the build above put it (a relative CARGO_TARGET_DIR is relative to
+    // the workspace root, where cargo ran).
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|dir| workspace_root().join(dir))
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let bin = target.join("release/tack-scripted-model");
     let mut child = Command::new("taskset")
         .args(["-c", "1"])
         .arg(&bin)

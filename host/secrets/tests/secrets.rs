@@ -3,7 +3,7 @@
 
 use tack_secrets::{MasterKey, SecretError, Secrets, open, seal};
 use tack_store::Store;
-use tack_tests::registries::{Postgres, files_under};
+use tack_test_support::{Postgres, files_under};
 
 fn value() -> Vec<u8> {
     // Generated per run: nothing key-shaped lives in the source.

@@ -2,7 +2,7 @@
 //! for profiling. Everything runs on the runtime's one worker, as the engine's
 //! runners do.
 fn main() {
-    let rt = tack_tests::one_worker_runtime();
+    let rt = tack_test_support::one_worker_runtime();
     rt.block_on(rt.spawn(async {
         let dir = tempfile::tempdir().unwrap();
         let store = tack_store::Store::open(&format!("sqlite://{}", dir.path().join("a.db").display())).await.unwrap();

@@ -91,7 +91,7 @@ impl Batch {
     /// Serialize `events` for `session`, each with a new id.
     pub(crate) fn new(
         session: &str,
-        events: &[crate::NewEvent<'_>],
+        events: &[crate::log::NewEvent<'_>],
         status: Option<&str>,
         finished_call: Option<(&str, &serde_json::Value)>,
         created_ms: i64,
@@ -101,7 +101,7 @@ impl Batch {
             rows: events
                 .iter()
                 .map(|e| EventRow {
-                    id: crate::next_id(),
+                    id: crate::ids::next_id(),
                     kind: e.kind.to_string(),
                     data: e.data.to_string(),
                     private: e.private.map(str::to_string),

@@ -111,12 +111,17 @@ pub(crate) struct Sqlite {
     hold: AtomicBool,
     /// Where group commits run (the runtime that opened the store).
     runtime: tokio::runtime::Handle,
+    /// When a commit leaves the WAL too long: hold writes and wake the
+    /// checkpointer (see `wal.rs`).
+    restart: crate::wal::Restart,
 }
 
 impl Sqlite {
     /// Wrap an open connection; group commits run on the current tokio runtime.
-    pub(crate) fn new(conn: rusqlite::Connection) -> Self {
+    pub(crate) fn new(conn: rusqlite::Connection, restart: crate::wal::Restart) -> Self {
+        crate::wal::watch(&conn);
         Sqlite {
+            restart,
             conn: Mutex::new(conn),
             pending: Mutex::default(),
             flush_scheduled: AtomicBool::new(false),
@@ -138,6 +143,13 @@ impl Sqlite {
         self.hold.store(false, Ordering::SeqCst);
         self.schedule_flush();
         out
+    }
+
+    /// Let writes go again after the checkpoint a commit asked for (see
+    /// [`flush`](Self::flush)).
+    pub(crate) fn release_writes(self: &Arc<Self>) {
+        self.hold.store(false, Ordering::SeqCst);
+        self.schedule_flush();
     }
 
     /// Make sure a group commit will run for what is queued.
@@ -236,10 +248,17 @@ impl Sqlite {
                 }
             }
         }
+        crate::wal::reset_pages();
         let outcome = match failed {
             Some(e) => Err(e),
             None => run("COMMIT"),
         };
+        // Past the limit, no transaction starts until the checkpointer copied the
+        // whole WAL, so that the next one starts it over.
+        if outcome.is_ok() && crate::wal::pages() > self.restart.after_pages {
+            self.hold.store(true, Ordering::SeqCst);
+            self.restart.wake();
+        }
         if outcome.is_err() && !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");
         }

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 use tack_store::{Appended, Claim, NewEvent, Store, StoreError, WalPolicy};
-use tack_tests::registries::Postgres;
+use tack_test_support::Postgres;
 
 async fn exercise(store: Store) {
     // Agents are versioned; an unchanged spec is not a new version.
@@ -348,15 +348,18 @@ async fn unsupported_urls_say_what_is_supported() {
     assert!(e.contains("use sqlite://PATH or postgres://"), "{e}");
 }
 
-/// Under writes that never pause, the WAL still starts over: the file stays near
-/// its limit instead of holding everything ever written (it would grow by tens
-/// of MiB a second under load), and every append is there.
+/// Under writes that never pause, the WAL still starts over: a commit that
+/// leaves it past its limit holds the next writes until the checkpointer copied
+/// it all, so the file never holds much more than the limit (without that it
+/// grew by tens of MiB a second under load), and every append is there. Nothing
+/// here depends on how fast the checkpointer's thread gets to run.
 #[tokio::test]
 async fn the_wal_stays_bounded_under_steady_writes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("wal.db");
     let policy = WalPolicy {
-        checkpoint_every: std::time::Duration::from_millis(20),
+        // Never on a timer: only the limit starts the WAL over here.
+        checkpoint_every: std::time::Duration::from_secs(3600),
         restart_after_frames: 64,
     };
     let store = Store::open_with(&format!("sqlite://{}", path.display()), policy)
@@ -366,9 +369,7 @@ async fn the_wal_stays_bounded_under_steady_writes() {
     let payload = json!({"text": "x".repeat(2000)});
     const WRITTEN: usize = 16 << 20;
     let (mut written, mut appends) = (0, 0);
-    let start = std::time::Instant::now();
-    // At least 16 MiB of events, and long enough for many checkpoint periods.
-    while written < WRITTEN || start.elapsed() < std::time::Duration::from_millis(500) {
+    while written < WRITTEN {
         let batch = (0..8).map(|_| {
             let (store, id, payload) = (store.clone(), s.id.clone(), payload.clone());
             tokio::spawn(async move { store.append(&id, "note", &payload).await.unwrap() })
@@ -379,12 +380,13 @@ async fn the_wal_stays_bounded_under_steady_writes() {
             appends += 1;
         }
     }
+    // The limit (64 pages of 2 KiB) plus one group commit of at most 8 events.
     let wal = std::fs::metadata(path.with_extension("db-wal"))
         .unwrap()
         .len() as usize;
     assert!(
-        wal < WRITTEN / 2,
-        "the WAL holds {wal} bytes after {written} bytes of events: it never started over"
+        wal < 1 << 20,
+        "the WAL holds {wal} bytes after {written} bytes of events: it did not start over"
     );
     let events = store.events(&s.id, 0, u32::MAX).await.unwrap();
     assert_eq!(events.len(), appends, "every append is stored");

@@ -3,7 +3,7 @@
 use crate::secrets::scan_for_secrets;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-use tack_distribution::ArtifactRef;
+use tack_artifact::ArtifactRef;
 use tack_policy::HumanDuration;
 
 /// A parsed, validated agent file.

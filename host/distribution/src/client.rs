@@ -5,7 +5,6 @@
 use crate::config::DistributionConfig;
 use crate::error::DistError;
 use crate::progress::{Progress, Transfer};
-use crate::reference::ArtifactRef;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use oci_client::client::{ClientConfig, ClientProtocol};
@@ -15,6 +14,7 @@ use oci_client::secrets::RegistryAuth;
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Once};
+use tack_artifact::ArtifactRef;
 use tack_artifact::Descriptor;
 use tack_artifact::oci::IMAGE_MANIFEST;
 
@@ -199,7 +199,7 @@ impl Registries {
     pub async fn resolve(&self, r: &ArtifactRef) -> Result<String, DistError> {
         let auth = self.auth(&r.registry)?;
         self.client(&r.registry)
-            .fetch_manifest_digest(&r.oci(), &auth)
+            .fetch_manifest_digest(&oci_ref(r), &auth)
             .await
             .map_err(|e| self.classify(r, e))
     }
@@ -210,7 +210,7 @@ impl Registries {
         let auth = self.auth(&r.registry)?;
         let (bytes, header) = self
             .client(&r.registry)
-            .pull_manifest_raw(&r.oci(), &auth, ACCEPT)
+            .pull_manifest_raw(&oci_ref(r), &auth, ACCEPT)
             .await
             .map_err(|e| self.classify(r, e))?;
         let actual = tack_artifact::sha256_digest(&bytes);
@@ -257,7 +257,7 @@ impl Registries {
         };
         let reference = r.at_digest(r.digest.as_deref().unwrap_or(&desc.digest));
         let mut stream = client
-            .pull_blob_stream(&reference.oci(), &oci_desc)
+            .pull_blob_stream(&oci_ref(&reference), &oci_desc)
             .await
             .map_err(|e| self.classify(r, e))?;
         let bar = progress.start(Transfer::Download, what, desc.size);
@@ -308,7 +308,7 @@ impl Registries {
     ) -> Result<(Arc<oci_client::Client>, oci_client::Reference), DistError> {
         let auth = self.auth(&r.registry)?;
         let client = self.client(&r.registry);
-        let oci = r.oci();
+        let oci = oci_ref(r);
         client
             .auth(&oci, &auth, oci_client::RegistryOperation::Push)
             .await
@@ -372,4 +372,17 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = inner.source();
     }
     s
+}
+
+/// The oci-client form of `r` (its digest wins over its tag).
+fn oci_ref(r: &ArtifactRef) -> oci_client::Reference {
+    match (&r.digest, &r.tag) {
+        (Some(d), _) => {
+            oci_client::Reference::with_digest(r.registry.clone(), r.repository.clone(), d.clone())
+        }
+        (None, Some(t)) => {
+            oci_client::Reference::with_tag(r.registry.clone(), r.repository.clone(), t.clone())
+        }
+        (None, None) => unreachable!("a reference has a tag or a digest"),
+    }
 }

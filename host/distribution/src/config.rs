@@ -19,10 +19,10 @@
 //! names), never from a reference. Other top-level tables are left to other parts
 //! of tack's host configuration.
 
-use crate::reference::ArtifactRef;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use tack_artifact::ArtifactRef;
 use tack_artifact::PublicKey;
 
 /// Why the configuration cannot be used.

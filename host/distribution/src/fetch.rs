@@ -19,11 +19,11 @@ use crate::config::TrustPolicy;
 use crate::error::DistError;
 use crate::lock::LockFile;
 use crate::progress::Progress;
-use crate::reference::ArtifactRef;
 use base64_free::encode_payloads;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use tack_artifact::ArtifactRef;
 use tack_artifact::signature::{self, SignatureError};
 use tack_artifact::{ImageManifest, media_types};
 

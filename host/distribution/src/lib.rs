@@ -1,7 +1,6 @@
 //! tack's side of OCI registries: publish, sign, resolve, pull, verify, lock and
 //! cache artifacts, against any registry that follows the distribution spec.
 //!
-//! - [`reference`]: `[registry/]repository@version` references.
 //! - [`config`]: registries, credentials and the trust policy from the host configuration.
 //! - [`client`]: oci-client per registry, every byte checked against its digest.
 //! - [`publish`]: push an artifact, sign it (cosign-compatible), verify a signature.
@@ -17,7 +16,6 @@ pub mod fetch;
 pub mod lock;
 pub mod progress;
 pub mod publish;
-pub mod reference;
 
 pub use cache::ArtifactCache;
 pub use client::Registries;
@@ -27,4 +25,4 @@ pub use fetch::{FetchOptions, Fetched, Fetcher, SignatureCheck, Source};
 pub use lock::LockFile;
 pub use progress::{NoProgress, Progress, Transfer};
 pub use publish::{Artifact, Published};
-pub use reference::ArtifactRef;
+pub use tack_artifact::{ArtifactRef, ReferenceError};

@@ -4,8 +4,8 @@ use crate::client::Registries;
 use crate::config::TrustPolicy;
 use crate::error::DistError;
 use crate::progress::Progress;
-use crate::reference::ArtifactRef;
 use std::collections::BTreeMap;
+use tack_artifact::ArtifactRef;
 use tack_artifact::signature;
 use tack_artifact::{ArtifactConfig, Descriptor, ImageManifest, SigningKey, build_manifest};
 

@@ -147,23 +147,6 @@ impl ArtifactRef {
             ..self.clone()
         }
     }
-
-    /// The oci-client reference (digest wins over tag).
-    pub(crate) fn oci(&self) -> oci_client::Reference {
-        match (&self.digest, &self.tag) {
-            (Some(d), _) => oci_client::Reference::with_digest(
-                self.registry.clone(),
-                self.repository.clone(),
-                d.clone(),
-            ),
-            (None, Some(t)) => oci_client::Reference::with_tag(
-                self.registry.clone(),
-                self.repository.clone(),
-                t.clone(),
-            ),
-            (None, None) => unreachable!("a reference has a tag or a digest"),
-        }
-    }
 }
 
 impl fmt::Display for ArtifactRef {

@@ -9,9 +9,11 @@
 //! - [`signature`]: cosign-compatible signatures: ECDSA P-256 keys in PEM, the
 //!   simple-signing payload, and the `sha256-<hex>.sig` signature manifest.
 //! - [`oci`]: the OCI image-manifest and descriptor shapes used by all of the above.
+//! - [`reference`]: artifact references, `[registry/]repository(:tag | @version | @sha256:<hex>)`.
 
 pub mod layout;
 pub mod oci;
+pub mod reference;
 pub mod signature;
 pub mod skill;
 
@@ -19,6 +21,7 @@ pub use layout::{
     ArtifactConfig, Kind, PackageMetadata, ToolInfo, WorldSummary, build_manifest, media_types,
 };
 pub use oci::{Descriptor, ImageManifest, sha256_digest};
+pub use reference::{ArtifactRef, ReferenceError};
 pub use signature::{
     PublicKey, SignatureError, SigningKey, SimpleSigning, VerifiedSignature, signature_tag,
 };

@@ -4,8 +4,9 @@
 use crate::components::{ComponentSource, ResolvedAgent, Resolver};
 use crate::error::EngineError;
 use crate::events::{EventData, LoggedEvent, Status, Verdict};
+use crate::log::{Entry, SessionLog, logged};
 use crate::redact::redact;
-use crate::state::{Next, SessionState};
+use crate::state::SessionState;
 use crate::trace::{TraceRecord, trace};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -77,8 +78,8 @@ const LIVE_BUFFER: usize = 128;
 /// Sessions loaded before the first sweep of unused ones.
 const MIN_SWEEP_AT: usize = 256;
 
-/// One session's live part: its state (the fold of its log), its subscribers,
-/// and its runner.
+/// One session's live part: its log (and the state folded from it), its
+/// subscribers, and its runner.
 pub struct SessionHandle {
     /// Session id.
     pub id: String,
@@ -86,7 +87,9 @@ pub struct SessionHandle {
     pub agent: String,
     /// Agent version.
     pub agent_version: u32,
-    pub(crate) state: tokio::sync::Mutex<SessionState>,
+    /// Held while the session's state is read or its log written, so the
+    /// state, the log and the broadcast agree on order.
+    pub(crate) log: tokio::sync::Mutex<SessionLog>,
     pub(crate) events: broadcast::Sender<Arc<LoggedEvent>>,
     pub(crate) deltas: broadcast::Sender<Delta>,
     pub(crate) running: AtomicBool,
@@ -133,31 +136,6 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn logged(e: &tack_store::Event) -> Result<(LoggedEvent, Option<EventData>), EngineError> {
-    let corrupt = |err: serde_json::Error| {
-        EngineError::Store(tack_store::StoreError::Corrupt {
-            what: format!("event {}", e.id),
-            message: err.to_string(),
-        })
-    };
-    let data = EventData::from_stored(&e.kind, &e.data).map_err(corrupt)?;
-    let private = e
-        .private
-        .as_ref()
-        .map(|p| EventData::from_stored(&e.kind, p))
-        .transpose()
-        .map_err(corrupt)?;
-    Ok((
-        LoggedEvent {
-            id: e.id.clone(),
-            seq: e.seq,
-            created_ms: e.created_ms,
-            data,
-        },
-        private,
-    ))
-}
-
 /// Unload the sessions nobody uses: no runner, no subscriber, no other holder of
 /// the handle, and nothing to do (no open run, so no pending approval or
 /// question, and no queued message). The log holds everything; a later
@@ -169,7 +147,7 @@ fn sweep(sessions: &mut HashMap<String, Arc<SessionHandle>>) {
             || h.running.load(Ordering::SeqCst)
             || h.events.receiver_count() > 0
             || h.deltas.receiver_count() > 0
-            || match h.state.try_lock() {
+            || match h.log.try_lock() {
                 Ok(state) => {
                     state.run.is_some() || !matches!(state.next(), crate::state::Next::Idle)
                 }
@@ -315,7 +293,10 @@ impl Engine {
             created_ms: stored.created_ms,
             data: message,
         });
-        let handle = self.insert_handle(&session, state);
+        let live = broadcast::channel(LIVE_BUFFER).0;
+        let log =
+            SessionLog::with_state(&session.id, self.inner.store.clone(), live.clone(), state);
+        let handle = self.insert_handle(&session, live, log);
         self.kick(handle);
         Ok(session)
     }
@@ -329,19 +310,16 @@ impl Engine {
         text: &str,
         by: &Principal,
     ) -> Result<LoggedEvent, EngineError> {
-        let mut state = h.state.lock().await;
-        let queued = matches!(state.status, None | Some(Status::Idle)).then_some("queued");
-        self.append_locked_with_status(
-            h,
-            &mut state,
-            EventData::UserMessage {
-                text: text.to_string(),
-                by: by.name.clone(),
-            },
-            None,
-            queued,
-        )
-        .await
+        let mut log = h.log.lock().await;
+        let entry = Entry::one(EventData::UserMessage {
+            text: text.to_string(),
+            by: by.name.clone(),
+        });
+        let entry = match log.status {
+            None | Some(Status::Idle) => entry.with_status("queued"),
+            _ => entry,
+        };
+        Ok(log.append(entry).await?.remove(0))
     }
 
     /// The live handle of session `id`, loading its log on first use.
@@ -355,40 +333,26 @@ impl Engine {
             .session(id)
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("no session `{id}`")))?;
-        let state = self.load_state(id).await?;
-        Ok(self.insert_handle(&record, state))
+        let live = broadcast::channel(LIVE_BUFFER).0;
+        let log = SessionLog::load(id, self.inner.store.clone(), live.clone()).await?;
+        Ok(self.insert_handle(&record, live, log))
     }
 
-    /// Session `id`'s state, folded from its log.
-    async fn load_state(&self, id: &str) -> Result<SessionState, EngineError> {
-        let mut state = SessionState::default();
-        let mut after = 0;
-        loop {
-            let batch = self.inner.store.events(id, after, 1000).await?;
-            if batch.is_empty() {
-                break;
-            }
-            for e in &batch {
-                let (public, private) = logged(e)?;
-                after = e.seq;
-                state.apply(&LoggedEvent {
-                    data: private.unwrap_or(public.data),
-                    ..public
-                });
-            }
-        }
-        Ok(state)
-    }
-
-    /// The handle of session `record` with `state`, unless another was loaded
-    /// meanwhile (then that one); unused ones are swept as the map grows.
-    fn insert_handle(&self, record: &SessionRecord, state: SessionState) -> Arc<SessionHandle> {
+    /// The handle of session `record` with `log` (whose events go to `live`),
+    /// unless another was loaded meanwhile (then that one); unused ones are
+    /// swept as the map grows.
+    fn insert_handle(
+        &self,
+        record: &SessionRecord,
+        live: broadcast::Sender<Arc<LoggedEvent>>,
+        log: SessionLog,
+    ) -> Arc<SessionHandle> {
         let handle = Arc::new(SessionHandle {
             id: record.id.clone(),
             agent: record.agent.clone(),
             agent_version: record.agent_version,
-            state: tokio::sync::Mutex::new(state),
-            events: broadcast::channel(LIVE_BUFFER).0,
+            log: tokio::sync::Mutex::new(log),
+            events: live,
             deltas: broadcast::channel(LIVE_BUFFER).0,
             running: AtomicBool::new(false),
             cancel: Notify::new(),
@@ -404,249 +368,6 @@ impl Engine {
         handle
     }
 
-    /// Append an event (with the host's unredacted copy, if it differs), apply it
-    /// to the session's state and tell subscribers.
-    pub(crate) async fn append(
-        &self,
-        h: &SessionHandle,
-        public: EventData,
-        private: Option<EventData>,
-    ) -> Result<LoggedEvent, EngineError> {
-        let mut state = h.state.lock().await;
-        self.append_locked(h, &mut state, public, private).await
-    }
-
-    pub(crate) async fn append_locked(
-        &self,
-        h: &SessionHandle,
-        state: &mut SessionState,
-        public: EventData,
-        private: Option<EventData>,
-    ) -> Result<LoggedEvent, EngineError> {
-        // A status change updates the session's status column in the same write.
-        let status = match &public {
-            EventData::StatusChanged { status } => Some(status.as_str()),
-            _ => None,
-        };
-        self.append_locked_with_status(h, state, public, private, status)
-            .await
-    }
-
-    /// [`append_locked`](Self::append_locked), also setting the session's stored
-    /// status to `status` in the same transaction.
-    async fn append_locked_with_status(
-        &self,
-        h: &SessionHandle,
-        state: &mut SessionState,
-        public: EventData,
-        private: Option<EventData>,
-        status: Option<&str>,
-    ) -> Result<LoggedEvent, EngineError> {
-        let mut logged = self
-            .append_all_locked(h, state, vec![(public, private)], status, None)
-            .await?;
-        Ok(logged.remove(0))
-    }
-
-    /// Append `events` (each with its unredacted copy, if it differs) in one
-    /// store transaction, in order; the session's stored status follows the last
-    /// `status_changed` among them.
-    pub(crate) async fn append_all(
-        &self,
-        h: &SessionHandle,
-        state: &mut SessionState,
-        events: Vec<(EventData, Option<EventData>)>,
-        finished_call: Option<(&str, &Value)>,
-    ) -> Result<Vec<LoggedEvent>, EngineError> {
-        let status = events.iter().rev().find_map(|(e, _)| match e {
-            EventData::StatusChanged { status } => Some(status.as_str()),
-            _ => None,
-        });
-        self.append_all_locked(h, state, events, status, finished_call)
-            .await
-    }
-
-    /// Apply `events` to the session's state now and write them with the
-    /// session's next append, when the runner's next step starts with one (a
-    /// model call's `model_request`, or `run_finished`): one write instead of
-    /// two, and nothing happens outside the host in between. Otherwise they are
-    /// written at once. A crash in between loses them as a crash just before
-    /// writing them would (the step is done again from the log).
-    pub(crate) async fn append_or_carry(
-        &self,
-        h: &SessionHandle,
-        state: &mut SessionState,
-        events: Vec<(EventData, Option<EventData>)>,
-        finished_call: Option<(&str, &Value)>,
-    ) -> Result<(), EngineError> {
-        self.write_clashing_record(h, state, finished_call).await?;
-        let created_ms = now_ms();
-        for (public, private) in events {
-            let seq = state.last_seq + 1;
-            state.apply(&LoggedEvent {
-                id: String::new(),
-                seq,
-                created_ms,
-                data: private.clone().unwrap_or_else(|| public.clone()),
-            });
-            state.unwritten.events.push((public, private, seq));
-        }
-        if let Some((key, record)) = finished_call {
-            state.unwritten.finished_call = Some((key.to_string(), record.clone()));
-        }
-        if matches!(state.next(), Next::ModelCall | Next::Finish(..)) {
-            return Ok(());
-        }
-        self.write(h, state, Vec::new(), None, None).await.map(drop)
-    }
-
-    /// The one place events reach the log: [`write`](Self::write), after any
-    /// carried events whose call record cannot share `finished_call`'s
-    /// transaction.
-    async fn append_all_locked(
-        &self,
-        h: &SessionHandle,
-        state: &mut SessionState,
-        events: Vec<(EventData, Option<EventData>)>,
-        status: Option<&str>,
-        finished_call: Option<(&str, &Value)>,
-    ) -> Result<Vec<LoggedEvent>, EngineError> {
-        self.write_clashing_record(h, state, finished_call).await?;
-        self.write(h, state, events, status, finished_call).await
-    }
-
-    /// Write the carried events alone when they close a call record and
-    /// `finished_call` closes another: one record per transaction.
-    async fn write_clashing_record(
-        &self,
-        h: &SessionHandle,
-        state: &mut SessionState,
-        finished_call: Option<(&str, &Value)>,
-    ) -> Result<(), EngineError> {
-        if finished_call.is_some() && state.unwritten.finished_call.is_some() {
-            self.write(h, state, Vec::new(), None, None).await?;
-        }
-        Ok(())
-    }
-
-    /// Write the session's carried events and then `events` in one store
-    /// transaction (with the session's `status`, or else the last carried
-    /// status change, and a tool call's result record, when given); then apply
-    /// `events` to the session's state (the carried ones already are) and send
-    /// them all to subscribers, in order. Returns `events` as logged.
-    async fn write(
-        &self,
-        h: &SessionHandle,
-        state: &mut SessionState,
-        events: Vec<(EventData, Option<EventData>)>,
-        status: Option<&str>,
-        finished_call: Option<(&str, &Value)>,
-    ) -> Result<Vec<LoggedEvent>, EngineError> {
-        let carried = std::mem::take(&mut state.unwritten);
-        let carried_status = carried.events.iter().rev().find_map(|(e, _, _)| match e {
-            EventData::StatusChanged { status } => Some(status.as_str()),
-            _ => None,
-        });
-        let status = status.or(carried_status);
-        let finished_call = finished_call.or(carried
-            .finished_call
-            .as_ref()
-            .map(|(key, record)| (key.as_str(), record)));
-        let all = carried
-            .events
-            .iter()
-            .map(|(public, private, _)| (public, private))
-            .chain(events.iter().map(|(public, private)| (public, private)));
-        let data: Vec<(&'static str, String, Option<String>)> = all
-            .map(|(public, private)| {
-                (
-                    public.kind(),
-                    public.to_json(),
-                    private.as_ref().map(EventData::to_json),
-                )
-            })
-            .collect();
-        let new: Vec<NewEvent<'_>> = data
-            .iter()
-            .map(|(kind, data, private)| NewEvent {
-                kind,
-                data,
-                private: private.as_deref(),
-            })
-            .collect();
-        let stored = match self
-            .inner
-            .store
-            .append_batch(&h.id, &new, status, finished_call)
-            .await
-        {
-            Ok(stored) => stored,
-            Err(e) => {
-                if !carried.events.is_empty() {
-                    // The state holds events the log does not: start over from the log.
-                    self.reload(h, state).await;
-                }
-                return Err(e.into());
-            }
-        };
-        let mut stored = stored.into_iter();
-        let mut diverged = false;
-        for ((public, _, seq), stored) in carried.events.into_iter().zip(&mut stored) {
-            diverged |= stored.seq != seq;
-            if h.events.receiver_count() > 0 {
-                let _ = h.events.send(Arc::new(LoggedEvent {
-                    id: stored.id,
-                    seq: stored.seq,
-                    created_ms: stored.created_ms,
-                    data: public,
-                }));
-            }
-        }
-        let mut logged = Vec::with_capacity(events.len());
-        for ((public, private), stored) in events.into_iter().zip(stored) {
-            let event = LoggedEvent {
-                id: stored.id,
-                seq: stored.seq,
-                created_ms: stored.created_ms,
-                data: public,
-            };
-            // The state folds the unredacted copy when there is one.
-            match private {
-                Some(data) => state.apply(&LoggedEvent {
-                    id: event.id.clone(),
-                    seq: event.seq,
-                    created_ms: event.created_ms,
-                    data,
-                }),
-                None => state.apply(&event),
-            }
-            // Subscribers share one copy; with none, no copy is made.
-            if h.events.receiver_count() > 0 {
-                let _ = h.events.send(Arc::new(event.clone()));
-            }
-            logged.push(event);
-        }
-        if diverged {
-            // Something else appended to this session's log: the carried
-            // events were applied with the wrong sequence numbers.
-            tracing::error!(session = %h.id, "the session's log moved under its runner; reloading it");
-            self.reload(h, state).await;
-        }
-        Ok(logged)
-    }
-
-    /// Rebuild `state` from the session's log (after a write that failed or
-    /// landed elsewhere than the state expected). On failure the state is left
-    /// as it is, and the error is logged.
-    async fn reload(&self, h: &SessionHandle, state: &mut SessionState) {
-        match self.load_state(&h.id).await {
-            Ok(fresh) => *state = fresh,
-            Err(e) => {
-                tracing::error!(session = %h.id, "reloading the session from its log failed: {e}")
-            }
-        }
-    }
-
     /// Start the session's runner unless one runs.
     pub(crate) fn kick(&self, h: Arc<SessionHandle>) {
         if h.running.swap(true, Ordering::SeqCst) {
@@ -657,24 +378,16 @@ impl Engine {
             loop {
                 if let Err(e) = crate::runner::drive(&engine, &h).await {
                     tracing::error!(session = %h.id, "the run stopped: {e}");
-                    let _ = engine
-                        .append(
-                            &h,
-                            EventData::Error {
-                                run_id: None,
-                                error_type: "host".into(),
-                                message: e.to_string(),
-                            },
-                            None,
-                        )
-                        .await;
+                    let error = EventData::Error {
+                        run_id: None,
+                        error_type: "host".into(),
+                        message: e.to_string(),
+                    };
+                    let _ = h.log.lock().await.append_one(error).await;
                 }
                 h.running.store(false, Ordering::SeqCst);
                 // Work may have arrived between the runner's last look and now.
-                let more = {
-                    let state = h.state.lock().await;
-                    crate::runner::has_work(&state)
-                };
+                let more = crate::runner::has_work(&**h.log.lock().await);
                 if !more || h.running.swap(true, Ordering::SeqCst) {
                     break;
                 }
@@ -707,18 +420,17 @@ impl Engine {
         for status in ["running", "waiting_approval", "waiting_input", "queued"] {
             for s in self.inner.store.sessions_with_status(status).await? {
                 let h = self.handle(&s.id).await?;
-                let run = {
-                    let state = h.state.lock().await;
-                    if !crate::runner::has_work(&state) && state.run.is_none() {
+                {
+                    let mut log = h.log.lock().await;
+                    if !crate::runner::has_work(&log) && log.run.is_none() {
                         continue;
                     }
-                    state.run.as_ref().map(|r| r.run_id.clone())
-                };
-                if let Some(run_id) = run
-                    && status == "running"
-                {
-                    self.append(&h, EventData::RunResumed { run_id }, None)
-                        .await?;
+                    if let Some(run) = &log.run
+                        && status == "running"
+                    {
+                        let run_id = run.run_id.clone();
+                        log.append_one(EventData::RunResumed { run_id }).await?;
+                    }
                 }
                 self.kick(h);
                 n += 1;
@@ -754,8 +466,8 @@ impl Engine {
         arguments: Option<Value>,
     ) -> Result<LoggedEvent, EngineError> {
         let h = self.handle(session).await?;
-        let mut state = h.state.lock().await;
-        let approval = state.approval(approval_id).cloned().ok_or_else(|| {
+        let mut log = h.log.lock().await;
+        let approval = log.approval(approval_id).cloned().ok_or_else(|| {
             EngineError::NotFound(format!(
                 "session `{session}` has no approval `{approval_id}`; list pending ones with GET /v1/approvals"
             ))
@@ -772,7 +484,7 @@ impl Engine {
                 approval.approvers.join(", ")
             )));
         }
-        let run_id = state
+        let run_id = log
             .run
             .as_ref()
             .map(|r| r.run_id.clone())
@@ -820,8 +532,11 @@ impl Engine {
             grant_expires_ms,
         };
         let private = (private != public).then_some(private);
-        let e = self.append_locked(&h, &mut state, public, private).await?;
-        drop(state);
+        let e = log
+            .append(Entry::default().and_private(public, private))
+            .await?
+            .remove(0);
+        drop(log);
         self.kick(h);
         Ok(e)
     }
@@ -835,25 +550,20 @@ impl Engine {
         by: &Principal,
     ) -> Result<LoggedEvent, EngineError> {
         let h = self.handle(session).await?;
-        let mut state = h.state.lock().await;
-        if state.open_question(question_id).is_none() {
+        let mut log = h.log.lock().await;
+        if log.open_question(question_id).is_none() {
             return Err(EngineError::NotFound(format!(
                 "session `{session}` has no open question `{question_id}`"
             )));
         }
-        let e = self
-            .append_locked(
-                &h,
-                &mut state,
-                EventData::UserAnswer {
-                    question_id: question_id.to_string(),
-                    answer: answer.to_string(),
-                    by: by.name.clone(),
-                },
-                None,
-            )
+        let e = log
+            .append_one(EventData::UserAnswer {
+                question_id: question_id.to_string(),
+                answer: answer.to_string(),
+                by: by.name.clone(),
+            })
             .await?;
-        drop(state);
+        drop(log);
         self.kick(h);
         Ok(e)
     }
@@ -866,20 +576,15 @@ impl Engine {
     ) -> Result<LoggedEvent, EngineError> {
         let h = self.handle(session).await?;
         let e = {
-            let mut state = h.state.lock().await;
-            if state.run.is_none() {
+            let mut log = h.log.lock().await;
+            if log.run.is_none() {
                 return Err(EngineError::Conflict(format!(
                     "session `{session}` has no run in progress"
                 )));
             }
-            self.append_locked(
-                &h,
-                &mut state,
-                EventData::Interrupt {
-                    by: by.name.clone(),
-                },
-                None,
-            )
+            log.append_one(EventData::Interrupt {
+                by: by.name.clone(),
+            })
             .await?
         };
         h.cancel.notify_waiters();
@@ -951,8 +656,8 @@ impl Engine {
         let mut out = Vec::new();
         for h in handles {
             let pending: Vec<String> = {
-                let state = h.state.lock().await;
-                state.pending_approvals().map(|a| a.id.clone()).collect()
+                let log = h.log.lock().await;
+                log.pending_approvals().map(|a| a.id.clone()).collect()
             };
             if pending.is_empty() {
                 continue;
@@ -973,8 +678,7 @@ impl Engine {
     /// Whether `status` is the session's current one (for tests and the CLI).
     pub async fn status(&self, session: &str) -> Result<Option<Status>, EngineError> {
         let h = self.handle(session).await?;
-        let state = h.state.lock().await;
-        Ok(state.status)
+        Ok(h.log.lock().await.status)
     }
 }
 
@@ -987,7 +691,7 @@ impl Engine {
     ) -> Result<Option<String>, EngineError> {
         let handles = self.loaded();
         for h in handles {
-            if h.state.lock().await.approval(approval_id).is_some() {
+            if h.log.lock().await.approval(approval_id).is_some() {
                 return Ok(Some(h.id.clone()));
             }
         }

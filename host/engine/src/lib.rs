@@ -17,6 +17,7 @@ pub mod components;
 mod engine;
 pub mod error;
 pub mod events;
+mod log;
 pub mod redact;
 mod runner;
 pub mod state;

@@ -9,17 +9,20 @@
 use crate::approval::{Outcome, gate};
 use crate::builtin;
 use crate::components::{ResolvedAgent, ToolEntry, ToolSet};
-use crate::engine::{Delta, Engine, SessionHandle, now_ms};
+use crate::engine::{Delta, Engine, RetryPolicy, SessionHandle, now_ms};
 use crate::error::EngineError;
 use crate::events::{EventData, RunStop, Status};
+use crate::log::{Entry, Pending};
 use crate::redact::{redact, redact_text};
-use crate::state::{ApprovalState, CallState, Next, SessionState};
+use crate::state::{ApprovalState, CallState, Next, RunState, SessionState};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use tack_agent::Limits;
 use tack_runtime::{
-    AdapterSession, CallContext, CallError, CompletionRequest, Content, DeltaSink, Message, Part,
+    AdapterSession, CallContext, CallError, Completion, CompletionRequest, Content, DeltaSink,
+    Message, Part,
 };
 use tack_store::Claim;
 
@@ -40,20 +43,18 @@ pub(crate) async fn drive(engine: &Engine, h: &Arc<SessionHandle>) -> Result<(),
         Err(e) => {
             // The agent cannot run on this host (a component vanished, a secret
             // is missing): end the run with the reason instead of retrying forever.
-            let run_open = h.state.lock().await.run.is_some();
-            engine
-                .append(
-                    h,
-                    EventData::Error {
-                        run_id: None,
-                        error_type: "resolve".into(),
-                        message: e.to_string(),
-                    },
-                    None,
-                )
+            let run_open = {
+                let mut log = h.log.lock().await;
+                log.append_one(EventData::Error {
+                    run_id: None,
+                    error_type: "resolve".into(),
+                    message: e.to_string(),
+                })
                 .await?;
+                log.run.is_some()
+            };
             if run_open {
-                finish(engine, h, RunStop::Error, None).await?;
+                finish(h, RunStop::Error, None).await?;
             }
             return Ok(());
         }
@@ -61,94 +62,79 @@ pub(crate) async fn drive(engine: &Engine, h: &Arc<SessionHandle>) -> Result<(),
     // One adapter instance serves this stretch's model calls (see `AdapterSession`).
     let mut adapter = agent.adapter.session();
     loop {
-        let next = h.state.lock().await.next();
+        let next = h.log.lock().await.next();
         match next {
             Next::Idle => {
-                set_status(engine, h, Status::Idle).await?;
+                set_status(h, Status::Idle).await?;
                 return Ok(());
             }
             Next::Wait(status) => {
-                set_status(engine, h, status).await?;
+                set_status(h, status).await?;
                 return Ok(());
             }
             Next::StartRun => {
-                let mut state = h.state.lock().await;
-                let mut events = vec![(
-                    EventData::RunStarted {
-                        run_id: ulid::Ulid::generate().to_string(),
-                        agent: agent.spec.name.clone(),
-                        agent_version: agent.version,
-                        model: agent.spec.model.clone(),
-                    },
-                    None,
-                )];
-                if state.status != Some(Status::Running) {
-                    events.push((
-                        EventData::StatusChanged {
-                            status: Status::Running,
-                        },
-                        None,
-                    ));
+                let mut log = h.log.lock().await;
+                let mut entry = Entry::one(EventData::RunStarted {
+                    run_id: ulid::Ulid::generate().to_string(),
+                    agent: agent.spec.name.clone(),
+                    agent_version: agent.version,
+                    model: agent.spec.model.clone(),
+                });
+                if log.status != Some(Status::Running) {
+                    entry = entry.and(EventData::StatusChanged {
+                        status: Status::Running,
+                    });
                 }
                 // Written with the model call's `model_request` (or `run_finished`).
-                engine.append_or_carry(h, &mut state, events, None).await?;
+                log.carry(entry).await?;
             }
-            Next::Finish(stop, output) => finish(engine, h, stop, output).await?,
+            Next::Finish(stop, output) => finish(h, stop, output).await?,
             Next::ModelCall => {
-                set_status(engine, h, Status::Running).await?;
+                set_status(h, Status::Running).await?;
                 model_step(engine, h, &agent, &mut adapter).await?;
             }
             Next::Gate(calls) => gate_calls(engine, h, &agent, &calls).await?,
             Next::Execute(calls) => {
-                set_status(engine, h, Status::Running).await?;
+                set_status(h, Status::Running).await?;
                 execute(engine, h, &agent, &calls).await?;
             }
         }
     }
 }
 
-async fn set_status(engine: &Engine, h: &SessionHandle, status: Status) -> Result<(), EngineError> {
-    let mut state = h.state.lock().await;
-    if state.status != Some(status) {
-        engine
-            .append_locked(h, &mut state, EventData::StatusChanged { status }, None)
-            .await?;
+async fn set_status(h: &SessionHandle, status: Status) -> Result<(), EngineError> {
+    let mut log = h.log.lock().await;
+    if log.status != Some(status) {
+        log.append_one(EventData::StatusChanged { status }).await?;
     }
     Ok(())
 }
 
 async fn finish(
-    engine: &Engine,
     h: &SessionHandle,
     stop: RunStop,
     output: Option<String>,
 ) -> Result<(), EngineError> {
-    let mut state = h.state.lock().await;
-    let Some(run) = state.run.clone() else {
+    let mut log = h.log.lock().await;
+    let Some(run) = &log.run else {
         return Ok(());
     };
-    let mut events = vec![(
-        EventData::RunFinished {
-            run_id: run.run_id,
-            stop_reason: stop,
-            output,
-            steps: run.steps,
-            input_tokens: run.input_tokens,
-            output_tokens: run.output_tokens,
-            cost_usd: run.cost_usd,
-        },
-        None,
-    )];
+    let mut entry = Entry::one(EventData::RunFinished {
+        run_id: run.run_id.clone(),
+        stop_reason: stop,
+        output,
+        steps: run.steps,
+        input_tokens: run.input_tokens,
+        output_tokens: run.output_tokens,
+        cost_usd: run.cost_usd,
+    });
     // With nothing queued the session goes idle next: say so in the same write.
-    if state.queued.is_empty() && state.status != Some(Status::Idle) {
-        events.push((
-            EventData::StatusChanged {
-                status: Status::Idle,
-            },
-            None,
-        ));
+    if log.queued.is_empty() && log.status != Some(Status::Idle) {
+        entry = entry.and(EventData::StatusChanged {
+            status: Status::Idle,
+        });
     }
-    engine.append_all(h, &mut state, events, None).await?;
+    log.append(entry).await?;
     Ok(())
 }
 
@@ -157,109 +143,173 @@ fn current_tools(agent: &ResolvedAgent, state: &SessionState) -> Arc<ToolSet> {
     agent.tool_set(&state.loaded_skills)
 }
 
+/// What a run's next model call is made of.
+struct Prepared {
+    request: CompletionRequest,
+    run_id: String,
+    /// The step this call answers (from 1).
+    step: u32,
+    /// The call's time limit: the run's time left, at most [`MODEL_CALL_TIMEOUT`].
+    deadline: Duration,
+    tools: Arc<ToolSet>,
+}
+
+/// The limit a run has reached before its next model call, if any (checked in
+/// this order: steps, cost, tokens, wall time).
+fn limit_reached(limits: &Limits, run: &RunState, now_ms: i64) -> Option<RunStop> {
+    if limits.max_steps.is_some_and(|m| run.steps >= m) {
+        Some(RunStop::MaxSteps)
+    } else if limits.max_cost_usd.is_some_and(|m| run.cost_usd >= m) {
+        Some(RunStop::BudgetReached)
+    } else if limits
+        .max_tokens
+        .is_some_and(|m| run.input_tokens + run.output_tokens >= m)
+    {
+        Some(RunStop::TokenLimit)
+    } else if limits
+        .timeout()
+        .is_some_and(|t| now_ms - run.started_ms >= t.as_millis() as i64)
+    {
+        Some(RunStop::Timeout)
+    } else {
+        None
+    }
+}
+
+/// How long to wait before attempt `attempt + 1`: the base delay doubled per
+/// attempt, or the provider's `retry-after` if longer, at most `max_delay`.
+fn backoff(retry: &RetryPolicy, attempt: u32, retry_after_ms: Option<u64>) -> Duration {
+    let doubled = retry.base_delay * 2u32.saturating_pow(attempt.saturating_sub(1));
+    doubled
+        .max(Duration::from_millis(retry_after_ms.unwrap_or(0)))
+        .min(retry.max_delay)
+}
+
+/// The next model call of `run`: the conversation so far, the tools callable
+/// now, and as many tokens as the run may still spend (at most
+/// [`DEFAULT_MAX_TOKENS`]).
+fn prepare(agent: &ResolvedAgent, state: &SessionState, run: &RunState, now_ms: i64) -> Prepared {
+    let limits = &agent.spec.limits;
+    let tools = current_tools(agent, state);
+    let remaining_tokens = limits
+        .max_tokens
+        .map(|m| m.saturating_sub(run.input_tokens + run.output_tokens));
+    let max_tokens = remaining_tokens
+        .map(|r| r.min(u64::from(DEFAULT_MAX_TOKENS)) as u32)
+        .unwrap_or(DEFAULT_MAX_TOKENS)
+        .max(1);
+    let deadline = limits
+        .timeout()
+        .map(|t| {
+            let left = t.as_millis() as i64 - (now_ms - run.started_ms);
+            Duration::from_millis(left.max(1) as u64)
+        })
+        .unwrap_or(MODEL_CALL_TIMEOUT)
+        .min(MODEL_CALL_TIMEOUT);
+    let request = CompletionRequest {
+        endpoint: agent.model.endpoint.clone(),
+        model: agent
+            .model
+            .model
+            .clone()
+            .unwrap_or_else(|| agent.spec.model.clone()),
+        system: Some(agent.system_prompt().to_string()),
+        messages: state.messages.clone(),
+        tools: tools.model.clone(),
+        max_tokens,
+        temperature: None,
+        stream: true,
+    };
+    Prepared {
+        request,
+        run_id: run.run_id.clone(),
+        step: run.steps + 1,
+        deadline,
+        tools,
+    }
+}
+
+/// One model step: limits, `model_request`, the call (with retries), then the
+/// response and its calls' gate events.
 async fn model_step(
     engine: &Engine,
     h: &Arc<SessionHandle>,
     agent: &ResolvedAgent,
     adapter: &mut AdapterSession,
 ) -> Result<(), EngineError> {
-    let limits = &agent.spec.limits;
-    let (request, run_id, step, deadline, tools) = {
-        let state = h.state.lock().await;
-        let Some(run) = state.run.clone() else {
+    let next = {
+        let log = h.log.lock().await;
+        let Some(run) = &log.run else {
             return Ok(());
         };
-        let stop = if limits.max_steps.is_some_and(|m| run.steps >= m) {
-            Some(RunStop::MaxSteps)
-        } else if limits.max_cost_usd.is_some_and(|m| run.cost_usd >= m) {
-            Some(RunStop::BudgetReached)
-        } else if limits
-            .max_tokens
-            .is_some_and(|m| run.input_tokens + run.output_tokens >= m)
-        {
-            Some(RunStop::TokenLimit)
-        } else if limits
-            .timeout()
-            .is_some_and(|t| now_ms() - run.started_ms >= t.as_millis() as i64)
-        {
-            Some(RunStop::Timeout)
-        } else {
-            None
-        };
-        if let Some(stop) = stop {
-            drop(state);
-            return finish(engine, h, stop, None).await;
-        }
-        let tools = current_tools(agent, &state);
-        let remaining_tokens = limits
-            .max_tokens
-            .map(|m| m.saturating_sub(run.input_tokens + run.output_tokens));
-        let max_tokens = remaining_tokens
-            .map(|r| r.min(u64::from(DEFAULT_MAX_TOKENS)) as u32)
-            .unwrap_or(DEFAULT_MAX_TOKENS)
-            .max(1);
-        let deadline = limits
-            .timeout()
-            .map(|t| {
-                let left = t.as_millis() as i64 - (now_ms() - run.started_ms);
-                Duration::from_millis(left.max(1) as u64)
-            })
-            .unwrap_or(MODEL_CALL_TIMEOUT)
-            .min(MODEL_CALL_TIMEOUT);
-        let request = CompletionRequest {
-            endpoint: agent.model.endpoint.clone(),
-            model: agent
-                .model
-                .model
-                .clone()
-                .unwrap_or_else(|| agent.spec.model.clone()),
-            system: Some(agent.system_prompt().to_string()),
-            messages: state.messages.clone(),
-            tools: tools.model.clone(),
-            max_tokens,
-            temperature: None,
-            stream: true,
-        };
-        (request, run.run_id, run.steps + 1, deadline, tools)
+        let now = now_ms();
+        limit_reached(&agent.spec.limits, run, now).ok_or_else(|| prepare(agent, &log, run, now))
     };
-
-    let request_seq = engine
-        .append(
-            h,
-            EventData::ModelRequest {
-                run_id: run_id.clone(),
-                step,
-                model: agent.spec.model.clone(),
-                messages: request.messages.len(),
-                tools: request.tools.len(),
-            },
-            None,
-        )
+    let call = match next {
+        Ok(stop) => return finish(h, stop, None).await,
+        Err(prepared) => prepared,
+    };
+    let request_seq = h
+        .log
+        .lock()
+        .await
+        .append_one(EventData::ModelRequest {
+            run_id: call.run_id.clone(),
+            step: call.step,
+            model: agent.spec.model.clone(),
+            messages: call.request.messages.len(),
+            tools: call.request.tools.len(),
+        })
         .await?
         .seq;
-
     let started = Instant::now();
-    let retry = engine.inner.retry;
+    let Some(completion) = complete(engine, h, agent, adapter, &call, request_seq).await? else {
+        return Ok(());
+    };
+    let latency_ms = started.elapsed().as_millis() as u64;
+    log_response(engine, h, agent, &call, completion, latency_ms).await
+}
+
+/// Streamed text goes to live subscribers, after the event whose seq `after`
+/// holds (see [`Delta::after`]).
+fn delta_sink(h: &SessionHandle, run_id: &str, after: Arc<AtomicU64>) -> DeltaSink {
     let deltas = h.deltas.clone();
-    let delta_run = run_id.clone();
-    // The seq of the event the model's text follows (see `Delta::after`).
-    let after = Arc::new(AtomicU64::new(request_seq));
-    let delta_after = after.clone();
-    let sink: DeltaSink = Arc::new(move |text: &str| {
+    let run_id = run_id.to_string();
+    Arc::new(move |text: &str| {
         let _ = deltas.send(Delta {
-            run_id: delta_run.clone(),
+            run_id: run_id.clone(),
             text: text.to_string(),
-            after: delta_after.load(Ordering::Relaxed),
+            after: after.load(Ordering::Relaxed),
         });
-    });
-    let run_deadline = limits.timeout().map(|_| Instant::now() + deadline);
+    })
+}
+
+/// Ask the model, retrying what may succeed again (each retry logged as
+/// `model_retry`). `None` when the run ended instead (interrupted, out of
+/// time, or the model failed for good: the run is finished and logged so).
+async fn complete(
+    engine: &Engine,
+    h: &SessionHandle,
+    agent: &ResolvedAgent,
+    adapter: &mut AdapterSession,
+    call: &Prepared,
+    request_seq: u64,
+) -> Result<Option<Completion>, EngineError> {
+    let retry = engine.inner.retry;
+    // The seq of the event the model's text follows.
+    let after = Arc::new(AtomicU64::new(request_seq));
+    let sink = delta_sink(h, &call.run_id, after.clone());
+    let run_deadline = agent
+        .spec
+        .limits
+        .timeout()
+        .map(|_| Instant::now() + call.deadline);
     let mut attempt = 0;
-    let completion = loop {
+    loop {
         attempt += 1;
-        let call = adapter.complete(&request, deadline, Some(sink.clone()));
         let outcome = tokio::select! {
-            out = call => out,
-            _ = h.cancel.notified() => return finish(engine, h, RunStop::Cancelled, None).await,
+            out = adapter.complete(&call.request, call.deadline, Some(sink.clone())) => out,
+            _ = h.cancel.notified() => return cancelled(h).await,
         };
         if let Ok(o) = &outcome {
             for l in &o.logs {
@@ -268,101 +318,70 @@ async fn model_step(
         }
         let (retryable, status, message, retry_after) = match outcome {
             Ok(o) => match o.result {
-                Ok(c) => break c,
+                Ok(c) => return Ok(Some(c)),
                 Err(e) => (e.retryable, e.status, e.message, e.retry_after_ms),
             },
             Err(e @ CallError::Timeout { .. }) => (true, None, e.to_string(), None),
             Err(e) => (false, None, format!("the model adapter failed: {e}"), None),
         };
-        if run_deadline.is_some_and(|d| Instant::now() >= d) {
-            engine
-                .append(
-                    h,
-                    EventData::Error {
-                        run_id: Some(run_id.clone()),
-                        error_type: "timeout".into(),
-                        message: format!(
-                            "the run's time limit passed during a model call: {message}"
-                        ),
-                    },
-                    None,
-                )
-                .await?;
-            return finish(engine, h, RunStop::Timeout, None).await;
-        }
-        if !retryable || attempt >= retry.attempts {
-            engine
-                .append(
-                    h,
-                    EventData::Error {
-                        run_id: Some(run_id.clone()),
-                        error_type: "model".into(),
-                        message: if attempt > 1 {
-                            format!("{message} (after {attempt} attempts)")
-                        } else {
-                            message
-                        },
-                    },
-                    None,
-                )
-                .await?;
-            return finish(engine, h, RunStop::Error, None).await;
-        }
-        let backoff = retry.base_delay * 2u32.saturating_pow(attempt - 1);
-        let delay = backoff
-            .max(Duration::from_millis(retry_after.unwrap_or(0)))
-            .min(retry.max_delay);
-        let retry_seq = engine
-            .append(
-                h,
-                EventData::ModelRetry {
-                    run_id: run_id.clone(),
-                    step,
+        let (error_type, message, stop) = if run_deadline.is_some_and(|d| Instant::now() >= d) {
+            let message = format!("the run's time limit passed during a model call: {message}");
+            ("timeout", message, RunStop::Timeout)
+        } else if !retryable || attempt >= retry.attempts {
+            let message = if attempt > 1 {
+                format!("{message} (after {attempt} attempts)")
+            } else {
+                message
+            };
+            ("model", message, RunStop::Error)
+        } else {
+            let delay = backoff(&retry, attempt, retry_after);
+            let retry_seq = h
+                .log
+                .lock()
+                .await
+                .append_one(EventData::ModelRetry {
+                    run_id: call.run_id.clone(),
+                    step: call.step,
                     attempt,
                     status,
                     error: message,
                     delay_ms: delay.as_millis() as u64,
-                },
-                None,
-            )
-            .await?
-            .seq;
-        // The next attempt's text follows this event.
-        after.store(retry_seq, Ordering::Relaxed);
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = h.cancel.notified() => return finish(engine, h, RunStop::Cancelled, None).await,
-        }
-    };
-    let latency_ms = started.elapsed().as_millis() as u64;
-    let cost_usd = agent.model.cost_usd(
-        completion.usage.input_tokens,
-        completion.usage.output_tokens,
-    );
-
-    // Gate every call before anything is logged, so arguments a policy hides
-    // are redacted in the model_response event too.
-    let ctx = call_context(h, &run_id).await;
-    let mut gated = Vec::new();
-    for c in completion.message.tool_calls() {
-        gated.push(
-            gate_one(
-                engine,
-                h,
-                agent,
-                &tools.entries,
-                c.name.as_str(),
-                &c.arguments,
-                &ctx,
-                &c.id,
-            )
-            .await,
-        );
+                })
+                .await?
+                .seq;
+            // The next attempt's text follows this event.
+            after.store(retry_seq, Ordering::Relaxed);
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => continue,
+                _ = h.cancel.notified() => return cancelled(h).await,
+            }
+        };
+        h.log
+            .lock()
+            .await
+            .append_one(EventData::Error {
+                run_id: Some(call.run_id.clone()),
+                error_type: error_type.into(),
+                message,
+            })
+            .await?;
+        finish(h, stop, None).await?;
+        return Ok(None);
     }
-    let redacted_message = Message {
-        role: completion.message.role,
-        parts: completion
-            .message
+}
+
+/// End the run as cancelled (an interrupt arrived during a model call).
+async fn cancelled(h: &SessionHandle) -> Result<Option<Completion>, EngineError> {
+    finish(h, RunStop::Cancelled, None).await?;
+    Ok(None)
+}
+
+/// `message` with the arguments of each call that `gated` redacts replaced.
+fn redacted_message(message: &Message, gated: &[GateResult]) -> Message {
+    Message {
+        role: message.role,
+        parts: message
             .parts
             .iter()
             .map(|p| match p {
@@ -381,10 +400,47 @@ async fn model_step(
                 other => other.clone(),
             })
             .collect(),
-    };
+    }
+}
+
+/// Gate every call of the model's answer, then log the answer and the gate
+/// events together. Gating comes first so that arguments a policy hides are
+/// redacted in the `model_response` event too. A final answer is carried into
+/// `run_finished`'s write.
+async fn log_response(
+    engine: &Engine,
+    h: &SessionHandle,
+    agent: &ResolvedAgent,
+    call: &Prepared,
+    completion: Completion,
+    latency_ms: u64,
+) -> Result<(), EngineError> {
+    let ctx = call_context(h, &call.run_id).await;
+    let mut gated = Vec::new();
+    for c in completion.message.tool_calls() {
+        let entries = &call.tools.entries;
+        gated.push(
+            gate_one(
+                engine,
+                h,
+                agent,
+                entries,
+                &c.name,
+                &c.arguments,
+                &ctx,
+                &c.id,
+            )
+            .await,
+        );
+    }
+    let shown = redacted_message(&completion.message, &gated);
+    let cost_usd = agent.model.cost_usd(
+        completion.usage.input_tokens,
+        completion.usage.output_tokens,
+    );
     let response = |message: Message| EventData::ModelResponse {
-        run_id: run_id.clone(),
-        step,
+        run_id: call.run_id.clone(),
+        step: call.step,
         model: agent.spec.model.clone(),
         message,
         stop_reason: completion.stop_reason,
@@ -392,16 +448,12 @@ async fn model_step(
         cost_usd,
         latency_ms,
     };
-    let private =
-        (redacted_message != completion.message).then(|| response(completion.message.clone()));
-    // The response and its calls' gate events land together.
-    let mut events = vec![(response(redacted_message), private)];
+    let private = (shown != completion.message).then(|| response(completion.message.clone()));
+    let mut entry = Entry::default().and_private(response(shown), private);
     for g in gated {
-        events.extend(gate_events(&run_id, g, true));
+        entry = entry.and_all(gate_events(&call.run_id, g, true));
     }
-    // A final answer is written with `run_finished`.
-    let mut state = h.state.lock().await;
-    engine.append_or_carry(h, &mut state, events, None).await
+    h.log.lock().await.carry(entry).await
 }
 
 /// A call's gate result, ready to be logged.
@@ -446,7 +498,7 @@ async fn gate_one(
         };
     };
     let granted = h
-        .state
+        .log
         .lock()
         .await
         .granted(&entry.plugin, &entry.tool, now_ms());
@@ -467,11 +519,7 @@ async fn gate_one(
 /// The events that log a gate result: `tool_call` (when `with_call`), then
 /// `approval_required` if the call waits for an approver; each with its
 /// unredacted copy where the arguments are redacted.
-fn gate_events(
-    run_id: &str,
-    g: GateResult,
-    with_call: bool,
-) -> Vec<(EventData, Option<EventData>)> {
+fn gate_events(run_id: &str, g: GateResult, with_call: bool) -> Vec<Pending> {
     let args: Value =
         serde_json::from_str(&g.arguments).unwrap_or(Value::String(g.arguments.clone()));
     let shown = redact(&args, &g.redacted);
@@ -495,13 +543,16 @@ fn gate_events(
             redacted: g.redacted.clone(),
         };
         let private = (shown != args).then(|| event(args.clone()));
-        events.push((event(shown.clone()), private));
+        events.push(Pending {
+            public: event(shown.clone()),
+            private,
+        });
     }
     if let Outcome::Require(r) = g.outcome {
         // The approver sees the redacted arguments; the host keeps nothing more
         // here (the call's full arguments are in the tool_call's private copy).
-        events.push((
-            EventData::ApprovalRequired {
+        events.push(Pending {
+            public: EventData::ApprovalRequired {
                 run_id: run_id.to_string(),
                 approval_id: format!("ap_{}", ulid::Ulid::generate()),
                 call_id: g.call_id.clone(),
@@ -516,8 +567,8 @@ fn gate_events(
                 policy: r.policy.clone(),
                 policy_version: r.policy_version.clone(),
             },
-            None,
-        ));
+            private: None,
+        });
     }
     events
 }
@@ -530,14 +581,14 @@ async fn gate_calls(
     indexes: &[usize],
 ) -> Result<(), EngineError> {
     let (calls, run_id, tools): (Vec<CallState>, String, Arc<ToolSet>) = {
-        let state = h.state.lock().await;
-        let Some(run) = &state.run else {
+        let log = h.log.lock().await;
+        let Some(run) = &log.run else {
             return Ok(());
         };
         (
             indexes.iter().map(|&i| run.calls[i].clone()).collect(),
             run.run_id.clone(),
-            current_tools(agent, &state),
+            current_tools(agent, &log),
         )
     };
     let ctx = call_context(h, &run_id).await;
@@ -579,8 +630,11 @@ async fn gate_calls(
         };
         events.extend(gate_events(&run_id, g, with_call));
     }
-    let mut state = h.state.lock().await;
-    engine.append_all(h, &mut state, events, None).await?;
+    h.log
+        .lock()
+        .await
+        .append(Entry::default().and_all(events))
+        .await?;
     Ok(())
 }
 
@@ -601,8 +655,8 @@ async fn execute(
     indexes: &[usize],
 ) -> Result<(), EngineError> {
     let (calls, run_id, tools) = {
-        let state = h.state.lock().await;
-        let Some(run) = &state.run else {
+        let log = h.log.lock().await;
+        let Some(run) = &log.run else {
             return Ok(());
         };
         (
@@ -611,7 +665,7 @@ async fn execute(
                 .map(|&i| run.calls[i].clone())
                 .collect::<Vec<_>>(),
             run.run_id.clone(),
-            current_tools(agent, &state),
+            current_tools(agent, &log),
         )
     };
     let futures = calls.into_iter().map(|c| {
@@ -703,22 +757,21 @@ async fn execute_one(
             },
             (None, _) => {
                 return match builtin::question(&c.arguments) {
-                    Ok((question, choices)) => engine
-                        .append(
-                            h,
-                            EventData::AskUser {
-                                run_id: run_id.to_string(),
-                                question_id: c.call_id.clone(),
-                                question,
-                                choices,
-                            },
-                            None,
-                        )
+                    Ok((question, choices)) => h
+                        .log
+                        .lock()
                         .await
-                        .map(|_| ()),
+                        .append_one(EventData::AskUser {
+                            run_id: run_id.to_string(),
+                            question_id: c.call_id.clone(),
+                            question,
+                            choices,
+                        })
+                        .await
+                        .map(drop),
                     Err(e) => {
                         let f = Finished::error("invalid_arguments", e);
-                        log_result(engine, h, run_id, &c, approval, f, None).await
+                        log_result(h, run_id, &c, approval, f, None).await
                     }
                 };
             }
@@ -754,17 +807,16 @@ async fn execute_one(
                 let (finished, claim) = run_tool(engine, h, run_id, entry, &c).await?;
                 let record = finished.record();
                 let call = claim.as_deref().map(|key| (key, &record));
-                return log_result(engine, h, run_id, &c, approval, finished, call).await;
+                return log_result(h, run_id, &c, approval, finished, call).await;
             }
         }
     };
-    log_result(engine, h, run_id, &c, approval, finished, None).await
+    log_result(h, run_id, &c, approval, finished, None).await
 }
 
 /// Log a call's `tool_result`, and finish its idempotency record (`call`: key and
 /// record) in the same transaction.
 async fn log_result(
-    engine: &Engine,
     h: &SessionHandle,
     run_id: &str,
     c: &CallState,
@@ -794,10 +846,10 @@ async fn log_result(
     let shown = scrub(&f.content, &c.arguments, &c.redacted);
     let private = (shown != f.content).then(|| event(f.content.clone()));
     // The last result of a step is written with the next `model_request`.
-    let mut state = h.state.lock().await;
-    engine
-        .append_or_carry(h, &mut state, vec![(event(shown), private)], call)
-        .await
+    let entry = Entry::default()
+        .and_private(event(shown), private)
+        .closing(call);
+    h.log.lock().await.carry(entry).await
 }
 
 /// `text` with every value the `pointers` select in `arguments` replaced by
@@ -910,4 +962,80 @@ async fn run_tool(
         },
     };
     Ok((f, claim))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tack_policy::HumanDuration;
+
+    fn run(steps: u32, tokens: (u64, u64), cost_usd: f64) -> RunState {
+        RunState {
+            run_id: "r1".into(),
+            started_ms: 10_000,
+            steps,
+            input_tokens: tokens.0,
+            output_tokens: tokens.1,
+            cost_usd,
+            calls: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn each_limit_stops_the_run_once_reached_and_not_before() {
+        let limits = Limits {
+            max_steps: Some(3),
+            max_cost_usd: Some(1.0),
+            max_tokens: Some(100),
+            timeout: Some(HumanDuration(Duration::from_secs(2))),
+        };
+        let now = 10_000 + 1_999;
+        assert_eq!(limit_reached(&limits, &run(2, (50, 49), 0.99), now), None);
+        assert_eq!(
+            limit_reached(&limits, &run(3, (0, 0), 0.0), now),
+            Some(RunStop::MaxSteps)
+        );
+        assert_eq!(
+            limit_reached(&limits, &run(0, (0, 0), 1.0), now),
+            Some(RunStop::BudgetReached)
+        );
+        assert_eq!(
+            limit_reached(&limits, &run(0, (60, 40), 0.0), now),
+            Some(RunStop::TokenLimit)
+        );
+        assert_eq!(
+            limit_reached(&limits, &run(0, (0, 0), 0.0), 12_000),
+            Some(RunStop::Timeout)
+        );
+        // Steps are checked first, then cost, tokens and time.
+        assert_eq!(
+            limit_reached(&limits, &run(3, (60, 40), 1.0), 12_000),
+            Some(RunStop::MaxSteps)
+        );
+        assert_eq!(
+            limit_reached(&limits, &run(0, (60, 40), 1.0), 12_000),
+            Some(RunStop::BudgetReached)
+        );
+        // No limits: a run may go on.
+        assert_eq!(
+            limit_reached(&Limits::default(), &run(1_000, (1 << 40, 0), 1e9), i64::MAX),
+            None
+        );
+    }
+
+    #[test]
+    fn the_backoff_doubles_heeds_retry_after_and_is_capped() {
+        let retry = RetryPolicy {
+            attempts: 10,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(5),
+        };
+        let ms = |attempt, after| backoff(&retry, attempt, after).as_millis();
+        assert_eq!([ms(1, None), ms(2, None), ms(3, None)], [250, 500, 1_000]);
+        assert_eq!(ms(1, Some(2_000)), 2_000, "a longer retry-after wins");
+        assert_eq!(ms(3, Some(10)), 1_000, "a shorter one does not");
+        assert_eq!(ms(6, None), 5_000, "capped at max_delay");
+        assert_eq!(ms(1, Some(60_000)), 5_000, "a provider's retry-after too");
+        assert_eq!(ms(40, None), 5_000, "no overflow on many attempts");
+    }
 }

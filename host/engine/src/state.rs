@@ -159,21 +159,6 @@ pub struct SessionState {
     pub loaded_skills: BTreeSet<String>,
     /// Sequence number of the last event applied.
     pub last_seq: u64,
-    /// Events applied here but not written yet; not part of the log's fold.
-    pub(crate) unwritten: Unwritten,
-}
-
-/// Events the runner applied to a session's state before writing them, because
-/// its very next step starts with an append (a model call's `model_request`, a
-/// run's `run_finished`): that append writes them first, in the same
-/// transaction. See `Engine::append_or_carry`.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Unwritten {
-    /// Each event (public form, unredacted form if it differs) and the sequence
-    /// number it was applied with.
-    pub(crate) events: Vec<(EventData, Option<EventData>, u64)>,
-    /// A tool call's idempotency key and result record, to close with them.
-    pub(crate) finished_call: Option<(String, serde_json::Value)>,
 }
 
 impl SessionState {
@@ -476,5 +461,277 @@ impl SessionState {
             }
             _ => Next::ModelCall,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The fold and `next`, driven by events alone: no wasm, no model server.
+
+    use super::*;
+    use serde_json::{Value, json};
+
+    /// Apply each event (given as its JSON form) with the next seq.
+    fn fold(state: &mut SessionState, events: &[Value]) {
+        for data in events {
+            let data: EventData = serde_json::from_value(data.clone()).expect("an event");
+            state.apply(&LoggedEvent {
+                id: format!("e{}", state.last_seq + 1),
+                seq: state.last_seq + 1,
+                created_ms: 1_000,
+                data,
+            });
+        }
+    }
+
+    fn started(input: &str) -> SessionState {
+        let mut s = SessionState::default();
+        fold(
+            &mut s,
+            &[
+                json!({"type": "user_message", "text": input, "by": "una"}),
+                json!({"type": "run_started", "run_id": "r1", "agent": "a", "agent_version": 1,
+                       "model": "m"}),
+            ],
+        );
+        s
+    }
+
+    fn response(step: u32, parts: Value) -> Value {
+        json!({"type": "model_response", "run_id": "r1", "step": step, "model": "m",
+               "message": {"role": "assistant", "parts": parts},
+               "stop_reason": "tool_use", "usage": {"input_tokens": 10, "output_tokens": 5},
+               "cost_usd": 0.5, "latency_ms": 3})
+    }
+
+    fn call(id: &str, tool: &str, args: &str) -> Value {
+        json!({"type": "tool_call", "id": id, "name": tool, "arguments": args})
+    }
+
+    fn tool_call(id: &str, approval: &str, refused: Option<&str>) -> Value {
+        json!({"type": "tool_call", "run_id": "r1", "call_id": id, "tool": "t", "plugin": "p",
+               "arguments": {}, "destructive": approval == "required",
+               "approval_required": approval == "required", "approval": approval,
+               "refused": refused})
+    }
+
+    fn result(id: &str, tool: &str, ok: bool) -> Value {
+        json!({"type": "tool_result", "run_id": "r1", "call_id": id, "tool": tool, "plugin": "p",
+               "ok": ok, "content": format!("{id} done"), "error_code": null, "latency_ms": 1,
+               "sandbox_id": null, "approval": "not_required", "replayed": false})
+    }
+
+    fn approval_required(id: &str, call_id: &str, scope: &str) -> Value {
+        json!({"type": "approval_required", "run_id": "r1", "approval_id": id,
+               "call_id": call_id, "tool": "t", "plugin": "p", "arguments": {},
+               "redacted": [], "reason": "", "approvers": ["approver"], "scope": scope,
+               "grant_ttl_s": 60, "policy": "central"})
+    }
+
+    fn decided(id: &str, call_id: &str, decision: &str, expires: Option<i64>) -> Value {
+        json!({"type": "approval_decided", "run_id": "r1", "approval_id": id,
+               "call_id": call_id, "decision": decision, "by": "ann", "role": "approver",
+               "reason": null, "arguments": null, "grant_expires_ms": expires})
+    }
+
+    #[test]
+    fn a_message_starts_a_run_and_the_run_asks_the_model() {
+        let mut s = SessionState::default();
+        assert_eq!(s.next(), Next::Idle);
+        fold(
+            &mut s,
+            &[json!({"type": "user_message", "text": "hi", "by": "una"})],
+        );
+        assert_eq!(s.next(), Next::StartRun);
+        assert_eq!(s.queued.len(), 1);
+        fold(
+            &mut s,
+            &[json!({"type": "run_started", "run_id": "r1", "agent": "a",
+                           "agent_version": 1, "model": "m"})],
+        );
+        assert_eq!(s.next(), Next::ModelCall);
+        assert!(s.queued.is_empty(), "the run took the message");
+        assert_eq!(s.messages, [Message::text(Role::User, "hi")]);
+        assert_eq!(s.last_seq, 2);
+    }
+
+    #[test]
+    fn calls_are_gated_then_run_and_their_results_go_back_to_the_model() {
+        let mut s = started("refund");
+        fold(
+            &mut s,
+            &[response(
+                1,
+                json!([call("c1", "t", "{}"), call("c2", "t", "{\"n\":2}")]),
+            )],
+        );
+        let run = s.run.as_ref().unwrap();
+        assert_eq!((run.steps, run.input_tokens, run.output_tokens), (1, 10, 5));
+        assert_eq!(s.next(), Next::Gate(vec![0, 1]));
+        // c1 needs nothing; c2 waits for an approver.
+        fold(
+            &mut s,
+            &[
+                tool_call("c1", "not_required", None),
+                tool_call("c2", "required", None),
+            ],
+        );
+        assert_eq!(
+            s.next(),
+            Next::Gate(vec![1]),
+            "a `required` call is not gated until its approval_required is logged"
+        );
+        fold(&mut s, &[approval_required("ap1", "c2", "call")]);
+        assert_eq!(s.next(), Next::Execute(vec![0]));
+        fold(&mut s, &[result("c1", "t", true)]);
+        assert_eq!(s.next(), Next::Wait(Status::WaitingApproval));
+        assert_eq!(s.pending_approvals().count(), 1);
+        fold(&mut s, &[decided("ap1", "c2", "approve", None)]);
+        assert_eq!(s.pending_approvals().count(), 0);
+        assert_eq!(s.next(), Next::Execute(vec![1]));
+        fold(&mut s, &[result("c2", "t", false)]);
+        // Both results went back as one tool message; the model is next.
+        let last = s.messages.last().unwrap();
+        assert_eq!(last.role, Role::Tool);
+        assert_eq!(last.parts.len(), 2);
+        assert!(matches!(&last.parts[1], Part::ToolResult(r) if r.is_error));
+        assert_eq!(s.next(), Next::ModelCall);
+    }
+
+    #[test]
+    fn a_refused_or_denied_call_still_gets_a_result() {
+        let mut s = started("x");
+        fold(
+            &mut s,
+            &[
+                response(1, json!([call("c1", "t", "{}"), call("c2", "t", "{}")])),
+                tool_call("c1", "refused_by_policy", Some("over the limit")),
+                tool_call("c2", "required", None),
+                approval_required("ap1", "c2", "call"),
+                decided("ap1", "c2", "deny", None),
+            ],
+        );
+        let run = s.run.as_ref().unwrap();
+        assert!(matches!(
+            &run.calls[0].approval,
+            ApprovalState::Denied { reason, status: "refused_by_policy" } if reason == "over the limit"
+        ));
+        assert!(matches!(
+            &run.calls[1].approval,
+            ApprovalState::Denied {
+                status: "denied",
+                ..
+            }
+        ));
+        assert_eq!(s.next(), Next::Execute(vec![0, 1]));
+    }
+
+    #[test]
+    fn an_edit_replaces_the_arguments_and_a_session_grant_lasts_until_it_expires() {
+        let mut s = started("x");
+        let mut edit = decided("ap1", "c1", "edit", Some(5_000));
+        edit["arguments"] = json!({"amount": 10});
+        fold(
+            &mut s,
+            &[
+                response(1, json!([call("c1", "t", "{\"amount\":500}")])),
+                tool_call("c1", "required", None),
+                approval_required("ap1", "c1", "session"),
+                edit,
+            ],
+        );
+        let c = &s.run.as_ref().unwrap().calls[0];
+        assert_eq!(c.arguments, r#"{"amount":10}"#);
+        assert_eq!(c.approval, ApprovalState::Approved("edited"));
+        assert!(s.granted("p", "t", 4_999));
+        assert!(!s.granted("p", "t", 5_000), "the grant has expired");
+        assert!(!s.granted("p", "other", 1_000));
+    }
+
+    #[test]
+    fn a_question_waits_for_its_answer() {
+        let mut s = started("x");
+        fold(
+            &mut s,
+            &[
+                response(
+                    1,
+                    json!([call("q1", "ask_user", "{\"question\":\"which?\"}")]),
+                ),
+                tool_call("q1", "not_required", None),
+                json!({"type": "ask_user", "run_id": "r1", "question_id": "q1",
+                       "question": "which?", "choices": []}),
+            ],
+        );
+        assert_eq!(s.next(), Next::Wait(Status::WaitingInput));
+        assert!(s.open_question("q1").is_some());
+        fold(
+            &mut s,
+            &[json!({"type": "user_answer", "question_id": "q1", "answer": "b", "by": "una"})],
+        );
+        assert!(s.open_question("q1").is_none());
+        assert_eq!(s.next(), Next::Execute(vec![0]));
+    }
+
+    #[test]
+    fn a_final_answer_ends_the_run_and_the_next_message_starts_another() {
+        let mut s = started("x");
+        fold(
+            &mut s,
+            &[
+                response(1, json!([{"type": "text", "text": "done"}])),
+                json!({"type": "user_message", "text": "again", "by": "una"}),
+            ],
+        );
+        assert_eq!(
+            s.next(),
+            Next::Finish(RunStop::EndTurn, Some("done".into()))
+        );
+        fold(
+            &mut s,
+            &[
+                json!({"type": "run_finished", "run_id": "r1", "stop_reason": "end_turn",
+                     "output": "done", "steps": 1, "input_tokens": 10, "output_tokens": 5,
+                     "cost_usd": 0.5}),
+            ],
+        );
+        assert!(s.run.is_none());
+        assert_eq!(s.next(), Next::StartRun, "the queued message is next");
+    }
+
+    #[test]
+    fn an_interrupt_ends_the_run_before_anything_else() {
+        let mut s = started("x");
+        fold(
+            &mut s,
+            &[
+                response(1, json!([call("c1", "t", "{}")])),
+                json!({"type": "interrupt", "by": "una"}),
+            ],
+        );
+        assert_eq!(s.next(), Next::Finish(RunStop::Cancelled, None));
+        // Without a run an interrupt changes nothing.
+        let mut idle = SessionState::default();
+        fold(&mut idle, &[json!({"type": "interrupt", "by": "una"})]);
+        assert!(!idle.interrupted);
+    }
+
+    #[test]
+    fn a_loaded_skill_is_remembered_and_the_status_follows_its_event() {
+        let mut s = started("x");
+        fold(
+            &mut s,
+            &[
+                json!({"type": "status_changed", "status": "running"}),
+                response(
+                    1,
+                    json!([call("c1", "load_skill", "{\"name\":\"refunds\"}")]),
+                ),
+                tool_call("c1", "not_required", None),
+                result("c1", "load_skill", true),
+            ],
+        );
+        assert_eq!(s.status, Some(Status::Running));
+        assert!(s.loaded_skills.contains("refunds"));
     }
 }

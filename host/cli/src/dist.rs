@@ -3,14 +3,16 @@
 
 use crate::Globals;
 use crate::report::{self, EXIT_UNUSABLE, EXIT_USAGE, Failure};
+use futures_util::future::BoxFuture;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tack_distribution::{
     ArtifactCache, ArtifactRef, DistError, DistributionConfig, FetchOptions, Fetched, Fetcher,
-    Progress, Registries, Transfer, TrustPolicy,
+    NoProgress, Progress, Registries, Transfer, TrustPolicy,
 };
+use tack_engine::{Artifact, ComponentSource, SourceError};
 
 /// Exit code: an artifact could not be obtained or was refused.
 pub(crate) const EXIT_ARTIFACT: u8 = 6;
@@ -215,4 +217,40 @@ pub(crate) async fn component(g: &Globals, target: &str) -> Result<Loaded, Failu
         label: r.to_string(),
         fetched: Some(fetched),
     })
+}
+
+/// The engine's components from OCI registries, through the verifying
+/// [`Fetcher`] (signatures against the trust policy, digests, lock file, cache).
+pub(crate) struct RegistrySource {
+    fetcher: Fetcher,
+    default_registry: Option<String>,
+}
+
+impl RegistrySource {
+    /// A source over `fetcher`; references without a registry use `default_registry`.
+    pub(crate) fn new(fetcher: Fetcher, default_registry: Option<String>) -> Self {
+        RegistrySource {
+            fetcher,
+            default_registry,
+        }
+    }
+}
+
+impl ComponentSource for RegistrySource {
+    fn fetch<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<Artifact, SourceError>> {
+        Box::pin(async move {
+            let r = ArtifactRef::parse(reference, self.default_registry.as_deref())
+                .map_err(|e| SourceError::Refused(Box::new(e)))?;
+            let f = self
+                .fetcher
+                .fetch(&r, &FetchOptions::default(), &NoProgress)
+                .await
+                .map_err(|e| SourceError::Refused(Box::new(e)))?;
+            Ok(Artifact {
+                digest: f.digest,
+                component: f.component,
+                skill: f.skill,
+            })
+        })
+    }
 }

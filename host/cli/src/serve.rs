@@ -1,14 +1,14 @@
 //! `tack serve` (the host: engine + sessions API) and `tack token create | ls`.
 
 use crate::Globals;
-use crate::dist::Dist;
+use crate::dist::{Dist, RegistrySource};
 use crate::report::{EXIT_UNUSABLE, EXIT_USAGE, Failure};
 use crate::secret::StorageArgs;
 use clap::{Args, Subcommand};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
-use tack_engine::{Engine, EngineConfig, RegistrySource, RetryPolicy};
+use tack_engine::{Engine, EngineConfig, RetryPolicy};
 use tack_runtime::{FileIo, Runtime, RuntimeConfig};
 use tack_secrets::{MasterKey, Secrets};
 

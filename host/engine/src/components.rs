@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tack_agent::AgentSpec;
 use tack_config::{ApprovalPolicyConfig, HostConfig, ModelEntry};
-use tack_distribution::{ArtifactRef, FetchOptions, Fetcher, NoProgress};
 use tack_policy::{Grant, HttpGrant};
 use tack_runtime::{
     BoundAdapter, Credential, ModelTools, PolicyComponent, Runtime, Sandbox, ToolDescriptor,
@@ -28,50 +27,37 @@ pub struct Artifact {
     pub skill: Option<String>,
 }
 
-/// Obtains artifacts by reference (`namespace/name@version`).
+/// Why a [`ComponentSource`] could not provide an artifact.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The source has nothing under this reference.
+    #[error("`{0}` is not known to this source")]
+    Unknown(String),
+    /// A local file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The source refused or failed to provide it: a malformed reference, a
+    /// registry error, a signature or digest refusal (the source's own error,
+    /// shown as it is).
+    #[error(transparent)]
+    Refused(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Obtains artifacts by reference (`namespace/name@version`). A registry source
+/// verifies what it returns (signatures, digests, lock); the engine loads only
+/// what a source returned.
 pub trait ComponentSource: Send + Sync {
     /// Fetch (and, for registries, verify) `reference`.
-    fn fetch<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<Artifact, String>>;
-}
-
-/// Artifacts from OCI registries, through the verifying [`Fetcher`] (signatures
-/// against the trust policy, digests, lock file, cache).
-pub struct RegistrySource {
-    fetcher: Fetcher,
-    default_registry: Option<String>,
-}
-
-impl RegistrySource {
-    /// A source over `fetcher`; references without a registry use `default_registry`.
-    pub fn new(fetcher: Fetcher, default_registry: Option<String>) -> Self {
-        RegistrySource {
-            fetcher,
-            default_registry,
-        }
-    }
-}
-
-impl ComponentSource for RegistrySource {
-    fn fetch<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<Artifact, String>> {
-        Box::pin(async move {
-            let r = ArtifactRef::parse(reference, self.default_registry.as_deref())
-                .map_err(|e| e.to_string())?;
-            let f = self
-                .fetcher
-                .fetch(&r, &FetchOptions::default(), &NoProgress)
-                .await
-                .map_err(|e| format!("{e}"))?;
-            Ok(Artifact {
-                digest: f.digest,
-                component: f.component,
-                skill: f.skill,
-            })
-        })
-    }
+    fn fetch<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<Artifact, SourceError>>;
 }
 
 /// Artifacts from local files by reference, for tests, benchmarks and
-/// development (no signatures: use [`RegistrySource`] in production).
+/// development (no signatures: `tack serve` uses a registry source).
 #[derive(Default, Clone)]
 pub struct LocalSource {
     files: HashMap<String, PathBuf>,
@@ -99,7 +85,7 @@ impl LocalSource {
 }
 
 impl ComponentSource for LocalSource {
-    fn fetch<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<Artifact, String>> {
+    fn fetch<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<Artifact, SourceError>> {
         Box::pin(async move {
             if let Some(text) = self.skills.get(reference) {
                 return Ok(Artifact {
@@ -111,9 +97,11 @@ impl ComponentSource for LocalSource {
             let path = self
                 .files
                 .get(reference)
-                .ok_or_else(|| format!("`{reference}` is not known to this local source"))?;
-            let bytes =
-                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                .ok_or_else(|| SourceError::Unknown(reference.to_string()))?;
+            let bytes = std::fs::read(path).map_err(|source| SourceError::Read {
+                path: path.clone(),
+                source,
+            })?;
             Ok(Artifact {
                 digest: format!("local:{reference}"),
                 component: Some(bytes),
@@ -525,7 +513,7 @@ impl Resolver {
             .runtime
             .load(&bytes)
             .map_err(|e| EngineError::Resolve(format!("tool plugin `{reference}`: {e}")))?;
-        let repo = ArtifactRef::parse(reference, Some("localhost"))
+        let repo = tack_artifact::ArtifactRef::parse(reference, Some("localhost"))
             .map(|r| r.repository)
             .unwrap_or_else(|_| reference.split('@').next().unwrap_or(reference).to_string());
         let settings = self.host.tools.get(&repo).cloned().unwrap_or_default();

@@ -23,7 +23,7 @@ mod runner;
 pub mod state;
 pub mod trace;
 
-pub use components::{Artifact, ComponentSource, LocalSource, RegistrySource};
+pub use components::{Artifact, ComponentSource, LocalSource, SourceError};
 pub use engine::{Delta, Engine, EngineConfig, Principal, RetryPolicy, SessionHandle};
 pub use error::EngineError;
 pub use events::{EventData, LoggedEvent, RunStop, Scope, Status, Verdict};

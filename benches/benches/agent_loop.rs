@@ -287,7 +287,7 @@ fn main() {
     rt.block_on(async {
         let engine = engine(dir.path(), &url).await;
         engine.register_agent(AGENT).await.unwrap();
-        let who = Principal::new("bench", "user");
+        let who = Principal::new("bench", tack_engine::Role::User);
         for _ in 0..WARMUP_RUNS {
             one_run(&engine, &who).await;
         }

@@ -38,7 +38,7 @@ pub(crate) struct TokenArgs {
     name: String,
     /// admin, builder, approver or user.
     #[arg(long)]
-    role: String,
+    role: tack_engine::Role,
     #[command(flatten)]
     storage: StorageArgs,
 }
@@ -54,7 +54,7 @@ pub(crate) async fn token(cmd: TokenCommand, g: &Globals) -> Result<ExitCode, Fa
     match cmd {
         TokenCommand::Create(a) => {
             let store = open_store(&a.storage.url(g)?).await?;
-            let token = tack_server::auth::create_token(&store, &a.name, &a.role)
+            let token = tack_server::auth::create_token(&store, &a.name, a.role)
                 .await
                 .map_err(|e| Failure::new(EXIT_USAGE, e))?;
             println!("{token}");

@@ -5,6 +5,7 @@ use crate::components::{ComponentSource, ResolvedAgent, Resolver};
 use crate::error::EngineError;
 use crate::events::{EventData, LoggedEvent, Status, Verdict};
 use crate::log::{Entry, SessionLog, logged};
+use crate::principal::Principal;
 use crate::redact::redact;
 use crate::state::SessionState;
 use crate::trace::{TraceRecord, trace};
@@ -18,25 +19,6 @@ use tack_config::HostConfig;
 use tack_runtime::Runtime;
 use tack_store::{AgentRecord, NewEvent, SessionRecord, Store};
 use tokio::sync::{Notify, broadcast};
-
-/// Who is calling, as the API authenticated them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    /// Token name.
-    pub name: String,
-    /// Role: `admin`, `builder`, `approver` or `user`.
-    pub role: String,
-}
-
-impl Principal {
-    /// A principal with `role`.
-    pub fn new(name: &str, role: &str) -> Self {
-        Principal {
-            name: name.into(),
-            role: role.into(),
-        }
-    }
-}
 
 /// Retries of model calls.
 #[derive(Debug, Clone, Copy)]
@@ -477,7 +459,7 @@ impl Engine {
                 "approval `{approval_id}` was already decided ({d:?}); a decision cannot be changed",
             )));
         }
-        if by.role != "admin" && !approval.approvers.contains(&by.role) {
+        if !by.may_approve(&approval.approvers) {
             return Err(EngineError::Forbidden(format!(
                 "the `{}` role may not decide approval `{approval_id}`; it needs one of: {}",
                 by.role,
@@ -515,7 +497,7 @@ impl Engine {
             call_id: approval.call_id.clone(),
             decision: verdict,
             by: by.name.clone(),
-            role: by.role.clone(),
+            role: by.role.to_string(),
             reason: reason.clone(),
             arguments: arguments.clone(),
             grant_expires_ms,
@@ -526,7 +508,7 @@ impl Engine {
             call_id: approval.call_id.clone(),
             decision: verdict,
             by: by.name.clone(),
-            role: by.role.clone(),
+            role: by.role.to_string(),
             reason,
             arguments: arguments.as_ref().map(|a| redact(a, &approval.redacted)),
             grant_expires_ms,

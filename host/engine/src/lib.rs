@@ -18,13 +18,15 @@ mod engine;
 pub mod error;
 pub mod events;
 mod log;
+mod principal;
 pub mod redact;
 mod runner;
 pub mod state;
 pub mod trace;
 
 pub use components::{Artifact, ComponentSource, LocalSource, SourceError};
-pub use engine::{Delta, Engine, EngineConfig, Principal, RetryPolicy, SessionHandle};
+pub use engine::{Delta, Engine, EngineConfig, RetryPolicy, SessionHandle};
 pub use error::EngineError;
 pub use events::{EventData, LoggedEvent, RunStop, Scope, Status, Verdict};
+pub use principal::{Principal, Role, UnknownRole};
 pub use trace::TraceRecord;

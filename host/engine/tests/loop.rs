@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use tack_engine::{EngineError, EventData, Principal, RunStop, Status, Verdict};
+use tack_engine::{EngineError, EventData, Principal, Role, RunStop, Status, Verdict};
 
 const REFUND: &str = r#"
 scenarios:
@@ -293,7 +293,7 @@ async fn decisions_are_checked_role_id_and_state() {
     let h = Harness::start(REFUND).await;
     let (s, id) = waiting_refund(&h, "refund 150 now").await;
 
-    for role in ["user", "builder"] {
+    for role in [Role::User, Role::Builder] {
         let err = h
             .engine
             .decide(

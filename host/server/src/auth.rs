@@ -1,16 +1,20 @@
 //! API tokens and roles.
 //!
-//! A token is `tack_` and 43 random characters; the store keeps only its
-//! SHA-256. Roles: `admin` (everything), `builder` (agents, sessions),
+//! A token is `tack_` and 64 hex digits (32 random bytes); the store keeps only
+//! its SHA-256. Roles: `admin` (everything), `builder` (agents, sessions),
 //! `approver` (read sessions, decide approvals), `user` (sessions: create, read,
 //! message, answer, interrupt). Who may decide an approval is the approval's
 //! own list of roles (plus `admin`), checked by the engine.
 
+use crate::error::ApiError;
+use crate::routes::AppState;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
 use sha2::{Digest, Sha256};
+use std::marker::PhantomData;
+use tack_engine::{Principal, Role};
 use tack_store::Store;
-
-/// The roles, weakest first.
-pub const ROLES: &[&str] = &["user", "approver", "builder", "admin"];
 
 /// A new random token value.
 pub fn new_token() -> String {
@@ -25,13 +29,7 @@ pub fn hash(token: &str) -> String {
 }
 
 /// Create (or replace) token `name` with `role`; returns the value, shown once.
-pub async fn create_token(store: &Store, name: &str, role: &str) -> Result<String, String> {
-    if !ROLES.contains(&role) {
-        return Err(format!(
-            "`{role}` is not a role; use one of: {}",
-            ROLES.join(", ")
-        ));
-    }
+pub async fn create_token(store: &Store, name: &str, role: Role) -> Result<String, String> {
     if name.is_empty()
         || !name
             .chars()
@@ -43,7 +41,7 @@ pub async fn create_token(store: &Store, name: &str, role: &str) -> Result<Strin
     }
     let token = new_token();
     store
-        .put_api_token(name, role, &hash(&token))
+        .put_api_token(name, role.as_str(), &hash(&token))
         .await
         .map_err(|e| e.to_string())?;
     Ok(token)
@@ -66,13 +64,14 @@ pub enum Need {
 
 impl Need {
     /// Whether `role` has it.
-    pub fn allows(self, role: &str) -> bool {
+    pub fn allows(self, role: Role) -> bool {
+        use Role::*;
         match self {
             Need::Any => true,
-            Need::Build => matches!(role, "admin" | "builder"),
-            Need::Session => matches!(role, "admin" | "builder" | "user"),
-            Need::Approvals => matches!(role, "admin" | "approver"),
-            Need::Admin => role == "admin",
+            Need::Build => matches!(role, Admin | Builder),
+            Need::Session => matches!(role, Admin | Builder | User),
+            Need::Approvals => matches!(role, Admin | Approver),
+            Need::Admin => role == Admin,
         }
     }
 
@@ -85,5 +84,108 @@ impl Need {
             Need::Approvals => "admin or approver",
             Need::Admin => "admin",
         }
+    }
+}
+
+/// The caller behind the request's bearer token, whatever their role.
+pub(crate) async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Principal, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "send `Authorization: Bearer <token>`; create a token with `tack token create NAME --role ROLE`",
+            )
+        })?;
+    let (name, role) = state
+        .engine
+        .store()
+        .api_token(&hash(token))
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "the token is not valid (revoked, or for another host)",
+            )
+        })?;
+    let role = role.parse::<Role>().map_err(|e| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            format!("token `{name}` has a role this host does not know ({e}); create it again"),
+        )
+    })?;
+    Ok(Principal::new(&name, role))
+}
+
+/// `who`, if their role has `need`.
+pub(crate) fn require(who: Principal, need: Need) -> Result<Principal, ApiError> {
+    if need.allows(who.role) {
+        return Ok(who);
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        format!(
+            "the `{}` role of token `{}` may not do this; it needs {}",
+            who.role,
+            who.name,
+            need.roles()
+        ),
+    ))
+}
+
+/// A permission a route needs, as a type: a handler that takes `Caller<P>`
+/// runs only for a caller whose role has `P::NEED`.
+pub trait Permission {
+    /// What it needs.
+    const NEED: Need;
+}
+
+/// Any valid token.
+pub struct AnyRole;
+/// Writing agents.
+pub struct Build;
+/// Starting and talking to sessions.
+pub struct Sessions;
+/// Seeing approvals.
+pub struct Approvals;
+/// Host administration.
+pub struct Admin;
+
+impl Permission for AnyRole {
+    const NEED: Need = Need::Any;
+}
+impl Permission for Build {
+    const NEED: Need = Need::Build;
+}
+impl Permission for Sessions {
+    const NEED: Need = Need::Session;
+}
+impl Permission for Approvals {
+    const NEED: Need = Need::Approvals;
+}
+impl Permission for Admin {
+    const NEED: Need = Need::Admin;
+}
+
+/// The authenticated caller, whose role has permission `P` (an extractor:
+/// 401 without a valid token, 403 for a role without `P`).
+pub struct Caller<P>(pub Principal, pub(crate) PhantomData<P>);
+
+impl<P: Permission> FromRequestParts<AppState> for Caller<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let who = authenticate(state, &parts.headers).await?;
+        Ok(Caller(require(who, P::NEED)?, PhantomData))
     }
 }

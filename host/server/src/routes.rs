@@ -1,6 +1,8 @@
 //! The routes.
 
-use crate::auth::{Need, hash};
+use crate::auth::{
+    Admin, AnyRole, Approvals, Build, Caller, Need, Sessions, authenticate, require,
+};
 use crate::error::ApiError;
 use axum::Json;
 use axum::Router;
@@ -12,7 +14,7 @@ use axum::routing::{get, post, put};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use tack_engine::{Engine, EngineError, Principal, Verdict};
+use tack_engine::{Engine, EngineError, Verdict};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -51,49 +53,6 @@ async fn not_found() -> ApiError {
     )
 }
 
-/// The caller, if their token is valid and their role has `need`.
-pub(crate) async fn principal(
-    state: &AppState,
-    headers: &HeaderMap,
-    need: Need,
-) -> Result<Principal, ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "send `Authorization: Bearer <token>`; create a token with `tack token create NAME --role ROLE`",
-            )
-        })?;
-    let (name, role) = state
-        .engine
-        .store()
-        .api_token(&hash(token))
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "the token is not valid (revoked, or for another host)",
-            )
-        })?;
-    if !need.allows(&role) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!(
-                "the `{role}` role of token `{name}` may not do this; it needs {}",
-                need.roles()
-            ),
-        ));
-    }
-    Ok(Principal::new(&name, &role))
-}
-
 fn parse<T: DeserializeOwned>(body: &Bytes, what: &str) -> Result<T, ApiError> {
     if body.is_empty() {
         return Err(ApiError::bad_request(format!(
@@ -114,10 +73,9 @@ async fn openapi() -> Response {
 
 async fn create_agent(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Caller<Build>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    principal(&state, &headers, Need::Build).await?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("the agent file is not UTF-8 text"))?;
     // A JSON body may wrap the file: {"yaml": "..."}; otherwise the body is the
@@ -132,9 +90,8 @@ async fn create_agent(
 
 async fn list_agents(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Caller<AnyRole>,
 ) -> Result<Json<Value>, ApiError> {
-    principal(&state, &headers, Need::Any).await?;
     Ok(Json(
         json!({"agents": state.engine.store().agents().await?}),
     ))
@@ -142,10 +99,9 @@ async fn list_agents(
 
 async fn agent_versions(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Caller<AnyRole>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    principal(&state, &headers, Need::Any).await?;
     let versions = state.engine.store().agent_versions(&name).await?;
     if versions.is_empty() {
         return Err(EngineError::NotFound(format!("agent `{name}` is not registered")).into());
@@ -173,10 +129,9 @@ fn session_json(s: &tack_store::SessionRecord) -> Value {
 
 async fn create_session(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(who, _): Caller<Sessions>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let who = principal(&state, &headers, Need::Session).await?;
     let req: NewSession = parse(&body, "{\"agent\": NAME[@VERSION], \"input\": TEXT}")?;
     let s = state
         .engine
@@ -194,10 +149,9 @@ struct Page {
 
 async fn list_sessions(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Caller<AnyRole>,
     Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    principal(&state, &headers, Need::Any).await?;
     let limit = page.limit.unwrap_or(50).clamp(1, 500);
     let sessions = state
         .engine
@@ -212,10 +166,9 @@ async fn list_sessions(
 
 async fn get_session(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Caller<AnyRole>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    principal(&state, &headers, Need::Any).await?;
     let s = state
         .engine
         .store()
@@ -257,7 +210,7 @@ async fn post_event(
     let e = &state.engine;
     let logged = match event {
         UserEvent::Message { text } => {
-            let who = principal(&state, &headers, Need::Session).await?;
+            let who = require(authenticate(&state, &headers).await?, Need::Session)?;
             e.post_message(&id, &text, &who).await?
         }
         UserEvent::ApprovalDecision {
@@ -267,7 +220,7 @@ async fn post_event(
             arguments,
         } => {
             // Who may decide is the approval's own list; the engine checks it.
-            let who = principal(&state, &headers, Need::Any).await?;
+            let who = authenticate(&state, &headers).await?;
             e.decide(&id, &approval_id, &who, decision, reason, arguments)
                 .await?
         }
@@ -275,11 +228,11 @@ async fn post_event(
             question_id,
             answer,
         } => {
-            let who = principal(&state, &headers, Need::Session).await?;
+            let who = require(authenticate(&state, &headers).await?, Need::Session)?;
             e.answer(&id, &question_id, &answer, &who).await?
         }
         UserEvent::Interrupt => {
-            let who = principal(&state, &headers, Need::Session).await?;
+            let who = require(authenticate(&state, &headers).await?, Need::Session)?;
             e.interrupt(&id, &who).await?
         }
     };
@@ -288,11 +241,10 @@ async fn post_event(
 
 async fn get_events(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Caller<AnyRole>,
     Path(id): Path<String>,
     Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    principal(&state, &headers, Need::Any).await?;
     let limit = page.limit.unwrap_or(100).clamp(1, 1000);
     let events = state
         .engine
@@ -304,19 +256,17 @@ async fn get_events(
 
 async fn get_trace(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Caller<AnyRole>,
     Path((id, run)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    principal(&state, &headers, Need::Any).await?;
     let records = state.engine.trace(&id, &run).await?;
     Ok(Json(json!({"run_id": run, "records": records})))
 }
 
 async fn list_approvals(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Caller<Approvals>,
 ) -> Result<Json<Value>, ApiError> {
-    principal(&state, &headers, Need::Approvals).await?;
     let pending = state.engine.pending_approvals().await;
     Ok(Json(json!({
         "approvals": pending.iter().map(|(session, e)| {
@@ -337,11 +287,10 @@ struct Decision {
 
 async fn decide_approval(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(who, _): Caller<AnyRole>,
     Path(approval): Path<String>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let who = principal(&state, &headers, Need::Any).await?;
     let d: Decision = parse(
         &body,
         "a decision: {\"decision\": \"approve\" | \"deny\" | \"edit\", \"reason\"?, \"arguments\"?}",
@@ -360,9 +309,8 @@ async fn decide_approval(
 
 async fn list_secrets(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Caller<Admin>,
 ) -> Result<Json<Value>, ApiError> {
-    principal(&state, &headers, Need::Admin).await?;
     let names = state.engine.store().secret_names().await?;
     Ok(Json(json!({
         "secrets": names.iter().map(|(n, v)| json!({"name": n, "version": v})).collect::<Vec<_>>()
@@ -371,11 +319,10 @@ async fn list_secrets(
 
 async fn put_secret(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Caller<Admin>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    principal(&state, &headers, Need::Admin).await?;
     let secrets = state.secrets.as_ref().ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,

@@ -8,9 +8,9 @@
 //! `text_delta` events without an id (live only, not logged; the full text is
 //! in `model_response`).
 
-use crate::auth::Need;
+use crate::auth::{AnyRole, Caller};
 use crate::error::ApiError;
-use crate::routes::{AppState, principal};
+use crate::routes::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -136,11 +136,11 @@ impl Cursor {
 
 pub(crate) async fn stream(
     State(state): State<AppState>,
+    _: Caller<AnyRole>,
     headers: HeaderMap,
     Path(session): Path<String>,
     Query(after): Query<After>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    principal(&state, &headers, Need::Any).await?;
     let engine = state.engine.clone();
     let start = match headers
         .get("last-event-id")

@@ -32,9 +32,13 @@ impl Api {
     async fn start(h: &Harness) -> Api {
         let mut tokens = BTreeMap::new();
         for role in ["admin", "builder", "approver", "user"] {
-            let t = auth::create_token(h.engine.store(), &format!("{role}-1"), role)
-                .await
-                .unwrap();
+            let t = auth::create_token(
+                h.engine.store(),
+                &format!("{role}-1"),
+                role.parse().unwrap(),
+            )
+            .await
+            .unwrap();
             tokens.insert(role, t);
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

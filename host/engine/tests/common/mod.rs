@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tack_config::HostConfig;
 use tack_engine::{
-    Engine, EngineConfig, EventData, LocalSource, LoggedEvent, Principal, RetryPolicy, Status,
+    Engine, EngineConfig, EventData, LocalSource, LoggedEvent, Principal, RetryPolicy, Role, Status,
 };
 use tack_scripted_model::{Script, ScriptedModel};
 use tack_store::Store;
@@ -30,11 +30,11 @@ pub struct Harness {
 }
 
 pub fn user() -> Principal {
-    Principal::new("una", "user")
+    Principal::new("una", Role::User)
 }
 
 pub fn approver() -> Principal {
-    Principal::new("ada", "approver")
+    Principal::new("ada", Role::Approver)
 }
 
 /// Host configuration text with the scripted model at `endpoint`, a state

@@ -12,13 +12,15 @@
 //! | 5 | the sandbox stopped the call (time, memory, fuel, stack, output limit, panic, trap) |
 //! | 6 | an artifact could not be obtained or was refused (unreachable, not found, denied, tampered, unsigned, untrusted, tag moved) |
 
+mod api;
+mod approvals;
 mod call;
-mod client;
 mod dist;
 mod inspect;
 mod publish;
 mod registry;
 mod report;
+mod run;
 mod secret;
 mod serve;
 
@@ -104,10 +106,10 @@ enum Command {
     Token(serve::TokenCommand),
     /// Start a session on a running host and stream it; answer approvals at the prompt.
     #[command(after_help = EXIT_CODES)]
-    Run(client::RunArgs),
+    Run(run::RunArgs),
     /// List and decide pending approvals on a running host.
     #[command(subcommand)]
-    Approvals(client::ApprovalsCommand),
+    Approvals(approvals::ApprovalsCommand),
 }
 
 #[derive(Subcommand)]
@@ -179,8 +181,8 @@ fn main() -> ExitCode {
             Command::Secret(cmd) => secret::run(cmd, &g).await,
             Command::Serve(args) => serve::serve(args, &g).await,
             Command::Token(cmd) => serve::token(cmd, &g).await,
-            Command::Run(args) => client::run(args, &g).await,
-            Command::Approvals(cmd) => client::approvals(cmd, &g).await,
+            Command::Run(args) => run::run(args, &g).await,
+            Command::Approvals(cmd) => approvals::approvals(cmd, &g).await,
         }
     });
     match result {

@@ -5,6 +5,9 @@
 //! The `tack-sdk` crate re-exports both; model adapters and policies, which do not
 //! export the tool world, depend on this crate and generate their own bindings.
 
+// The HTTP client is made of WASI imports: guests only. The SSE parser is
+// plain Rust, so the host (`tack run`) reads event streams with it too.
+#[cfg(target_arch = "wasm32")]
 pub mod http;
 pub mod sse;
 

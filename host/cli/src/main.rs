@@ -17,12 +17,17 @@ mod approvals;
 mod call;
 mod dist;
 mod inspect;
+mod keygen;
 mod publish;
+mod pull;
 mod registry;
 mod report;
 mod run;
 mod secret;
 mod serve;
+mod sign;
+mod token;
+mod verify;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -83,15 +88,15 @@ enum Command {
     Publish(publish::PublishArgs),
     /// Resolve, verify and cache an artifact (and pin it in the lock file).
     #[command(after_help = EXIT_CODES)]
-    Pull(publish::PullArgs),
+    Pull(pull::PullArgs),
     /// Create an ECDSA P-256 signing key pair (cosign-compatible PEM).
-    Keygen(publish::KeygenArgs),
+    Keygen(keygen::KeygenArgs),
     /// Sign an artifact in its registry.
     #[command(after_help = EXIT_CODES)]
-    Sign(publish::SignArgs),
+    Sign(sign::SignArgs),
     /// Check an artifact's signature against trusted keys.
     #[command(after_help = EXIT_CODES)]
-    Verify(publish::VerifyArgs),
+    Verify(verify::VerifyArgs),
     /// Run or query a registry.
     #[command(subcommand)]
     Registry(registry::RegistryCommand),
@@ -103,7 +108,7 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Manage API tokens (roles: admin, builder, approver, user).
     #[command(subcommand)]
-    Token(serve::TokenCommand),
+    Token(token::TokenCommand),
     /// Start a session on a running host and stream it; answer approvals at the prompt.
     #[command(after_help = EXIT_CODES)]
     Run(run::RunArgs),
@@ -173,14 +178,14 @@ fn main() -> ExitCode {
             Command::Plugin(PluginCommand::Inspect(args)) => inspect::run(args, &g).await,
             Command::Tool(ToolCommand::Call(args)) => call::run(*args, &g).await,
             Command::Publish(args) => publish::publish(args, &g).await,
-            Command::Pull(args) => publish::pull(args, &g).await,
-            Command::Keygen(args) => publish::keygen(args),
-            Command::Sign(args) => publish::sign(args, &g).await,
-            Command::Verify(args) => publish::verify(args, &g).await,
+            Command::Pull(args) => pull::pull(args, &g).await,
+            Command::Keygen(args) => keygen::keygen(args),
+            Command::Sign(args) => sign::sign(args, &g).await,
+            Command::Verify(args) => verify::verify(args, &g).await,
             Command::Registry(cmd) => registry::run(cmd, &g).await,
             Command::Secret(cmd) => secret::run(cmd, &g).await,
             Command::Serve(args) => serve::serve(args, &g).await,
-            Command::Token(cmd) => serve::token(cmd, &g).await,
+            Command::Token(cmd) => token::token(cmd, &g).await,
             Command::Run(args) => run::run(args, &g).await,
             Command::Approvals(cmd) => approvals::approvals(cmd, &g).await,
         }

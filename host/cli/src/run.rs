@@ -48,7 +48,9 @@ fn streamed(e: &sse::Event) -> Option<Streamed> {
         let v: Value = serde_json::from_str(&e.data).ok()?;
         return Some(Streamed::Text(v["text"].as_str()?.to_string()));
     }
-    serde_json::from_str(&e.data).ok().map(|e| Streamed::Logged(Box::new(e)))
+    serde_json::from_str(&e.data)
+        .ok()
+        .map(|e| Streamed::Logged(Box::new(e)))
 }
 
 /// Register the agent file at `agent` first when it is one; the agent to run.

@@ -1,10 +1,10 @@
-//! `tack serve` (the host: engine + sessions API) and `tack token create | ls`.
+//! `tack serve`: the host (engine and sessions API) from a configuration file.
 
 use crate::Globals;
 use crate::dist::{Dist, RegistrySource};
 use crate::report::{EXIT_UNUSABLE, EXIT_USAGE, Failure};
 use crate::secret::StorageArgs;
-use clap::{Args, Subcommand};
+use clap::Args;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -23,59 +23,12 @@ pub(crate) struct ServeArgs {
     storage: Option<String>,
 }
 
-/// `tack token …`.
-#[derive(Subcommand)]
-pub(crate) enum TokenCommand {
-    /// Create (or replace) an API token; prints the value once.
-    Create(TokenArgs),
-    /// List API token names and roles.
-    Ls(StorageArgs),
-}
-
-#[derive(Args)]
-pub(crate) struct TokenArgs {
-    /// The token's name (who or what uses it).
-    name: String,
-    /// admin, builder, approver or user.
-    #[arg(long)]
-    role: tack_engine::Role,
-    #[command(flatten)]
-    storage: StorageArgs,
-}
-
-async fn open_store(url: &str) -> Result<tack_store::Store, Failure> {
+/// Open the store at `url`, or say how to fix the URL.
+pub(crate) async fn open_store(url: &str) -> Result<tack_store::Store, Failure> {
     tack_store::Store::open(url).await.map_err(|e| {
         Failure::new(EXIT_UNUSABLE, e.to_string())
             .help("check `storage` in the host configuration (sqlite://PATH or postgres://…)")
     })
-}
-
-pub(crate) async fn token(cmd: TokenCommand, g: &Globals) -> Result<ExitCode, Failure> {
-    match cmd {
-        TokenCommand::Create(a) => {
-            let store = open_store(&a.storage.url(g)?).await?;
-            let token = tack_server::auth::create_token(&store, &a.name, a.role)
-                .await
-                .map_err(|e| Failure::new(EXIT_USAGE, e))?;
-            println!("{token}");
-            eprintln!(
-                "token `{}` ({}) created; it is shown once: keep it in a secret store",
-                a.name, a.role
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        TokenCommand::Ls(s) => {
-            let store = open_store(&s.url(g)?).await?;
-            for (name, role) in store
-                .api_tokens()
-                .await
-                .map_err(|e| Failure::new(EXIT_UNUSABLE, e.to_string()))?
-            {
-                println!("{name}\t{role}");
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-    }
 }
 
 pub(crate) async fn serve(a: ServeArgs, g: &Globals) -> Result<ExitCode, Failure> {

@@ -165,7 +165,7 @@ grant = {{ dirs = [{{ host = "{}", guest = "/state", mode = "rw" }}] }}
             // default pool's address space (128 instances × 2 memories × a 4 GiB reservation each).
             tack_tests::runtime_with(tack_runtime::RuntimeConfig {
                 max_instances: 2,
-                max_memory: tack_policy::ByteSize::mib(64),
+                max_memory: tack_capability::ByteSize::mib(64),
                 ..Default::default()
             })
         } else {

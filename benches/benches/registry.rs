@@ -11,10 +11,10 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 use tack_artifact::SigningKey;
+use tack_capability::Grant;
 use tack_distribution::{
     ArtifactCache, ArtifactRef, FetchOptions, Fetcher, NoProgress, TrustPolicy,
 };
-use tack_policy::Grant;
 use tack_registry::Role;
 use tack_runtime::{CallContext, CodeCache, Runtime, RuntimeConfig};
 use tack_tests::registries::{TackRegistry, host_registries};

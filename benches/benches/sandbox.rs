@@ -11,7 +11,7 @@
 //! and the result lifted back. Nothing is reused between calls but compiled code.
 
 use std::time::{Duration, Instant};
-use tack_policy::Grant;
+use tack_capability::Grant;
 use tack_runtime::{CallContext, CodeCache, Runtime, RuntimeConfig};
 
 /// Rounds per configuration; the figures are the medians across rounds, so one

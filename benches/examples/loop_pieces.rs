@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 use std::time::Instant;
-use tack_policy::Grant;
+use tack_capability::Grant;
 use tack_runtime::{CallContext, CompletionRequest, Credential, Message, Role};
 use tack_tests::{guest, runtime};
 

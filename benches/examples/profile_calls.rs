@@ -6,7 +6,7 @@
 //! ```
 
 use std::time::{Duration, Instant};
-use tack_policy::Grant;
+use tack_capability::Grant;
 use tack_runtime::{CallContext, Runtime, RuntimeConfig};
 
 /// How long to keep calling.

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tack_policy::{ByteSize, DirGrant, Grant, HumanDuration, Mode};
+use tack_capability::{ByteSize, DirGrant, Grant, HumanDuration, Mode};
 use tack_runtime::{
     CallError, ErrorCode, Plugin, Runtime, RuntimeConfig, Sandbox, StaticResolver, SystemResolver,
 };
@@ -79,7 +79,9 @@ impl Fixture {
                 _ => None,
             })
             .expect("grant resolves");
-        self.plugin.sandbox_with_policy(policy).expect("sandbox")
+        self.plugin
+            .sandbox_with_capabilities(policy)
+            .expect("sandbox")
     }
 
     /// The host survived: a normal call on a fresh instance succeeds, a global in
@@ -307,7 +309,7 @@ async fn host_environment_is_invisible() {
     });
     let out = call(&sb, "env", json!({})).await.unwrap();
     assert_eq!(one_json(&out), json!([["TACK_ALLOWED_VAR", "visible"]]));
-    assert!(sb.policy().notes.iter().any(|n| {
+    assert!(sb.capabilities().notes.iter().any(|n| {
         n.to_string()
             .contains("TACK_SECRET_VAR is granted but the plugin does not declare it")
     }));

@@ -5,10 +5,10 @@
 
 use std::process::Command;
 use tack_artifact::SigningKey;
+use tack_capability::Grant;
 use tack_distribution::{
     ArtifactCache, ArtifactRef, FetchOptions, Fetcher, NoProgress, TrustPolicy,
 };
-use tack_policy::Grant;
 use tack_registry::Role;
 use tack_tests::registries::{DockerRegistry, TackRegistry, host_registries};
 use tack_tests::{call, guest, one_json, runtime, workspace_root};

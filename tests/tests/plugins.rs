@@ -3,7 +3,7 @@
 
 use serde_json::json;
 use std::sync::Arc;
-use tack_policy::{DirGrant, Grant, Mode};
+use tack_capability::{DirGrant, Grant, Mode};
 use tack_runtime::{
     CallContext, CallError, Credential, ErrorCode, FileIo, RuntimeConfig, Sandbox, StaticResolver,
 };
@@ -288,7 +288,7 @@ async fn files_without_a_grant_sees_nothing() {
     let plugin = rt.load_file(guest("tack_plugin_files")).unwrap();
     let sb = plugin.sandbox(&Grant::default()).unwrap();
     assert!(
-        sb.policy()
+        sb.capabilities()
             .notes
             .iter()
             .any(|n| n.to_string().contains("declares directory /workspace"))

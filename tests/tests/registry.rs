@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tack_artifact::{PublicKey, SigningKey};
+use tack_capability::Grant;
 use tack_distribution::{
     ArtifactCache, ArtifactRef, DistError, DistributionConfig, FetchOptions, Fetched, Fetcher,
     NoProgress, Published, Registries, Source, TrustPolicy,
 };
-use tack_policy::Grant;
 use tack_registry::Role;
 use tack_tests::registries::{DockerRegistry, TackRegistry, files_under, host_registries};
 use tack_tests::{call, guest, one_json, runtime};

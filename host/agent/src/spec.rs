@@ -4,7 +4,7 @@ use crate::secrets::scan_for_secrets;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tack_artifact::ArtifactRef;
-use tack_policy::HumanDuration;
+use tack_capability::HumanDuration;
 
 /// A parsed, validated agent file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

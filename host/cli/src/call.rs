@@ -7,11 +7,11 @@ use ipnet::IpNet;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tack_policy::{ByteSize, DirGrant, Grant, HostPattern, HumanDuration};
+use tack_capability::{ByteSize, DirGrant, Grant, HostPattern, HumanDuration};
 use tack_runtime::{CallContext, Content, Runtime, RuntimeConfig};
 
 /// Arguments of `tack tool call`. Every capability is denied unless granted here
-/// (or in `--policy`) and declared by the plugin's manifest.
+/// (or in `--grant`) and declared by the plugin's manifest.
 #[derive(Args)]
 pub(crate) struct CallArgs {
     /// The component: a `.wasm` file, or a registry reference (`[REGISTRY/]NAME@VERSION`),
@@ -22,9 +22,10 @@ pub(crate) struct CallArgs {
     /// Arguments as a JSON object; `@FILE` reads a file, `-` reads stdin.
     #[arg(long, default_value = "{}", value_name = "JSON")]
     args: String,
-    /// A grant file (TOML, see docs/policy.md); flags below add to it.
-    #[arg(long, value_name = "FILE")]
-    policy: Option<PathBuf>,
+    /// A grant file (TOML, see docs/capabilities.md); flags below add to it.
+    /// (`--policy` is an older name for it.)
+    #[arg(long, alias = "policy", value_name = "FILE")]
+    grant: Option<PathBuf>,
     /// Allow outgoing HTTP to a host pattern (`api.example.com`, `*.example.com`, `host:port`, `*`).
     #[arg(long = "allow-host", value_name = "PATTERN")]
     allow_host: Vec<HostPattern>,
@@ -59,17 +60,17 @@ pub(crate) struct CallArgs {
 
 impl CallArgs {
     fn grant(&self) -> Result<Grant, Failure> {
-        let mut grant = match &self.policy {
+        let mut grant = match &self.grant {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
                     Failure::new(
                         EXIT_UNUSABLE,
-                        format!("cannot read policy file {}: {e}", path.display()),
+                        format!("cannot read grant file {}: {e}", path.display()),
                     )
                 })?;
                 Grant::from_toml(&text).map_err(|e| {
                     Failure::new(EXIT_UNUSABLE, format!("{}: {e}", path.display()))
-                        .help("the grant format is documented in docs/policy.md")
+                        .help("the grant format is documented in docs/capabilities.md")
                 })?
             }
             None => Grant::default(),
@@ -127,7 +128,7 @@ pub(crate) async fn run(args: CallArgs, cache: &Globals) -> Result<ExitCode, Fai
     let sandbox = plugin
         .sandbox(&grant)
         .map_err(|e| Failure::new(EXIT_UNUSABLE, format!("cannot apply the grant: {e}")))?;
-    for note in &sandbox.policy().notes {
+    for note in &sandbox.capabilities().notes {
         report::note(&note.to_string());
     }
 

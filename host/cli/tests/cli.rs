@@ -179,7 +179,7 @@ fn unusable_inputs_exit_4_with_a_reason() {
     let out = tool_call(
         &wasm("tack_plugin_jq"),
         "jq",
-        &["--policy", policy.to_str().unwrap()],
+        &["--grant", policy.to_str().unwrap()],
     );
     expect_failure(&out, 4, "unknown field `memroy`");
 }

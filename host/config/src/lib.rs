@@ -35,8 +35,8 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use tack_capability::{Grant, HumanDuration};
 use tack_distribution::DistributionConfig;
-use tack_policy::{Grant, HumanDuration};
 
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]

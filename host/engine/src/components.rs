@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tack_agent::AgentSpec;
+use tack_capability::{Grant, HttpGrant};
 use tack_config::{ApprovalPolicyConfig, HostConfig, ModelEntry};
-use tack_policy::{Grant, HttpGrant};
 use tack_runtime::{
     BoundAdapter, Credential, ModelTools, PolicyComponent, Runtime, Sandbox, ToolDescriptor,
 };

@@ -967,7 +967,7 @@ async fn run_tool(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tack_policy::HumanDuration;
+    use tack_capability::HumanDuration;
 
     fn run(steps: u32, tokens: (u64, u64), cost_usd: f64) -> RunState {
         RunState {

@@ -2,11 +2,11 @@
 //!
 //! Order of checks for a `wasi:http` request:
 //! 1. the host name must match the manifest's declared hosts **and** the grant's
-//!    allow-list ([`EgressPolicy::check_host`]);
+//!    allow-list ([`EgressRules::check_host`]);
 //! 2. the name is resolved with the runtime's [`Resolve`] (injectable, so tests can
 //!    map a name to 127.0.0.1 or 169.254.169.254);
 //! 3. every resolved address must be public unless its range is granted
-//!    explicitly ([`EgressPolicy::check_ip`]);
+//!    explicitly ([`EgressRules::check_ip`]);
 //! 4. the connection goes to a checked address, never to the name again, so a
 //!    second DNS answer cannot swap in another address (DNS rebinding).
 //!
@@ -22,7 +22,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
-use tack_policy::EgressPolicy;
+use tack_capability::EgressRules;
 use tokio::net::TcpStream;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
@@ -178,30 +178,30 @@ impl std::fmt::Debug for Credential {
 }
 
 /// What one binding (a sandbox, a bound model adapter) may send where: the
-/// egress policy, the credentials the host adds, and the binding's idle
+/// egress rules, the credentials the host adds, and the binding's idle
 /// keep-alive connections. Cheap to clone; clones share the pool.
 #[derive(Clone, Default)]
 pub(crate) struct EgressBinding {
-    pub(crate) policy: Arc<EgressPolicy>,
+    pub(crate) rules: Arc<EgressRules>,
     pub(crate) credentials: Arc<[Credential]>,
     pub(crate) pool: Arc<ConnectionPool>,
 }
 
 impl EgressBinding {
-    /// A binding to `policy` with no credentials and an empty pool.
-    pub(crate) fn new(policy: EgressPolicy) -> Self {
+    /// A binding to `rules` with no credentials and an empty pool.
+    pub(crate) fn new(rules: EgressRules) -> Self {
         EgressBinding {
-            policy: Arc::new(policy),
+            rules: Arc::new(rules),
             credentials: Arc::from(Vec::new()),
             pool: Arc::default(),
         }
     }
 
-    /// The same policy with `credentials`, and a pool of its own (connections
+    /// The same rules with `credentials`, and a pool of its own (connections
     /// are never shared between different credentials).
     pub(crate) fn with_credentials(&self, credentials: Vec<Credential>) -> Self {
         EgressBinding {
-            policy: self.policy.clone(),
+            rules: self.rules.clone(),
             credentials: Arc::from(credentials),
             pool: Arc::default(),
         }
@@ -241,7 +241,7 @@ async fn send_checked(
     resolver: &dyn Resolve,
     events: &Mutex<Vec<EgressEvent>>,
 ) -> SendResult {
-    let policy = &*binding.policy;
+    let rules = &*binding.rules;
     let uri = request.uri().clone();
     let use_tls = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
     let host = uri
@@ -268,7 +268,7 @@ async fn send_checked(
         events.lock().expect("egress events lock").push(e);
     };
 
-    if let Err(denied) = policy.check_host(&bare_host, port) {
+    if let Err(denied) = rules.check_host(&bare_host, port) {
         event.denied = Some(denied.to_string());
         record(event);
         return Err(HttpError::HttpRequestDenied);
@@ -305,7 +305,7 @@ async fn send_checked(
     };
     // Every address must pass: a name that mixes public and forbidden answers is refused.
     for ip in &addrs {
-        if let Err(denied) = policy.check_ip(&bare_host, *ip) {
+        if let Err(denied) = rules.check_ip(&bare_host, *ip) {
             event.ip = Some(*ip);
             event.denied = Some(denied.to_string());
             record(event);

@@ -5,7 +5,7 @@
 //! failed call is dropped and the next call starts clean.
 
 use std::time::Duration;
-use tack_policy::{ByteSize, PolicyError};
+use tack_capability::{ByteSize, CapabilityError};
 
 /// Why a component could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -26,7 +26,7 @@ pub enum LoadError {
     Incompatible(String),
     /// The embedded manifest is invalid.
     #[error("invalid manifest in the component: {0}")]
-    Manifest(#[from] PolicyError),
+    Manifest(#[from] CapabilityError),
     /// Compilation failed.
     #[error("cannot compile the component: {0}")]
     Compile(String),

@@ -16,7 +16,7 @@ use crate::types::{Annotations, CallContext};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
-use tack_policy::{ByteSize, EffectivePolicy, Manifest};
+use tack_capability::{ByteSize, Capabilities, Manifest};
 use wasmtime::Trap;
 
 /// Time one decision may take.
@@ -87,7 +87,7 @@ pub struct PolicyComponent {
 struct PolicyInner {
     runtime: Runtime,
     digest: String,
-    policy: EffectivePolicy,
+    capabilities: Capabilities,
     pre: PolicyPre<SandboxState>,
 }
 
@@ -99,14 +99,14 @@ impl PolicyComponent {
         pre: PolicyPre<SandboxState>,
     ) -> Self {
         // Whatever the manifest asks for, a policy gets nothing but a little memory.
-        let mut policy = EffectivePolicy::deny_all();
-        policy.limits.timeout = DECIDE_TIMEOUT;
-        policy.limits.memory = ByteSize::mib(64);
+        let mut capabilities = Capabilities::deny_all();
+        capabilities.limits.timeout = DECIDE_TIMEOUT;
+        capabilities.limits.memory = ByteSize::mib(64);
         PolicyComponent {
             inner: Arc::new(PolicyInner {
                 runtime,
                 digest,
-                policy,
+                capabilities,
                 pre,
             }),
         }
@@ -122,8 +122,8 @@ impl PolicyComponent {
         let inner = &self.inner;
         let (mut store, pipes) = new_store(
             &inner.runtime,
-            &inner.policy,
-            &EgressBinding::new(inner.policy.egress.clone()),
+            &inner.capabilities,
+            &EgressBinding::new(inner.capabilities.egress.clone()),
             DECIDE_TIMEOUT,
         )?;
         let wit_request = wit::GateRequest {
@@ -142,13 +142,13 @@ impl PolicyComponent {
         };
         let raw = match tokio::time::timeout(DECIDE_TIMEOUT, fut).await {
             Ok(Ok(raw)) => raw,
-            Ok(Err(e)) => return Err(classify(e, &store, &pipes, &inner.policy.limits)),
+            Ok(Err(e)) => return Err(classify(e, &store, &pipes, &inner.capabilities.limits)),
             Err(_) => {
                 return Err(classify(
                     wasmtime::Error::new(Trap::Interrupt),
                     &store,
                     &pipes,
-                    &inner.policy.limits,
+                    &inner.capabilities.limits,
                 ));
             }
         };

@@ -1,7 +1,7 @@
 //! Reading a component without running it: its manifest and its WIT world.
 
 use serde::Serialize;
-use tack_policy::{Manifest, PolicyError};
+use tack_capability::{CapabilityError, Manifest};
 use wasmparser::{Parser, Payload};
 
 /// The imports and exports of a component's world, by WIT name.
@@ -61,7 +61,7 @@ impl DecodedExt for wit_component::DecodedWasm {
 
 /// The manifest embedded in a component (custom section `tack-manifest`, at any
 /// nesting depth), or an empty one if there is none.
-pub fn read_manifest(bytes: &[u8]) -> Result<Option<Manifest>, PolicyError> {
+pub fn read_manifest(bytes: &[u8]) -> Result<Option<Manifest>, CapabilityError> {
     let mut found: Option<&[u8]> = None;
     for payload in Parser::new(0).parse_all(bytes) {
         let Ok(payload) = payload else { break };
@@ -69,7 +69,7 @@ pub fn read_manifest(bytes: &[u8]) -> Result<Option<Manifest>, PolicyError> {
             && reader.name() == Manifest::SECTION
         {
             if found.is_some() {
-                return Err(PolicyError::Invalid {
+                return Err(CapabilityError::Invalid {
                     field: Manifest::SECTION.into(),
                     message: "the component carries two manifests; embed exactly one".into(),
                 });
@@ -78,7 +78,7 @@ pub fn read_manifest(bytes: &[u8]) -> Result<Option<Manifest>, PolicyError> {
         }
     }
     let Some(data) = found else { return Ok(None) };
-    let text = std::str::from_utf8(data).map_err(|_| PolicyError::Parse {
+    let text = std::str::from_utf8(data).map_err(|_| CapabilityError::Parse {
         what: "plugin manifest",
         message: "the embedded manifest is not UTF-8".into(),
     })?;

@@ -9,7 +9,7 @@
 //!   in-memory cache of pre-instantiated components keyed by digest.
 //! - [`Plugin`]: one loaded component: digest, embedded [`Manifest`], WIT world,
 //!   tool list, `InstancePre`.
-//! - [`Sandbox`]: a plugin bound to an [`EffectivePolicy`] (manifest ∩ grant);
+//! - [`Sandbox`]: a plugin bound to its [`Capabilities`] (manifest ∩ grant);
 //!   [`Sandbox::call`] validates the arguments against the tool's schema, then runs
 //!   the call in a new `Store` with only what the policy allows, under memory, time,
 //!   fuel, output and concurrency limits.
@@ -21,7 +21,7 @@
 //!   nothing granted.
 //!
 //! What a guest may reach, and how limits surface as errors, is the contract in
-//! `docs/policy.md`; [`CallError`] lists every way a call can fail.
+//! `docs/capabilities.md`; [`CallError`] lists every way a call can fail.
 
 mod bindings;
 mod cache;
@@ -49,7 +49,7 @@ pub use model::{
 };
 pub use plugin::{CallOutcome, Plugin, Sandbox};
 pub use runtime::{FileIo, Runtime, RuntimeConfig, is_local_disk, is_local_filesystem_type};
-pub use tack_policy::{EffectivePolicy, Grant, Manifest};
+pub use tack_capability::{Capabilities, Grant, Manifest};
 pub use types::{
     Annotations, CallContext, Content, ErrorCode, LogLevel, LogRecord, ToolDescriptor, ToolError,
 };

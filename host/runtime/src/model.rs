@@ -17,7 +17,7 @@ use crate::types::{LogRecord, ToolDescriptor};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tack_policy::{EffectivePolicy, Grant, Manifest, PolicyError};
+use tack_capability::{Capabilities, CapabilityError, Grant, Manifest};
 use wasmtime::{Store, Trap};
 
 /// Receives a model's streamed text, piece by piece.
@@ -308,12 +308,12 @@ impl ModelAdapter {
         &self,
         grant: &Grant,
         credentials: Vec<Credential>,
-    ) -> Result<BoundAdapter, PolicyError> {
-        let policy = grant.resolve(&self.inner.manifest, |_| None)?;
+    ) -> Result<BoundAdapter, CapabilityError> {
+        let capabilities = grant.resolve(&self.inner.manifest, |_| None)?;
         Ok(BoundAdapter {
             adapter: self.clone(),
-            egress: EgressBinding::new(policy.egress.clone()).with_credentials(credentials),
-            policy: Arc::new(policy),
+            egress: EgressBinding::new(capabilities.egress.clone()).with_credentials(credentials),
+            capabilities: Arc::new(capabilities),
         })
     }
 }
@@ -323,7 +323,7 @@ impl ModelAdapter {
 #[derive(Clone)]
 pub struct BoundAdapter {
     adapter: ModelAdapter,
-    policy: Arc<EffectivePolicy>,
+    capabilities: Arc<Capabilities>,
     egress: EgressBinding,
 }
 
@@ -405,18 +405,18 @@ impl AdapterSession {
     ) -> Result<ModelOutcome, CallError> {
         let start = Instant::now();
         let inner = &self.bound.adapter.inner;
-        let policy = &self.bound.policy;
-        let mut limits = policy.limits;
+        let capabilities = &self.bound.capabilities;
+        let mut limits = capabilities.limits;
         limits.timeout = timeout;
         let (mut store, pipes, bindings, calls, slot) = match self.warm.take() {
             Some(mut w) => {
-                arm(&inner.runtime, &mut w.store, policy, timeout)?;
+                arm(&inner.runtime, &mut w.store, capabilities, timeout)?;
                 w.store.data_mut().limiter.hit = false;
                 (w.store, w.pipes, Some(w.bindings), w.calls, Some(w.slot))
             }
             None => {
                 let (store, pipes) =
-                    new_store(&inner.runtime, policy, &self.bound.egress, timeout)?;
+                    new_store(&inner.runtime, capabilities, &self.bound.egress, timeout)?;
                 (store, pipes, None, 0, None)
             }
         };

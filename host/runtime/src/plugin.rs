@@ -14,7 +14,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tack_policy::{EffectivePolicy, Grant, Manifest, Mode, PolicyError};
+use tack_capability::{Capabilities, CapabilityError, Grant, Manifest, Mode};
 use tokio::sync::{OnceCell, Semaphore};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap};
@@ -99,7 +99,7 @@ impl Plugin {
             .inner
             .tools
             .get_or_try_init(|| async {
-                let mut policy = EffectivePolicy::deny_all();
+                let mut policy = Capabilities::deny_all();
                 policy.limits.timeout = LIST_TOOLS_TIMEOUT;
                 let sandbox = Sandbox::new(self.clone(), policy);
                 let (mut store, _pipes) = sandbox.store(LIST_TOOLS_TIMEOUT)?;
@@ -135,16 +135,19 @@ impl Plugin {
     ///
     /// Environment values named without `=value` are read from this process's
     /// environment.
-    pub fn sandbox(&self, grant: &Grant) -> Result<Sandbox, PolicyError> {
+    pub fn sandbox(&self, grant: &Grant) -> Result<Sandbox, CapabilityError> {
         let policy = grant.resolve(&self.inner.manifest, |k| std::env::var(k).ok())?;
-        self.sandbox_with_policy(policy)
+        self.sandbox_with_capabilities(policy)
     }
 
-    /// Bind the plugin to an already resolved policy.
-    pub fn sandbox_with_policy(&self, policy: EffectivePolicy) -> Result<Sandbox, PolicyError> {
+    /// Bind the plugin to capabilities already resolved.
+    pub fn sandbox_with_capabilities(
+        &self,
+        policy: Capabilities,
+    ) -> Result<Sandbox, CapabilityError> {
         let max = self.inner.runtime.config().max_memory;
         if policy.limits.memory > max {
-            return Err(PolicyError::Invalid {
+            return Err(CapabilityError::Invalid {
                 field: "limits.memory".into(),
                 message: format!(
                     "{} is more than this runtime's ceiling of {max}",
@@ -153,7 +156,7 @@ impl Plugin {
             });
         }
         if policy.limits.fuel.is_some() && !self.inner.runtime.config().fuel {
-            return Err(PolicyError::Invalid {
+            return Err(CapabilityError::Invalid {
                 field: "limits.fuel".into(),
                 message:
                     "fuel limits need a runtime built with fuel metering (RuntimeConfig::fuel)"
@@ -223,11 +226,11 @@ fn serialize_result<S: serde::Serializer>(
     map.end()
 }
 
-/// A plugin bound to an effective policy; calls run here.
+/// A plugin bound to its capabilities; calls run here.
 #[derive(Clone)]
 pub struct Sandbox {
     plugin: Plugin,
-    policy: Arc<EffectivePolicy>,
+    capabilities: Arc<Capabilities>,
     egress: EgressBinding,
     slots: Arc<Semaphore>,
 }
@@ -243,11 +246,11 @@ type BoxFut<'a, T> =
     std::pin::Pin<Box<dyn std::future::Future<Output = wasmtime::Result<T>> + Send + 'a>>;
 
 impl Sandbox {
-    fn new(plugin: Plugin, policy: EffectivePolicy) -> Self {
+    fn new(plugin: Plugin, policy: Capabilities) -> Self {
         let slots = Arc::new(Semaphore::new(policy.limits.max_concurrency as usize));
         Sandbox {
             egress: EgressBinding::new(policy.egress.clone()),
-            policy: Arc::new(policy),
+            capabilities: Arc::new(policy),
             plugin,
             slots,
         }
@@ -266,11 +269,11 @@ impl Sandbox {
     /// concurrency slots of `self`, so the two together never exceed
     /// `max-concurrency`. The time a call waits for a slot counts against its limit.
     pub fn with_timeout(&self, timeout: Duration) -> Sandbox {
-        let mut policy = (*self.policy).clone();
+        let mut policy = (*self.capabilities).clone();
         policy.limits.timeout = timeout;
         Sandbox {
             plugin: self.plugin.clone(),
-            policy: Arc::new(policy),
+            capabilities: Arc::new(policy),
             egress: self.egress.clone(),
             slots: self.slots.clone(),
         }
@@ -279,7 +282,7 @@ impl Sandbox {
     /// Calls of this sandbox (and of its [`with_timeout`](Self::with_timeout)
     /// siblings) running now.
     pub fn running(&self) -> usize {
-        self.policy.limits.max_concurrency as usize - self.slots.available_permits()
+        self.capabilities.limits.max_concurrency as usize - self.slots.available_permits()
     }
 
     /// Keep-alive connections this sandbox (with its siblings of the same
@@ -288,9 +291,9 @@ impl Sandbox {
         self.egress.pool.idle_count()
     }
 
-    /// The policy calls run under.
-    pub fn policy(&self) -> &EffectivePolicy {
-        &self.policy
+    /// The capabilities calls run with.
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
     }
 
     /// The plugin.
@@ -335,7 +338,7 @@ impl Sandbox {
             });
         }
 
-        let limits = self.policy.limits;
+        let limits = self.capabilities.limits;
         let busy = || CallError::Busy {
             max: limits.max_concurrency,
             waited: limits.timeout,
@@ -426,7 +429,7 @@ impl Sandbox {
     fn store(&self, timeout: Duration) -> Result<(Store<SandboxState>, Pipes), CallError> {
         new_store(
             &self.plugin.inner.runtime,
-            &self.policy,
+            &self.capabilities,
             &self.egress,
             timeout,
         )
@@ -460,7 +463,7 @@ impl Sandbox {
         store: &Store<SandboxState>,
         pipes: &Pipes,
     ) -> CallError {
-        classify(err, store, pipes, &self.policy.limits)
+        classify(err, store, pipes, &self.capabilities.limits)
     }
 }
 
@@ -482,7 +485,7 @@ fn panic_message(stderr: &str) -> String {
 /// A fresh store with exactly what `policy` allows, its epoch deadline set to `timeout`.
 pub(crate) fn new_store(
     runtime: &Runtime,
-    policy: &EffectivePolicy,
+    policy: &Capabilities,
     egress_binding: &EgressBinding,
     timeout: Duration,
 ) -> Result<(Store<SandboxState>, Pipes), CallError> {
@@ -553,7 +556,7 @@ pub(crate) fn new_store(
 pub(crate) fn arm(
     runtime: &Runtime,
     store: &mut Store<SandboxState>,
-    policy: &EffectivePolicy,
+    policy: &Capabilities,
     timeout: Duration,
 ) -> Result<(), CallError> {
     let tick = runtime.config().epoch_tick.as_nanos().max(1);
@@ -574,7 +577,7 @@ pub(crate) fn classify(
     err: wasmtime::Error,
     store: &Store<SandboxState>,
     pipes: &Pipes,
-    limits: &tack_policy::Limits,
+    limits: &tack_capability::Limits,
 ) -> CallError {
     if store.data().limiter.hit {
         return CallError::MemoryLimit {

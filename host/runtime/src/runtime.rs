@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
-use tack_policy::ByteSize;
+use tack_capability::ByteSize;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -389,7 +389,7 @@ impl Runtime {
 /// A checked, compiled and linked component, before its world's bindings.
 struct Compiled {
     digest: String,
-    manifest: tack_policy::Manifest,
+    manifest: tack_capability::Manifest,
     world: crate::inspect::WorldInfo,
     pre: wasmtime::component::InstancePre<SandboxState>,
     cache: CacheOutcome,

@@ -14,7 +14,7 @@ pub mod sse;
 /// Embed a manifest file (TOML, path relative to the crate root) in the component.
 ///
 /// The manifest declares the capabilities the plugin needs; without one the plugin
-/// gets none. Its format is documented in `docs/policy.md`.
+/// gets none. Its format is documented in `docs/capabilities.md`.
 #[macro_export]
 macro_rules! manifest {
     ($path:literal) => {

@@ -170,9 +170,9 @@ pub enum EgressDenied {
     },
 }
 
-/// The outgoing HTTP rules of one effective policy.
+/// The outgoing HTTP rules of one plugin's capabilities.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct EgressPolicy {
+pub struct EgressRules {
     /// What the manifest declares; empty means no HTTP at all.
     pub declared: Vec<HostPattern>,
     /// What the grant allows; empty means no HTTP at all.
@@ -181,7 +181,7 @@ pub struct EgressPolicy {
     pub allow_private: Vec<IpNet>,
 }
 
-impl EgressPolicy {
+impl EgressRules {
     /// Whether any outgoing HTTP can be allowed at all.
     pub fn is_enabled(&self) -> bool {
         !self.declared.is_empty() && !self.granted.is_empty()
@@ -347,7 +347,7 @@ mod tests {
 
     #[test]
     fn policy_needs_declaration_grant_and_public_ip() {
-        let pol = EgressPolicy {
+        let pol = EgressRules {
             declared: vec![p("*")],
             granted: vec![p("api.example.com")],
             allow_private: vec!["127.0.0.0/8".parse().unwrap()],
@@ -366,7 +366,7 @@ mod tests {
                 .contains("169.254.169.254, a link-local (cloud metadata) address")
         );
 
-        let narrow = EgressPolicy {
+        let narrow = EgressRules {
             declared: vec![p("api.example.com")],
             granted: vec![p("*")],
             allow_private: vec![],

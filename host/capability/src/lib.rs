@@ -1,4 +1,4 @@
-//! Capability policy for tack plugins.
+//! What a tack plugin may do: its capabilities.
 //!
 //! A plugin runs with **nothing** unless two parties agree:
 //!
@@ -7,12 +7,12 @@
 //! - the operator's [`Grant`] allows it (which host directory backs a guest path and
 //!   in which mode, env values, HTTP hosts and private ranges, limits).
 //!
-//! [`Grant::resolve`] intersects the two into an [`EffectivePolicy`], the only thing
+//! [`Grant::resolve`] intersects the two into the plugin's [`Capabilities`], the only thing
 //! the runtime reads. Everything that is not in both is denied, and every
 //! half-agreement (granted but not declared, declared but not granted) is reported as
 //! a [`Note`] so that nothing is dropped silently.
 //!
-//! The file formats are documented in `docs/policy.md` at the repository root.
+//! The file formats are documented in `docs/capabilities.md` at the repository root.
 
 mod effective;
 mod egress;
@@ -20,8 +20,8 @@ mod grant;
 mod manifest;
 mod units;
 
-pub use effective::{DirMount, EffectivePolicy, Limits, Note};
-pub use egress::{EgressDenied, EgressPolicy, HostPattern, forbidden_ip_reason};
+pub use effective::{Capabilities, DirMount, Limits, Note};
+pub use egress::{EgressDenied, EgressRules, HostPattern, forbidden_ip_reason};
 pub use grant::{DirGrant, Grant, HttpGrant, LimitsGrant};
 pub use manifest::{
     DirRequest, HttpRequest, Manifest, ManifestCapabilities, ManifestLimits, PluginInfo,
@@ -52,7 +52,7 @@ impl std::fmt::Display for Mode {
 
 /// Why a manifest or grant could not be used.
 #[derive(Debug, thiserror::Error)]
-pub enum PolicyError {
+pub enum CapabilityError {
     /// The TOML text did not parse or has unknown fields.
     #[error("invalid {what}: {message}")]
     Parse {

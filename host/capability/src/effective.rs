@@ -1,19 +1,19 @@
 //! The policy the runtime applies: the intersection of manifest and grant.
 
-use crate::egress::EgressPolicy;
+use crate::egress::EgressRules;
 use crate::{ByteSize, Mode};
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// What one plugin may do, after intersecting its manifest with the grant.
 #[derive(Debug, Clone, PartialEq)]
-pub struct EffectivePolicy {
+pub struct Capabilities {
     /// Directories mounted into the sandbox.
     pub dirs: Vec<DirMount>,
     /// Environment variables visible to the guest.
     pub env: Vec<(String, String)>,
     /// Outgoing HTTP rules.
-    pub egress: EgressPolicy,
+    pub egress: EgressRules,
     /// Whether the guest reads the real wall clock.
     pub wall_clock: bool,
     /// Resource limits per call.
@@ -22,13 +22,13 @@ pub struct EffectivePolicy {
     pub notes: Vec<Note>,
 }
 
-impl EffectivePolicy {
+impl Capabilities {
     /// A policy that grants nothing, with default limits.
     pub fn deny_all() -> Self {
-        EffectivePolicy {
+        Capabilities {
             dirs: Vec::new(),
             env: Vec::new(),
-            egress: EgressPolicy::default(),
+            egress: EgressRules::default(),
             wall_clock: false,
             limits: Limits::default(),
             notes: Vec::new(),

@@ -1,9 +1,9 @@
 //! What an operator grants a plugin.
 
-use crate::effective::{DirMount, EffectivePolicy, Limits, Note};
-use crate::egress::{EgressPolicy, HostPattern};
+use crate::effective::{Capabilities, DirMount, Limits, Note};
+use crate::egress::{EgressRules, HostPattern};
 use crate::manifest::{validate_env_name, validate_guest_path};
-use crate::{ByteSize, HumanDuration, Manifest, Mode, PolicyError};
+use crate::{ByteSize, CapabilityError, HumanDuration, Manifest, Mode};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -97,8 +97,8 @@ pub struct LimitsGrant {
 
 impl Grant {
     /// Parse a grant from TOML text.
-    pub fn from_toml(text: &str) -> Result<Self, PolicyError> {
-        toml::from_str(text).map_err(|e| PolicyError::Parse {
+    pub fn from_toml(text: &str) -> Result<Self, CapabilityError> {
+        toml::from_str(text).map_err(|e| CapabilityError::Parse {
             what: "capability grant",
             message: e.to_string(),
         })
@@ -112,7 +112,7 @@ impl Grant {
         &self,
         manifest: &Manifest,
         host_env: impl Fn(&str) -> Option<String>,
-    ) -> Result<EffectivePolicy, PolicyError> {
+    ) -> Result<Capabilities, CapabilityError> {
         manifest.validate()?;
         let caps = &manifest.capabilities;
         let mut notes = Vec::new();
@@ -130,18 +130,18 @@ impl Grant {
                 )));
                 continue;
             };
-            let meta = std::fs::metadata(&g.host).map_err(|e| PolicyError::Directory {
+            let meta = std::fs::metadata(&g.host).map_err(|e| CapabilityError::Directory {
                 host: g.host.display().to_string(),
                 message: e.to_string(),
             })?;
             if !meta.is_dir() {
-                return Err(PolicyError::Directory {
+                return Err(CapabilityError::Directory {
                     host: g.host.display().to_string(),
                     message: "not a directory".into(),
                 });
             }
             if dirs.iter().any(|d: &DirMount| d.guest == g.guest) {
-                return Err(PolicyError::Invalid {
+                return Err(CapabilityError::Invalid {
                     field: format!("dirs[{i}].guest"),
                     message: format!("{} is granted twice; keep one", g.guest),
                 });
@@ -201,7 +201,7 @@ impl Grant {
                 "outgoing HTTP is granted but the plugin does not declare any; it has none".into(),
             ));
         }
-        let egress = EgressPolicy {
+        let egress = EgressRules {
             declared,
             granted: self.http.allow.clone(),
             allow_private: self.http.allow_private.clone(),
@@ -225,13 +225,13 @@ impl Grant {
             max_concurrency: l.max_concurrency.unwrap_or(defaults.max_concurrency),
         };
         if limits.max_concurrency == 0 {
-            return Err(PolicyError::Invalid {
+            return Err(CapabilityError::Invalid {
                 field: "limits.max-concurrency".into(),
                 message: "must be at least 1".into(),
             });
         }
         if limits.timeout.is_zero() {
-            return Err(PolicyError::Invalid {
+            return Err(CapabilityError::Invalid {
                 field: "limits.timeout".into(),
                 message: "must be more than zero".into(),
             });
@@ -245,7 +245,7 @@ impl Grant {
             )));
         }
 
-        Ok(EffectivePolicy {
+        Ok(Capabilities {
             dirs,
             env,
             egress,

@@ -6,7 +6,7 @@
 //! nothing, whatever the operator grants.
 
 use crate::egress::HostPattern;
-use crate::{ByteSize, Mode, PolicyError};
+use crate::{ByteSize, CapabilityError, Mode};
 use serde::{Deserialize, Serialize};
 
 /// A plugin's declaration of itself and of the capabilities it needs.
@@ -90,8 +90,8 @@ impl Manifest {
     pub const SECTION: &'static str = "tack-manifest";
 
     /// Parse a manifest from TOML text.
-    pub fn from_toml(text: &str) -> Result<Self, PolicyError> {
-        let m: Manifest = toml::from_str(text).map_err(|e| PolicyError::Parse {
+    pub fn from_toml(text: &str) -> Result<Self, CapabilityError> {
+        let m: Manifest = toml::from_str(text).map_err(|e| CapabilityError::Parse {
             what: "plugin manifest",
             message: e.to_string(),
         })?;
@@ -100,7 +100,7 @@ impl Manifest {
     }
 
     /// Check the values that TOML cannot.
-    pub fn validate(&self) -> Result<(), PolicyError> {
+    pub fn validate(&self) -> Result<(), CapabilityError> {
         for (i, d) in self.capabilities.dirs.iter().enumerate() {
             validate_guest_path(&d.guest, &format!("capabilities.dirs[{i}].guest"))?;
         }
@@ -111,7 +111,7 @@ impl Manifest {
     }
 }
 
-pub(crate) fn validate_guest_path(path: &str, field: &str) -> Result<(), PolicyError> {
+pub(crate) fn validate_guest_path(path: &str, field: &str) -> Result<(), CapabilityError> {
     let ok = path.starts_with('/')
         && path
             .split('/')
@@ -121,7 +121,7 @@ pub(crate) fn validate_guest_path(path: &str, field: &str) -> Result<(), PolicyE
     if ok {
         Ok(())
     } else {
-        Err(PolicyError::Invalid {
+        Err(CapabilityError::Invalid {
             field: field.to_string(),
             message: format!(
                 "guest path `{path}` must be absolute and normalised, like `/workspace` (no `.`, `..` or `//`)"
@@ -130,14 +130,14 @@ pub(crate) fn validate_guest_path(path: &str, field: &str) -> Result<(), PolicyE
     }
 }
 
-pub(crate) fn validate_env_name(name: &str, field: &str) -> Result<(), PolicyError> {
+pub(crate) fn validate_env_name(name: &str, field: &str) -> Result<(), CapabilityError> {
     let ok = !name.is_empty()
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !name.starts_with(|c: char| c.is_ascii_digit());
     if ok {
         Ok(())
     } else {
-        Err(PolicyError::Invalid {
+        Err(CapabilityError::Invalid {
             field: field.to_string(),
             message: format!(
                 "`{name}` is not an environment variable name; use letters, digits and `_`"

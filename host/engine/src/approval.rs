@@ -14,7 +14,7 @@
 
 use crate::builtin;
 use crate::components::{PolicySet, ToolEntry};
-use crate::events::Scope;
+use crate::events::{ApprovalStatus, Scope};
 use tack_config::ApprovalScope;
 use tack_runtime::{CallContext, Decision, GateRequest, GrantScope};
 
@@ -42,7 +42,7 @@ pub struct Requirement {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Run it (`not_required` or `session_grant`).
-    Allow(&'static str),
+    Allow(ApprovalStatus),
     /// Refuse it; the reason goes to the model.
     Deny(String),
     /// Hold it for an approver.
@@ -70,7 +70,7 @@ pub async fn gate(
     let mut redacted: Vec<String> = policy.map(|p| p.config.redact.clone()).unwrap_or_default();
     if tool.plugin == builtin::BUILTIN {
         return Gated {
-            outcome: Outcome::Allow("not_required"),
+            outcome: Outcome::Allow(ApprovalStatus::NotRequired),
             redacted,
         };
     }
@@ -163,9 +163,9 @@ pub async fn gate(
     }
     dedup(&mut redacted);
     let outcome = match require {
-        Some(_) if granted => Outcome::Allow("session_grant"),
+        Some(_) if granted => Outcome::Allow(ApprovalStatus::SessionGrant),
         Some(r) => Outcome::Require(r),
-        None => Outcome::Allow("not_required"),
+        None => Outcome::Allow(ApprovalStatus::NotRequired),
     };
     Gated { outcome, redacted }
 }

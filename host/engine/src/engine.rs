@@ -17,7 +17,7 @@ use std::time::Duration;
 use tack_agent::AgentSpec;
 use tack_config::HostConfig;
 use tack_runtime::Runtime;
-use tack_store::{AgentRecord, NewEvent, SessionRecord, Store};
+use tack_store::{AgentRecord, NewEvent, SessionRecord, SessionStatus, Store};
 use tokio::sync::{Notify, broadcast};
 
 /// Retries of model calls.
@@ -266,7 +266,12 @@ impl Engine {
         let (session, stored) = self
             .inner
             .store
-            .create_session_with(&agent.spec.name, agent.version, first, "queued")
+            .create_session_with(
+                &agent.spec.name,
+                agent.version,
+                first,
+                SessionStatus::Queued,
+            )
             .await?;
         let mut state = SessionState::default();
         state.apply(&LoggedEvent {
@@ -298,7 +303,7 @@ impl Engine {
             by: by.name.clone(),
         });
         let entry = match log.status {
-            None | Some(Status::Idle) => entry.with_status("queued"),
+            None | Some(Status::Idle) => entry.with_status(SessionStatus::Queued),
             _ => entry,
         };
         Ok(log.append(entry).await?.remove(0))
@@ -399,7 +404,12 @@ impl Engine {
     /// host stopped. Idle sessions are not read.
     pub async fn resume(&self) -> Result<usize, EngineError> {
         let mut n = 0;
-        for status in ["running", "waiting_approval", "waiting_input", "queued"] {
+        for status in [
+            SessionStatus::Running,
+            SessionStatus::WaitingApproval,
+            SessionStatus::WaitingInput,
+            SessionStatus::Queued,
+        ] {
             for s in self.inner.store.sessions_with_status(status).await? {
                 let h = self.handle(&s.id).await?;
                 {
@@ -408,7 +418,7 @@ impl Engine {
                         continue;
                     }
                     if let Some(run) = &log.run
-                        && status == "running"
+                        && status == SessionStatus::Running
                     {
                         let run_id = run.run_id.clone();
                         log.append_one(EventData::RunResumed { run_id }).await?;

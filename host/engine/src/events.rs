@@ -23,6 +23,17 @@ pub enum Status {
     WaitingInput,
 }
 
+impl From<Status> for tack_store::SessionStatus {
+    fn from(s: Status) -> Self {
+        match s {
+            Status::Idle => tack_store::SessionStatus::Idle,
+            Status::Running => tack_store::SessionStatus::Running,
+            Status::WaitingApproval => tack_store::SessionStatus::WaitingApproval,
+            Status::WaitingInput => tack_store::SessionStatus::WaitingInput,
+        }
+    }
+}
+
 impl Status {
     /// The status as stored and served (`waiting_approval`, …).
     pub fn as_str(self) -> &'static str {
@@ -75,6 +86,27 @@ pub enum Verdict {
     Deny,
     /// Run it with the approver's arguments.
     Edit,
+}
+
+/// Where a tool call stands with approval, as `tool_call` and `tool_result`
+/// report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalStatus {
+    /// Nothing asked for approval.
+    NotRequired,
+    /// A session grant from an earlier approval covered it.
+    SessionGrant,
+    /// It waits for (or waited for) an approver.
+    Required,
+    /// The approval policy refused it; it was not run.
+    RefusedByPolicy,
+    /// An approver approved it.
+    Approved,
+    /// An approver approved it with changed arguments.
+    Edited,
+    /// An approver denied it; it was not run.
+    Denied,
 }
 
 /// One event's payload.
@@ -174,7 +206,7 @@ pub enum EventData {
         approval_required: bool,
         /// The gate's first answer: `not_required`, `session_grant`, `required`
         /// or `refused_by_policy`.
-        approval: String,
+        approval: ApprovalStatus,
         /// Why the gate refused the call, when it did (the reason goes to the model).
         refused: Option<String>,
         /// JSON Pointers of the arguments shown as `[redacted]` (here, in the
@@ -276,7 +308,7 @@ pub enum EventData {
         sandbox_id: Option<String>,
         /// The call's approval status: `not_required`, `approved`, `edited`,
         /// `denied`, `session_grant`, `refused_by_policy`.
-        approval: String,
+        approval: ApprovalStatus,
         /// Whether the result was replayed from the idempotency record.
         replayed: bool,
     },

@@ -27,6 +27,6 @@ pub mod trace;
 pub use components::{Artifact, ComponentSource, LocalSource, SourceError};
 pub use engine::{Delta, Engine, EngineConfig, RetryPolicy, SessionHandle};
 pub use error::EngineError;
-pub use events::{EventData, LoggedEvent, RunStop, Scope, Status, Verdict};
+pub use events::{ApprovalStatus, EventData, LoggedEvent, RunStop, Scope, Status, Verdict};
 pub use principal::{Principal, Role, UnknownRole};
 pub use trace::TraceRecord;

@@ -19,7 +19,7 @@ use crate::events::{EventData, LoggedEvent};
 use crate::state::{Next, SessionState};
 use serde_json::Value;
 use std::sync::Arc;
-use tack_store::{NewEvent, Store};
+use tack_store::{NewEvent, SessionStatus, Store};
 use tokio::sync::broadcast;
 
 /// One event to log: its public form and, where that is redacted, the host's
@@ -44,7 +44,7 @@ pub(crate) struct Entry {
     events: Vec<Pending>,
     /// The session's stored status, when no `status_changed` among the events
     /// says it (a message queued on an idle session).
-    status: Option<&'static str>,
+    status: Option<SessionStatus>,
     /// A tool call's idempotency key and result record, closed with the events.
     finished_call: Option<(String, Value)>,
 }
@@ -76,7 +76,7 @@ impl Entry {
     }
 
     /// Store `status` as the session's status in the same transaction.
-    pub(crate) fn with_status(mut self, status: &'static str) -> Entry {
+    pub(crate) fn with_status(mut self, status: SessionStatus) -> Entry {
         self.status = Some(status);
         self
     }
@@ -90,9 +90,9 @@ impl Entry {
 }
 
 /// The last `status_changed` among `events`, as the store's status column.
-fn last_status<'a>(events: impl DoubleEndedIterator<Item = &'a Pending>) -> Option<&'a str> {
+fn last_status<'a>(events: impl DoubleEndedIterator<Item = &'a Pending>) -> Option<SessionStatus> {
     events.rev().find_map(|p| match &p.public {
-        EventData::StatusChanged { status } => Some(status.as_str()),
+        EventData::StatusChanged { status } => Some((*status).into()),
         _ => None,
     })
 }

@@ -11,7 +11,7 @@ use crate::builtin;
 use crate::components::{ResolvedAgent, ToolEntry, ToolSet};
 use crate::engine::{Delta, Engine, RetryPolicy, SessionHandle, now_ms};
 use crate::error::EngineError;
-use crate::events::{EventData, RunStop, Status};
+use crate::events::{ApprovalStatus, EventData, RunStop, Status};
 use crate::log::{Entry, Pending};
 use crate::redact::{redact, redact_text};
 use crate::state::{ApprovalState, CallState, Next, RunState, SessionState};
@@ -527,8 +527,8 @@ fn gate_events(run_id: &str, g: GateResult, with_call: bool) -> Vec<Pending> {
     if with_call {
         let (approval, refused) = match &g.outcome {
             Outcome::Allow(s) => (*s, None),
-            Outcome::Deny(r) => ("refused_by_policy", Some(r.clone())),
-            Outcome::Require(_) => ("required", None),
+            Outcome::Deny(r) => (ApprovalStatus::RefusedByPolicy, Some(r.clone())),
+            Outcome::Require(_) => (ApprovalStatus::Required, None),
         };
         let event = |arguments: Value| EventData::ToolCall {
             run_id: run_id.to_string(),
@@ -538,7 +538,7 @@ fn gate_events(run_id: &str, g: GateResult, with_call: bool) -> Vec<Pending> {
             arguments,
             destructive: g.destructive,
             approval_required: matches!(g.outcome, Outcome::Require(_)),
-            approval: approval.to_string(),
+            approval,
             refused: refused.clone(),
             redacted: g.redacted.clone(),
         };
@@ -740,8 +740,8 @@ async fn execute_one(
 ) -> Result<(), EngineError> {
     let approval = match &c.approval {
         ApprovalState::NotRequired(s) | ApprovalState::Approved(s) => *s,
-        ApprovalState::Denied { status, .. } => status,
-        _ => "required",
+        ApprovalState::Denied { status, .. } => *status,
+        _ => ApprovalStatus::Required,
     };
     let finished = if let ApprovalState::Denied { reason, .. } = &c.approval {
         Finished::error("denied", format!("The call was not run: {reason}"))
@@ -820,7 +820,7 @@ async fn log_result(
     h: &SessionHandle,
     run_id: &str,
     c: &CallState,
-    approval: &str,
+    approval: ApprovalStatus,
     f: Finished,
     call: Option<(&str, &Value)>,
 ) -> Result<(), EngineError> {
@@ -838,7 +838,7 @@ async fn log_result(
         error_code: f.error_code.clone(),
         latency_ms: f.latency_ms,
         sandbox_id: f.sandbox_id.clone(),
-        approval: approval.to_string(),
+        approval,
         replayed: f.replayed,
     };
     // A tool may echo a redacted argument back (a ledger entry with its note):

@@ -4,7 +4,7 @@
 //! and when a host restarts and replays the log; [`SessionState::next`] says what
 //! the run must do next. The runner and the API both work from this one state.
 
-use crate::events::{EventData, LoggedEvent, RunStop, Scope, Status, Verdict};
+use crate::events::{ApprovalStatus, EventData, LoggedEvent, RunStop, Scope, Status, Verdict};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use tack_runtime::{Message, Part, Role, ToolResult};
 
@@ -14,17 +14,17 @@ pub enum ApprovalState {
     /// Not looked at by the gate yet (a host restarted in between).
     Ungated,
     /// No approval needed (`session_grant` when a session grant covered it).
-    NotRequired(&'static str),
+    NotRequired(ApprovalStatus),
     /// Waiting for approval `id`.
     Pending(String),
     /// Approved (`approved` or `edited`).
-    Approved(&'static str),
+    Approved(ApprovalStatus),
     /// Refused, by an approver or a policy; the reason goes to the model.
     Denied {
         /// Why.
         reason: String,
         /// `denied` or `refused_by_policy`.
-        status: &'static str,
+        status: ApprovalStatus,
     },
 }
 
@@ -227,16 +227,20 @@ impl SessionState {
                     c.redacted = redacted.clone();
                     c.destructive = *destructive;
                     if c.approval == ApprovalState::Ungated {
-                        c.approval = match (refused, approval.as_str()) {
+                        c.approval = match (refused, approval) {
                             (Some(reason), _) => ApprovalState::Denied {
                                 reason: reason.clone(),
-                                status: "refused_by_policy",
+                                status: ApprovalStatus::RefusedByPolicy,
                             },
-                            (None, "session_grant") => ApprovalState::NotRequired("session_grant"),
+                            (None, ApprovalStatus::SessionGrant) => {
+                                ApprovalState::NotRequired(ApprovalStatus::SessionGrant)
+                            }
                             // `required`: the approval_required event that follows sets Pending;
                             // until then the call must not run.
-                            (None, "required") => ApprovalState::Pending(String::new()),
-                            _ => ApprovalState::NotRequired("not_required"),
+                            (None, ApprovalStatus::Required) => {
+                                ApprovalState::Pending(String::new())
+                            }
+                            _ => ApprovalState::NotRequired(ApprovalStatus::NotRequired),
                         };
                     }
                 }
@@ -295,18 +299,18 @@ impl SessionState {
                 self.grants.extend(grant);
                 if let Some(c) = self.call_mut(call_id) {
                     c.approval = match decision {
-                        Verdict::Approve => ApprovalState::Approved("approved"),
+                        Verdict::Approve => ApprovalState::Approved(ApprovalStatus::Approved),
                         Verdict::Edit => {
                             if let Some(args) = arguments {
                                 c.arguments = args.to_string();
                             }
-                            ApprovalState::Approved("edited")
+                            ApprovalState::Approved(ApprovalStatus::Edited)
                         }
                         Verdict::Deny => ApprovalState::Denied {
                             reason: reason
                                 .clone()
                                 .unwrap_or_else(|| "an approver denied the call".into()),
-                            status: "denied",
+                            status: ApprovalStatus::Denied,
                         },
                     };
                 }
@@ -614,12 +618,12 @@ mod tests {
         let run = s.run.as_ref().unwrap();
         assert!(matches!(
             &run.calls[0].approval,
-            ApprovalState::Denied { reason, status: "refused_by_policy" } if reason == "over the limit"
+            ApprovalState::Denied { reason, status: ApprovalStatus::RefusedByPolicy } if reason == "over the limit"
         ));
         assert!(matches!(
             &run.calls[1].approval,
             ApprovalState::Denied {
-                status: "denied",
+                status: ApprovalStatus::Denied,
                 ..
             }
         ));
@@ -642,7 +646,7 @@ mod tests {
         );
         let c = &s.run.as_ref().unwrap().calls[0];
         assert_eq!(c.arguments, r#"{"amount":10}"#);
-        assert_eq!(c.approval, ApprovalState::Approved("edited"));
+        assert_eq!(c.approval, ApprovalState::Approved(ApprovalStatus::Edited));
         assert!(s.granted("p", "t", 4_999));
         assert!(!s.granted("p", "t", 5_000), "the grant has expired");
         assert!(!s.granted("p", "other", 1_000));

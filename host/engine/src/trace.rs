@@ -1,7 +1,7 @@
 //! Per-step trace records of a run: a projection of its events (one record per
 //! model call and per tool call), so traces can never disagree with the log.
 
-use crate::events::{EventData, LoggedEvent};
+use crate::events::{ApprovalStatus, EventData, LoggedEvent};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -25,7 +25,7 @@ pub struct TraceRecord {
     /// Whether the call needed approval (tool steps).
     pub approval_required: bool,
     /// The call's approval status (tool steps).
-    pub approval_status: Option<String>,
+    pub approval_status: Option<ApprovalStatus>,
     /// The sandbox instance (tool steps that ran).
     pub sandbox_id: Option<String>,
     /// Prompt tokens (model steps).
@@ -99,7 +99,7 @@ pub fn trace(agent: &str, run_id: &str, events: &[LoggedEvent]) -> Vec<TraceReco
                 tool: Some(tool.clone()),
                 plugin: Some(plugin.clone()),
                 approval_required: required.get(call_id.as_str()).copied().unwrap_or(false),
-                approval_status: Some(approval.clone()),
+                approval_status: Some(*approval),
                 sandbox_id: sandbox_id.clone(),
                 tokens_in: 0,
                 tokens_out: 0,

@@ -6,7 +6,9 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use tack_engine::{EngineError, EventData, Principal, Role, RunStop, Status, Verdict};
+use tack_engine::{
+    ApprovalStatus, EngineError, EventData, Principal, Role, RunStop, Status, Verdict,
+};
 
 const REFUND: &str = r#"
 scenarios:
@@ -134,7 +136,7 @@ async fn refund_over_100_waits_for_an_approver_and_runs_exactly_once() {
         .find(|e| matches!(&e.data, EventData::ToolResult { tool, .. } if tool == "issue_refund"))
         .unwrap();
     assert!(
-        matches!(&approved.data, EventData::ToolResult { ok: true, approval, .. } if approval == "approved")
+        matches!(&approved.data, EventData::ToolResult { ok: true, approval, .. } if *approval == ApprovalStatus::Approved)
     );
 
     // Redacted arguments appear in no event (model_response and tool_call included).
@@ -170,7 +172,7 @@ async fn refund_over_100_waits_for_an_approver_and_runs_exactly_once() {
         .find(|t| t.tool.as_deref() == Some("issue_refund"))
         .unwrap();
     assert!(tool.approval_required);
-    assert_eq!(tool.approval_status.as_deref(), Some("approved"));
+    assert_eq!(tool.approval_status, Some(ApprovalStatus::Approved));
     assert!(tool.sandbox_id.is_some());
     assert_eq!(tool.plugin.as_deref(), Some("tack/payments@0.1.0"));
     let model = trace.iter().find(|t| t.step_type == "model").unwrap();
@@ -345,7 +347,7 @@ async fn decisions_are_checked_role_id_and_state() {
         .find(|e| matches!(&e.data, EventData::ToolResult { tool, .. } if tool == "issue_refund"))
         .unwrap();
     assert!(
-        matches!(&denied.data, EventData::ToolResult { ok: false, approval, .. } if approval == "denied")
+        matches!(&denied.data, EventData::ToolResult { ok: false, approval, .. } if *approval == ApprovalStatus::Denied)
     );
     // The reason went to the model.
     let last = h.model.requests().last().unwrap().body.to_string();
@@ -418,14 +420,17 @@ grant-ttl = "2s"
     let events = wait_finished(&h.engine, &s, 1).await;
     // The second refund of the run did not ask again.
     assert_eq!(approval_ids(&events).len(), 1);
-    let statuses: Vec<String> = of_kind(&events, "tool_result")
+    let statuses: Vec<ApprovalStatus> = of_kind(&events, "tool_result")
         .iter()
         .filter_map(|e| match &e.data {
-            EventData::ToolResult { approval, .. } => Some(approval.clone()),
+            EventData::ToolResult { approval, .. } => Some(*approval),
             _ => None,
         })
         .collect();
-    assert_eq!(statuses, vec!["approved", "session_grant"]);
+    assert_eq!(
+        statuses,
+        vec![ApprovalStatus::Approved, ApprovalStatus::SessionGrant]
+    );
 
     // After the grant expires, the same tool asks again.
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
@@ -837,13 +842,16 @@ async fn a_message_queued_before_a_crash_runs_after_restart() {
         )
         .await
         .unwrap();
-    store.set_status(&s.id, "queued").await.unwrap();
+    store
+        .set_status(&s.id, tack_store::SessionStatus::Queued)
+        .await
+        .unwrap();
     let second = h.restart().await;
     let events = wait_finished(&second, &s.id, 1).await;
     assert_eq!(finished(&events), (RunStop::EndTurn, 2));
     assert_eq!(
         store.session(&s.id).await.unwrap().unwrap().status,
-        "idle",
+        tack_store::SessionStatus::Idle,
         "the status follows the run"
     );
 }

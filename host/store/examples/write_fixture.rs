@@ -11,7 +11,7 @@
 mod dump;
 
 use serde_json::json;
-use tack_store::{NewEvent, Store};
+use tack_store::{NewEvent, SessionStatus, Store};
 
 fn main() {
     let url = std::env::args()
@@ -61,7 +61,7 @@ async fn write(store: &Store) {
                 data: message,
                 private: None,
             },
-            "queued",
+            SessionStatus::Queued,
         )
         .await
         .unwrap();
@@ -87,7 +87,7 @@ async fn write(store: &Store) {
         })
         .collect();
     store
-        .append_batch(&s.id, &events, Some("running"), None)
+        .append_batch(&s.id, &events, Some(SessionStatus::Running), None)
         .await
         .unwrap();
     store.claim_call(&s.id, "run-1/call-1").await.unwrap();
@@ -122,7 +122,7 @@ async fn write(store: &Store) {
                     private: None,
                 },
             ],
-            Some("idle"),
+            Some(SessionStatus::Idle),
             None,
         )
         .await
@@ -136,7 +136,7 @@ async fn write(store: &Store) {
             "approval_required",
             &json!({"approval_id": "ap_1"}),
             None,
-            Some("waiting_approval"),
+            Some(SessionStatus::WaitingApproval),
         )
         .await
         .unwrap();

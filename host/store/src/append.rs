@@ -66,7 +66,7 @@ pub(crate) struct Batch {
     pub(crate) rows: Vec<EventRow>,
     pub(crate) created_ms: i64,
     /// The session's new status.
-    pub(crate) status: Option<String>,
+    pub(crate) status: Option<&'static str>,
     /// A tool call's key and result record.
     pub(crate) finished_call: Option<(String, String)>,
 }
@@ -92,7 +92,7 @@ impl Batch {
     pub(crate) fn new(
         session: &str,
         events: &[crate::log::NewEvent<'_>],
-        status: Option<&str>,
+        status: Option<crate::SessionStatus>,
         finished_call: Option<(&str, &serde_json::Value)>,
         created_ms: i64,
     ) -> Batch {
@@ -108,7 +108,7 @@ impl Batch {
                 })
                 .collect(),
             created_ms,
-            status: status.map(str::to_string),
+            status: status.map(crate::SessionStatus::as_str),
             finished_call: finished_call.map(|(k, r)| (k.to_string(), r.to_string())),
         }
     }

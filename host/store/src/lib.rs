@@ -35,7 +35,7 @@ pub use db::DbError;
 pub use error::StoreError;
 pub use log::{Appended, Event, NewEvent};
 pub use migrate::SCHEMA_VERSION;
-pub use sessions::SessionRecord;
+pub use sessions::{SessionRecord, SessionStatus};
 pub use wal::WalPolicy;
 
 use db::Db;

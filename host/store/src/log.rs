@@ -5,11 +5,11 @@
 //! back as `Last-Event-ID`). Appends are atomic: after a crash an event is
 //! either wholly there or not at all.
 
-use crate::Store;
 use crate::append::Batch;
 use crate::db::{Db, query};
 use crate::error::{Result, StoreError, json};
 use crate::ids::now_ms;
+use crate::{SessionStatus, Store};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -87,7 +87,7 @@ impl Store {
         &self,
         session: &str,
         events: &[NewEvent<'_>],
-        status: Option<&str>,
+        status: Option<SessionStatus>,
         finished_call: Option<(&str, &Value)>,
     ) -> Result<Vec<Appended>> {
         if events.is_empty() {
@@ -175,7 +175,7 @@ impl Store {
         kind: &str,
         data: &Value,
         private: Option<&Value>,
-        status: Option<&str>,
+        status: Option<SessionStatus>,
     ) -> Result<Event> {
         let (text, private_text) = (data.to_string(), private.map(Value::to_string));
         let event = NewEvent {

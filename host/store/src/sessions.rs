@@ -7,6 +7,65 @@ use crate::error::{Result, StoreError};
 use crate::ids::{next_id, now_ms};
 use crate::log::{Appended, NewEvent, appended};
 use serde::Serialize;
+use std::fmt;
+use std::str::FromStr;
+
+/// Where a session stands, as its row records it (kept in step with the log:
+/// the status is written in the transaction of the event that implies it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStatus {
+    /// Nothing to do.
+    Idle,
+    /// A message waits for a run to start.
+    Queued,
+    /// A run is going.
+    Running,
+    /// The run waits for an approver.
+    WaitingApproval,
+    /// The run waits for the user's answer.
+    WaitingInput,
+}
+
+impl SessionStatus {
+    /// Every status.
+    pub const ALL: [SessionStatus; 5] = [
+        SessionStatus::Idle,
+        SessionStatus::Queued,
+        SessionStatus::Running,
+        SessionStatus::WaitingApproval,
+        SessionStatus::WaitingInput,
+    ];
+
+    /// As stored and served (`idle`, `queued`, `running`, `waiting_approval`,
+    /// `waiting_input`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStatus::Idle => "idle",
+            SessionStatus::Queued => "queued",
+            SessionStatus::Running => "running",
+            SessionStatus::WaitingApproval => "waiting_approval",
+            SessionStatus::WaitingInput => "waiting_input",
+        }
+    }
+}
+
+impl fmt::Display for SessionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SessionStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        SessionStatus::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| format!("`{s}` is not a session status"))
+    }
+}
 
 /// A session.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -17,8 +76,8 @@ pub struct SessionRecord {
     pub agent: String,
     /// Agent version the session runs.
     pub agent_version: u32,
-    /// Status (`idle`, `running`, `waiting`, `finished`, …: the loop decides).
-    pub status: String,
+    /// Where it stands.
+    pub status: SessionStatus,
     /// Creation time, ms.
     pub created_ms: i64,
     /// Last change, ms.
@@ -32,11 +91,17 @@ const CREATE_SESSION: &str =
 
 fn session_row(row: &Row) -> Result<SessionRecord> {
     let version: i64 = row.try_get("agent_version")?;
+    let id: String = row.try_get("id")?;
+    let status: String = row.try_get("status")?;
+    let status = status.parse().map_err(|message| StoreError::Corrupt {
+        what: format!("session {id}"),
+        message,
+    })?;
     Ok(SessionRecord {
-        id: row.try_get("id")?,
+        id,
         agent: row.try_get("agent")?,
         agent_version: version as u32,
-        status: row.try_get("status")?,
+        status,
         created_ms: row.try_get("created_ms")?,
         updated_ms: row.try_get("updated_ms")?,
     })
@@ -51,14 +116,14 @@ impl Store {
         agent: &str,
         version: u32,
         first: NewEvent<'_>,
-        status: &str,
+        status: SessionStatus,
     ) -> Result<(SessionRecord, Appended)> {
         let t = now_ms();
         let record = SessionRecord {
             id: next_id(),
             agent: agent.to_string(),
             agent_version: version,
-            status: status.to_string(),
+            status,
             created_ms: t,
             updated_ms: t,
         };
@@ -74,7 +139,7 @@ impl Store {
                             r.id,
                             r.agent,
                             r.agent_version,
-                            r.status,
+                            r.status.as_str(),
                             r.created_ms
                         ])?;
                     write.sqlite(conn, None)
@@ -87,7 +152,7 @@ impl Store {
                     .bind(&record.id)
                     .bind(agent)
                     .bind(version as i64)
-                    .bind(status)
+                    .bind(status.as_str())
                     .bind(t)
                     .execute(&mut *tx)
                     .await
@@ -128,12 +193,12 @@ impl Store {
     }
 
     /// Sessions whose status is `status` (a restarted host resumes the `running` ones).
-    pub async fn sessions_with_status(&self, status: &str) -> Result<Vec<SessionRecord>> {
+    pub async fn sessions_with_status(&self, status: SessionStatus) -> Result<Vec<SessionRecord>> {
         let rows = query(
             "SELECT id, agent, agent_version, status, created_ms, updated_ms FROM sessions
              WHERE status = $1 ORDER BY id",
         )
-        .bind(status)
+        .bind(status.as_str())
         .fetch_all(&self.db)
         .await?;
         rows.iter().map(session_row).collect()
@@ -153,7 +218,7 @@ impl Store {
             .bind(&id)
             .bind(agent)
             .bind(version as i64)
-            .bind("idle")
+            .bind(SessionStatus::Idle.as_str())
             .bind(t)
             .execute(&self.db)
             .await?;
@@ -161,7 +226,7 @@ impl Store {
             id,
             agent: agent.to_string(),
             agent_version: version,
-            status: "idle".into(),
+            status: SessionStatus::Idle,
             created_ms: t,
             updated_ms: t,
         })
@@ -169,9 +234,9 @@ impl Store {
 
     /// Set session `id`'s status alone (the engine sets it with the event that
     /// implies it: [`append_batch`](Self::append_batch)).
-    pub async fn set_status(&self, id: &str, status: &str) -> Result<()> {
+    pub async fn set_status(&self, id: &str, status: SessionStatus) -> Result<()> {
         let done = query("UPDATE sessions SET status = $1, updated_ms = $2 WHERE id = $3")
-            .bind(status)
+            .bind(status.as_str())
             .bind(now_ms())
             .bind(id)
             .execute(&self.db)
@@ -180,5 +245,36 @@ impl Store {
             return Err(StoreError::NoSession(id.to_string()));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_stored_by_their_names() {
+        for s in SessionStatus::ALL {
+            assert_eq!(s.as_str().parse::<SessionStatus>(), Ok(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        assert!("finished".parse::<SessionStatus>().is_err());
+    }
+
+    /// A row whose status this build does not know is reported as corrupt,
+    /// naming the session, instead of being read as some other status.
+    #[tokio::test]
+    async fn an_unknown_stored_status_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let s = store.create_session("a", 1).await.unwrap();
+        query("UPDATE sessions SET status = 'paused' WHERE id = $1")
+            .bind(&s.id)
+            .execute(&store.db)
+            .await
+            .unwrap();
+        let e = store.session(&s.id).await.unwrap_err().to_string();
+        assert!(e.contains(&s.id) && e.contains("`paused`"), "{e}");
     }
 }

@@ -1,7 +1,7 @@
 //! The same behaviour on SQLite and on a real PostgreSQL started on loopback.
 
 use serde_json::json;
-use tack_store::{Appended, Claim, NewEvent, Store, StoreError, WalPolicy};
+use tack_store::{Appended, Claim, NewEvent, SessionStatus, Store, StoreError, WalPolicy};
 use tack_test_support::Postgres;
 
 async fn exercise(store: Store) {
@@ -57,13 +57,20 @@ async fn exercise(store: Store) {
     // Sessions and their event logs.
     let s = store.create_session("refunds", 2).await.unwrap();
     let other = store.create_session("refunds", 1).await.unwrap();
-    store.set_status(&s.id, "running").await.unwrap();
+    store
+        .set_status(&s.id, SessionStatus::Running)
+        .await
+        .unwrap();
     assert_eq!(
         store.session(&s.id).await.unwrap().unwrap().status,
-        "running"
+        SessionStatus::Running
     );
     assert_eq!(
-        store.sessions_with_status("running").await.unwrap().len(),
+        store
+            .sessions_with_status(SessionStatus::Running)
+            .await
+            .unwrap()
+            .len(),
         1
     );
     let listed: Vec<String> = store
@@ -74,7 +81,7 @@ async fn exercise(store: Store) {
         .map(|s| s.id)
         .collect();
     assert_eq!(listed, [other.id.clone(), s.id.clone()], "newest first");
-    assert!(store.set_status("nope", "x").await.is_err());
+    assert!(store.set_status("nope", SessionStatus::Idle).await.is_err());
 
     let mut ids = Vec::new();
     for i in 0..5 {
@@ -109,7 +116,7 @@ async fn exercise(store: Store) {
             "status_changed",
             &json!({"status": "running"}),
             None,
-            Some("running"),
+            Some(SessionStatus::Running),
         )
         .await
         .unwrap();
@@ -119,11 +126,17 @@ async fn exercise(store: Store) {
     );
     assert_eq!(
         store.session(&s.id).await.unwrap().unwrap().status,
-        "running"
+        SessionStatus::Running
     );
     assert!(
         store
-            .append_with_status("no-such-session", "x", &json!({}), None, Some("idle"))
+            .append_with_status(
+                "no-such-session",
+                "x",
+                &json!({}),
+                None,
+                Some(SessionStatus::Idle)
+            )
             .await
             .is_err()
     );
@@ -168,7 +181,12 @@ async fn exercise(store: Store) {
     ];
     let record = json!({"ok": true});
     let written = store
-        .append_batch(&s.id, &batch, Some("idle"), Some(("call-2", &record)))
+        .append_batch(
+            &s.id,
+            &batch,
+            Some(SessionStatus::Idle),
+            Some(("call-2", &record)),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -197,7 +215,10 @@ async fn exercise(store: Store) {
     );
     assert_eq!(stored[0].private, None);
     assert_eq!(stored[1].private, Some(whole.clone()));
-    assert_eq!(store.session(&s.id).await.unwrap().unwrap().status, "idle");
+    assert_eq!(
+        store.session(&s.id).await.unwrap().unwrap().status,
+        SessionStatus::Idle
+    );
     assert_eq!(
         store.claim_call(&s.id, "call-2").await.unwrap(),
         Claim::Done(record.clone())
@@ -207,7 +228,7 @@ async fn exercise(store: Store) {
             .append_batch(
                 "no-such-session",
                 &batch,
-                Some("idle"),
+                Some(SessionStatus::Idle),
                 Some(("call-2", &record))
             )
             .await,
@@ -215,7 +236,7 @@ async fn exercise(store: Store) {
     ));
     assert!(
         store
-            .append_batch(&s.id, &[], Some("running"), None)
+            .append_batch(&s.id, &[], Some(SessionStatus::Running), None)
             .await
             .unwrap()
             .is_empty()
@@ -233,11 +254,11 @@ async fn exercise(store: Store) {
         private: None,
     };
     let (created, at) = store
-        .create_session_with("a", 1, first, "queued")
+        .create_session_with("a", 1, first, SessionStatus::Queued)
         .await
         .unwrap();
     assert_eq!(at.seq, 1);
-    assert_eq!(created.status, "queued");
+    assert_eq!(created.status, SessionStatus::Queued);
     assert_eq!(store.session(&created.id).await.unwrap().unwrap(), created);
     let log = store.events(&created.id, 0, 10).await.unwrap();
     assert_eq!(log.len(), 1);

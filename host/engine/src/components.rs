@@ -315,7 +315,7 @@ impl Resolver {
             .source
             .fetch(reference)
             .await
-            .map_err(|e| EngineError::Resolve(format!("{what} `{reference}`: {e}")))?;
+            .map_err(|e| EngineError::resolving(format!("{what} `{reference}`"), e))?;
         let digest = a.digest;
         a.component.map(|c| (c, digest)).ok_or_else(|| {
             EngineError::Resolve(format!("{what} `{reference}` is a skill, not a component"))
@@ -352,12 +352,12 @@ impl Resolver {
                 .source
                 .fetch(reference)
                 .await
-                .map_err(|e| EngineError::Resolve(format!("skill `{reference}`: {e}")))?;
+                .map_err(|e| EngineError::resolving(format!("skill `{reference}`"), e))?;
             let text = a.skill.ok_or_else(|| {
                 EngineError::Resolve(format!("`{reference}` is a component, not a skill"))
             })?;
             let skill = tack_artifact::skill::Skill::parse(&text, None)
-                .map_err(|e| EngineError::Resolve(format!("skill `{reference}`: {e}")))?;
+                .map_err(|e| EngineError::resolving(format!("skill `{reference}`"), e))?;
             let mut tools = Vec::new();
             if let Some(list) = skill.metadata.get("tack.tools") {
                 for r in list.split_whitespace() {
@@ -419,7 +419,7 @@ impl Resolver {
                                 self.component_with_digest(r, "policy component").await?;
                             digest.update(d.as_bytes());
                             Some(self.runtime.load_policy(&bytes).map_err(|e| {
-                                EngineError::Resolve(format!("policy component `{r}`: {e}"))
+                                EngineError::resolving(format!("policy component `{r}`"), e)
                             })?)
                         }
                     };
@@ -447,7 +447,7 @@ impl Resolver {
         let adapter = self
             .runtime
             .load_model_adapter(&bytes)
-            .map_err(|e| EngineError::Resolve(format!("model adapter `{}`: {e}", model.adapter)))?;
+            .map_err(|e| EngineError::resolving(format!("model adapter `{}`", model.adapter), e))?;
         let (host, port) = endpoint_host(&model.endpoint).ok_or_else(|| {
             EngineError::Resolve(format!(
                 "models.{name}.endpoint `{}` has no host",
@@ -458,7 +458,7 @@ impl Resolver {
         // it), wherever it lives, private networks and loopback included.
         let pattern = format!("{host}:{port}")
             .parse()
-            .map_err(|e| EngineError::Resolve(format!("models.{name}.endpoint: {e}")))?;
+            .map_err(|e| EngineError::resolving(format!("models.{name}.endpoint"), e))?;
         let grant = Grant {
             http: HttpGrant {
                 allow: vec![pattern],
@@ -479,7 +479,7 @@ impl Resolver {
             let value = secrets
                 .reveal(secret)
                 .await
-                .map_err(|e| EngineError::Resolve(format!("secret `{secret}`: {e}")))?
+                .map_err(|e| EngineError::resolving(format!("secret `{secret}`"), e))?
                 .ok_or_else(|| {
                     EngineError::Resolve(format!(
                         "models.{name} needs secret `{secret}`, which is not set; run `tack secret set {secret}`"
@@ -499,12 +499,12 @@ impl Resolver {
             };
             credentials.push(
                 Credential::new(&host, Some(port), header, &value)
-                    .map_err(|e| EngineError::Resolve(format!("secret `{secret}`: {e}")))?,
+                    .map_err(|e| EngineError::resolving(format!("secret `{secret}`"), e))?,
             );
         }
         adapter
             .bind(&grant, credentials)
-            .map_err(|e| EngineError::Resolve(format!("model adapter grant: {e}")))
+            .map_err(|e| EngineError::resolving("model adapter grant", e))
     }
 
     async fn plugin_tools(&self, reference: &str) -> Result<Vec<ToolEntry>, EngineError> {
@@ -512,7 +512,7 @@ impl Resolver {
         let plugin = self
             .runtime
             .load(&bytes)
-            .map_err(|e| EngineError::Resolve(format!("tool plugin `{reference}`: {e}")))?;
+            .map_err(|e| EngineError::resolving(format!("tool plugin `{reference}`"), e))?;
         let repo = tack_artifact::ArtifactRef::parse(reference, Some("localhost"))
             .map(|r| r.repository)
             .unwrap_or_else(|_| reference.split('@').next().unwrap_or(reference).to_string());
@@ -525,7 +525,7 @@ impl Resolver {
         let tools = plugin
             .tools()
             .await
-            .map_err(|e| EngineError::Resolve(format!("tool plugin `{reference}`: {e}")))?;
+            .map_err(|e| EngineError::resolving(format!("tool plugin `{reference}`"), e))?;
         Ok(tools
             .iter()
             .map(|d| {

@@ -172,9 +172,8 @@ impl Engine {
 
     /// Register an agent file (YAML); an unchanged file keeps its version.
     pub async fn register_agent(&self, yaml: &str) -> Result<AgentRecord, EngineError> {
-        let spec = AgentSpec::parse(yaml).map_err(|e| EngineError::Invalid(e.to_string()))?;
-        spec.validate(&*self.inner.host)
-            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let spec = AgentSpec::parse(yaml)?;
+        spec.validate(&*self.inner.host)?;
         let value = serde_json::to_value(&spec).map_err(|e| EngineError::Invalid(e.to_string()))?;
         Ok(self.inner.store.put_agent(&spec.name, &value).await?)
     }

@@ -690,7 +690,7 @@ async fn agent_files_are_validated_and_versioned() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, EngineError::Invalid(_)) && err.to_string().contains("model"),
+        matches!(err, EngineError::Agent(_)) && err.to_string().contains("model"),
         "{err}"
     );
     let err = h
@@ -935,4 +935,31 @@ scenarios:
         })
         .collect();
     assert_eq!(runs.len(), 2, "two distinct runs");
+}
+
+/// An agent whose tool no source has fails to start with the reason kept as the
+/// error's source, not only as text.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unresolvable_agent_keeps_its_reason_as_the_source() {
+    let h = Harness::start(LOOPING).await;
+    let yaml = agent("ghost", "scripted", None, "").replace("tack/payments", "tack/ghost");
+    h.engine.register_agent(&yaml).await.unwrap();
+    let err = h
+        .engine
+        .create_session("ghost", "hi", &user())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("`tack/ghost@0.1.0` is not known to this source"),
+        "{err}"
+    );
+    let source = std::error::Error::source(&err).expect("a source");
+    assert!(
+        matches!(
+            source.downcast_ref::<tack_engine::SourceError>(),
+            Some(tack_engine::SourceError::Unknown(r)) if r == "tack/ghost@0.1.0"
+        ),
+        "{source:?}"
+    );
 }

@@ -37,11 +37,15 @@ impl ApiError {
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         let (status, code) = match &e {
-            EngineError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            EngineError::Invalid(_) | EngineError::Agent(_) => {
+                (StatusCode::BAD_REQUEST, "invalid_request")
+            }
             EngineError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             EngineError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             EngineError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            EngineError::Resolve(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unresolvable_agent"),
+            EngineError::Resolve(_) | EngineError::ResolveFailed { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "unresolvable_agent")
+            }
             EngineError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
         };
         if status.is_server_error() {

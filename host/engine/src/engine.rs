@@ -287,10 +287,10 @@ impl Engine {
         Ok(session)
     }
 
-    /// Append a user message; an idle session is marked `queued` in the store in
+    /// Log a user message; an idle session is marked `queued` in the store in
     /// the same breath, so a host that dies before the run starts finds it again
     /// without replaying every idle session's log.
-    async fn append_message(
+    async fn queue_message(
         &self,
         h: &SessionHandle,
         text: &str,
@@ -441,7 +441,7 @@ impl Engine {
             return Err(EngineError::Invalid("`text` must not be empty".into()));
         }
         let h = self.handle(session).await?;
-        let e = self.append_message(&h, text, by).await?;
+        let e = self.queue_message(&h, text, by).await?;
         self.kick(h);
         Ok(e)
     }

@@ -93,7 +93,7 @@ pub(crate) async fn drive(engine: &Engine, h: &Arc<SessionHandle>) -> Result<(),
                 set_status(h, Status::Running).await?;
                 model_step(engine, h, &agent, &mut adapter).await?;
             }
-            Next::Gate(calls) => gate_calls(engine, h, &agent, &calls).await?,
+            Next::Gate(calls) => gate_calls(h, &agent, &calls).await?,
             Next::Execute(calls) => {
                 set_status(h, Status::Running).await?;
                 execute(engine, h, &agent, &calls).await?;
@@ -267,7 +267,7 @@ async fn model_step(
         return Ok(());
     };
     let latency_ms = started.elapsed().as_millis() as u64;
-    log_response(engine, h, agent, &call, completion, latency_ms).await
+    log_response(h, agent, &call, completion, latency_ms).await
 }
 
 /// Streamed text goes to live subscribers, after the event whose seq `after`
@@ -408,7 +408,6 @@ fn redacted_message(message: &Message, gated: &[GateResult]) -> Message {
 /// redacted in the `model_response` event too. A final answer is carried into
 /// `run_finished`'s write.
 async fn log_response(
-    engine: &Engine,
     h: &SessionHandle,
     agent: &ResolvedAgent,
     call: &Prepared,
@@ -419,19 +418,7 @@ async fn log_response(
     let mut gated = Vec::new();
     for c in completion.message.tool_calls() {
         let entries = &call.tools.entries;
-        gated.push(
-            gate_one(
-                engine,
-                h,
-                agent,
-                entries,
-                &c.name,
-                &c.arguments,
-                &ctx,
-                &c.id,
-            )
-            .await,
-        );
+        gated.push(gate_one(h, agent, entries, &c.name, &c.arguments, &ctx, &c.id).await);
     }
     let shown = redacted_message(&completion.message, &gated);
     let cost_usd = agent.model.cost_usd(
@@ -469,7 +456,6 @@ struct GateResult {
 
 #[allow(clippy::too_many_arguments)]
 async fn gate_one(
-    engine: &Engine,
     h: &SessionHandle,
     agent: &ResolvedAgent,
     tools: &[ToolEntry],
@@ -478,7 +464,6 @@ async fn gate_one(
     ctx: &CallContext,
     call_id: &str,
 ) -> GateResult {
-    let _ = engine;
     let Some(entry) = tools.iter().find(|t| t.name == name) else {
         return GateResult {
             call_id: call_id.to_string(),
@@ -575,7 +560,6 @@ fn gate_events(run_id: &str, g: GateResult, with_call: bool) -> Vec<Pending> {
 
 /// Gate calls a restarted host found without their gate events.
 async fn gate_calls(
-    engine: &Engine,
     h: &Arc<SessionHandle>,
     agent: &ResolvedAgent,
     indexes: &[usize],
@@ -595,7 +579,6 @@ async fn gate_calls(
     let mut events = Vec::new();
     for c in calls {
         let g = gate_one(
-            engine,
             h,
             agent,
             &tools.entries,

@@ -66,9 +66,42 @@ fn classify(word: &str) -> Option<&'static str> {
         if upper >= 4 && lower >= 4 && digit >= 4 && !word.contains('/') {
             return Some("a high-entropy token");
         }
+        if random_base64(word) {
+            return Some("a high-entropy base64 key");
+        }
     }
     None
 }
+
+/// Whether `word` looks like random bytes in standard base64 (AWS secret access
+/// keys, Azure account keys): only the base64 alphabet, and case changing from
+/// lower to upper far more often than in paths and CamelCase names, where it
+/// changes once per word (`Users/JohnSmith/Documents` changes once).
+fn random_base64(word: &str) -> bool {
+    let body = word.trim_end_matches('=');
+    if !body
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '/')
+    {
+        return false;
+    }
+    let bytes = body.as_bytes();
+    let rises = bytes
+        .windows(2)
+        .filter(|w| w[0].is_ascii_lowercase() && w[1].is_ascii_uppercase())
+        .count();
+    let upper = bytes.iter().filter(|c| c.is_ascii_uppercase()).count();
+    let lower = bytes.iter().filter(|c| c.is_ascii_lowercase()).count();
+    upper >= 6 && lower >= 6 && rises * 8 >= body.len()
+}
+
+/// Labels that always introduce a secret in connection strings and credential
+/// files, whatever the value looks like.
+const LABELS: &[(&str, &str)] = &[
+    ("accountkey=", "an Azure storage account key"),
+    ("sharedaccesskey=", "an Azure shared access key"),
+    ("aws_secret_access_key", "an AWS secret access key"),
+];
 
 /// The first credential-shaped part of `text`, if any.
 pub fn looks_like_secret(text: &str) -> Option<&'static str> {
@@ -89,6 +122,14 @@ pub fn looks_like_secret(text: &str) -> Option<&'static str> {
         && !text[i + 3..i + 3 + at].contains(char::is_whitespace)
     {
         return Some("a URL with a password");
+    }
+    for (label, what) in LABELS {
+        if let Some(i) = lower.find(label) {
+            let rest = text[i + label.len()..].trim_start_matches([' ', '=', ':', '"', '\'']);
+            if rest.chars().take_while(|c| token_chars(*c)).count() >= 16 {
+                return Some(what);
+            }
+        }
     }
     text.split(|c: char| !token_chars(c))
         .filter(|w| w.len() >= 16)
@@ -193,6 +234,36 @@ mod tests {
         }
     }
 
+    /// Standard-base64 keys (with `/` and `+`) were accepted: AWS secret access
+    /// keys and Azure account keys.
+    #[test]
+    fn base64_keys_with_slashes_and_pluses_are_found() {
+        let aws = format!("{}/{}+{}", fake("", 13), fake("", 12), fake("", 13));
+        assert_eq!(aws.len(), 40);
+        let azure = format!("{}+{}/{}==", fake("", 30), fake("", 28), fake("", 26));
+        for (text, what) in [
+            (aws.clone(), "base64"),
+            (format!("key {aws} here"), "base64"),
+            (
+                format!("aws_secret_access_key = {aws}"),
+                "AWS secret access key",
+            ),
+            (
+                format!(
+                    "DefaultEndpointsProtocol=https;AccountName=acme;AccountKey={azure};EndpointSuffix=core.windows.net"
+                ),
+                "Azure storage account key",
+            ),
+            (
+                format!("Endpoint=sb://acme/;SharedAccessKey={}", fake("", 44)),
+                "Azure shared access key",
+            ),
+        ] {
+            let found = looks_like_secret(&text).unwrap_or_else(|| panic!("missed {what}"));
+            assert!(found.contains(what), "{text}: {found}");
+        }
+    }
+
     #[test]
     fn ordinary_agent_text_passes() {
         for text in [
@@ -203,6 +274,9 @@ mod tests {
             "refunds-over-100",
             "Use the skill-based approach: read SKILL.md before acting (see task-list).",
             "Ask for an API key? Never: the host adds credentials.",
+            "Reports live in Users/JohnSmith/Documents/Projects2024/QuarterlyReports.",
+            "See https://github.com/AcmeCorp/PaymentsService/blob/main/README.md",
+            "MyComponentLibrary/ButtonGroup/IconButtonWithTooltip+Badge",
         ] {
             assert_eq!(looks_like_secret(text), None, "{text}");
         }

@@ -9,8 +9,10 @@ use crate::principal::Principal;
 use crate::redact::redact;
 use crate::state::SessionState;
 use crate::trace::{TraceRecord, trace};
+use futures_util::FutureExt;
 use serde_json::Value;
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -362,7 +364,23 @@ impl Engine {
         let engine = self.clone();
         tokio::spawn(async move {
             loop {
-                if let Err(e) = crate::runner::drive(&engine, &h).await {
+                // A panic in the runner (a bug) must not leave the session marked
+                // as running with nobody driving it: end the run as an error.
+                let driven = AssertUnwindSafe(crate::runner::drive(&engine, &h))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|panic| {
+                        let what = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "a panic".into());
+                        Err(EngineError::Panicked(what))
+                    });
+                if let Err(EngineError::Panicked(what)) = &driven {
+                    tracing::error!(session = %h.id, "the runner panicked: {what}");
+                    crate::runner::recover(&engine, &h, what).await;
+                } else if let Err(e) = driven {
                     tracing::error!(session = %h.id, "the run stopped: {e}");
                     let error = EventData::Error {
                         run_id: None,

@@ -356,7 +356,7 @@ impl SessionLog {
     /// Rebuild the state from the session's log (after a write that failed or
     /// landed elsewhere than the state expected). On failure the state is left
     /// as it is, and the error is logged.
-    async fn reload(&mut self) {
+    pub(crate) async fn reload(&mut self) {
         match fold(&self.store, &self.id).await {
             Ok(fresh) => self.state = fresh,
             Err(e) => {

@@ -30,6 +30,66 @@ use tack_store::Claim;
 const MODEL_CALL_TIMEOUT: Duration = Duration::from_secs(300);
 /// Tokens asked for per model call when the agent sets no token limit.
 const DEFAULT_MAX_TOKENS: u32 = 4096;
+/// More tokens than any model reads or writes in one call: a provider reporting
+/// more is wrong (or hostile), and its count is not added to the run's totals.
+const MAX_PLAUSIBLE_TOKENS: u64 = 1 << 32;
+
+/// Why the token counts a provider reported for one call cannot be true, if so.
+fn implausible_usage(usage: &tack_runtime::Usage) -> Option<String> {
+    (usage.input_tokens > MAX_PLAUSIBLE_TOKENS || usage.output_tokens > MAX_PLAUSIBLE_TOKENS).then(
+        || {
+            format!(
+                "the model reported implausible token usage ({} in, {} out; at most {} each \
+                 is believed)",
+                usage.input_tokens, usage.output_tokens, MAX_PLAUSIBLE_TOKENS
+            )
+        },
+    )
+}
+
+/// After the runner panicked: rebuild the state from the log (the panic may
+/// have left it half-changed), log the failure and end an open run with
+/// `stop_reason: error`, so the session is not left `running` with no runner.
+pub(crate) async fn recover(engine: &Engine, h: &SessionHandle, what: &str) {
+    let error = {
+        let mut log = h.log.lock().await;
+        log.reload().await;
+        EventData::Error {
+            run_id: log.run.as_ref().map(|r| r.run_id.clone()),
+            error_type: "host".into(),
+            message: format!("the host hit a bug and ended the run: {what}"),
+        }
+    };
+    if let Err(e) = fail_run(engine, h, error).await {
+        tracing::error!(session = %h.id, "cannot end the run after a panic: {e}");
+    }
+}
+
+/// Log `error` and end the session's run with `stop_reason: error`. With no run
+/// open but a message queued, that message's run is started and ended so: the
+/// failure answers it, instead of the runner trying it again forever.
+async fn fail_run(engine: &Engine, h: &SessionHandle, error: EventData) -> Result<(), EngineError> {
+    {
+        let mut log = h.log.lock().await;
+        log.append_one(error).await?;
+        if log.run.is_none() && log.next() == Next::StartRun {
+            let model = engine
+                .store()
+                .agent(&h.agent, Some(h.agent_version))
+                .await?
+                .and_then(|a| a.spec["model"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            log.append_one(EventData::RunStarted {
+                run_id: ulid::Ulid::generate().to_string(),
+                agent: h.agent.clone(),
+                agent_version: h.agent_version,
+                model,
+            })
+            .await?;
+        }
+    }
+    finish(h, RunStop::Error, None).await
+}
 
 /// Whether the session has something for a runner to do now.
 pub(crate) fn has_work(state: &SessionState) -> bool {
@@ -43,20 +103,12 @@ pub(crate) async fn drive(engine: &Engine, h: &Arc<SessionHandle>) -> Result<(),
         Err(e) => {
             // The agent cannot run on this host (a component vanished, a secret
             // is missing): end the run with the reason instead of retrying forever.
-            let run_open = {
-                let mut log = h.log.lock().await;
-                log.append_one(EventData::Error {
-                    run_id: None,
-                    error_type: "resolve".into(),
-                    message: e.to_string(),
-                })
-                .await?;
-                log.run.is_some()
+            let error = EventData::Error {
+                run_id: None,
+                error_type: "resolve".into(),
+                message: e.to_string(),
             };
-            if run_open {
-                finish(h, RunStop::Error, None).await?;
-            }
-            return Ok(());
+            return fail_run(engine, h, error).await;
         }
     };
     // One adapter instance serves this stretch's model calls (see `AdapterSession`).
@@ -163,7 +215,7 @@ fn limit_reached(limits: &Limits, run: &RunState, now_ms: i64) -> Option<RunStop
         Some(RunStop::BudgetReached)
     } else if limits
         .max_tokens
-        .is_some_and(|m| run.input_tokens + run.output_tokens >= m)
+        .is_some_and(|m| run.input_tokens.saturating_add(run.output_tokens) >= m)
     {
         Some(RunStop::TokenLimit)
     } else if limits
@@ -193,7 +245,7 @@ fn prepare(agent: &ResolvedAgent, state: &SessionState, run: &RunState, now_ms: 
     let tools = current_tools(agent, state);
     let remaining_tokens = limits
         .max_tokens
-        .map(|m| m.saturating_sub(run.input_tokens + run.output_tokens));
+        .map(|m| m.saturating_sub(run.input_tokens.saturating_add(run.output_tokens)));
     let max_tokens = remaining_tokens
         .map(|r| r.min(u64::from(DEFAULT_MAX_TOKENS)) as u32)
         .unwrap_or(DEFAULT_MAX_TOKENS)
@@ -318,7 +370,10 @@ async fn complete(
         }
         let (retryable, status, message, retry_after) = match outcome {
             Ok(o) => match o.result {
-                Ok(c) => return Ok(Some(c)),
+                Ok(c) => match implausible_usage(&c.usage) {
+                    None => return Ok(Some(c)),
+                    Some(why) => (false, None, why, None),
+                },
                 Err(e) => (e.retryable, e.status, e.message, e.retry_after_ms),
             },
             Err(e @ CallError::Timeout { .. }) => (true, None, e.to_string(), None),

@@ -193,8 +193,9 @@ impl SessionState {
                 self.messages.push(message.clone());
                 if let Some(run) = &mut self.run {
                     run.steps = *step;
-                    run.input_tokens += usage.input_tokens;
-                    run.output_tokens += usage.output_tokens;
+                    // Saturating: a provider's counts are not trusted to be sane.
+                    run.input_tokens = run.input_tokens.saturating_add(usage.input_tokens);
+                    run.output_tokens = run.output_tokens.saturating_add(usage.output_tokens);
                     run.cost_usd += cost_usd;
                     run.calls = message
                         .tool_calls()
@@ -718,6 +719,18 @@ mod tests {
         let mut idle = SessionState::default();
         fold(&mut idle, &[json!({"type": "interrupt", "by": "una"})]);
         assert!(!idle.interrupted);
+    }
+
+    /// Token totals saturate instead of overflowing (which panicked in debug
+    /// builds and left the session `running`).
+    #[test]
+    fn token_totals_saturate() {
+        let mut s = started("x");
+        let mut huge = response(1, json!([{"type": "text", "text": "a"}]));
+        huge["usage"] = json!({"input_tokens": u64::MAX, "output_tokens": u64::MAX});
+        fold(&mut s, &[huge.clone(), huge]);
+        let run = s.run.as_ref().unwrap();
+        assert_eq!((run.input_tokens, run.output_tokens), (u64::MAX, u64::MAX));
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use serde_json::json;
+use std::sync::Arc;
 use tack_engine::{
     ApprovalStatus, EngineError, EventData, Principal, Role, RunStop, Status, Verdict,
 };
@@ -484,6 +485,10 @@ scenarios:
     steps:
       - tool_calls: [{name: ask_user, arguments: {question: "Which order?", choices: ["o-1", "o-2"]}}]
       - text: "Thanks."
+  - match: "huge"
+    steps:
+      - text: "I read the whole internet."
+        usage: [18446744073709551615, 18446744073709551615]
   - match: "slow"
     steps:
       - delay_ms: 5000
@@ -962,4 +967,83 @@ async fn an_unresolvable_agent_keeps_its_reason_as_the_source() {
         ),
         "{source:?}"
     );
+}
+
+/// A provider reporting absurd token counts (2^64 - 1) ends the run with a model
+/// error: its counts are not added up (they overflowed the run's totals before)
+/// and the session goes idle instead of staying `running`.
+#[tokio::test(flavor = "multi_thread")]
+async fn implausible_token_usage_ends_the_run_as_a_model_error() {
+    let h = Harness::start(LOOPING).await;
+    let s = session(&h, &agent("u", "scripted", None, ""), "huge usage").await;
+    let events = wait_finished(&h.engine, &s, 1).await;
+    assert_eq!(finished(&events).0, RunStop::Error);
+    assert!(
+        of_kind(&events, "error").iter().any(|e| matches!(
+            &e.data,
+            EventData::Error { error_type, message, .. }
+                if error_type == "model" && message.contains("implausible token usage")
+        )),
+        "{events:?}"
+    );
+    wait_status(&h.engine, &s, Status::Idle).await;
+}
+
+/// A component source that panics: a stand-in for any bug a runner may hit.
+struct Panicking;
+
+impl tack_engine::ComponentSource for Panicking {
+    fn fetch<'a>(
+        &'a self,
+        _: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Result<tack_engine::Artifact, tack_engine::SourceError>>
+    {
+        Box::pin(async { panic!("a bug in a component source") })
+    }
+}
+
+/// A runner that panics ends its run with `stop_reason: error` and a logged
+/// error; the session does not stay `running` with nobody driving it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panicking_runner_ends_its_run_instead_of_wedging_the_session() {
+    let h = Harness::start(LOOPING).await;
+    let rec = h
+        .engine
+        .register_agent(&agent("p", "scripted", None, ""))
+        .await
+        .unwrap();
+    // A session with a queued message, then a host whose runner will panic.
+    let store = h.engine.store();
+    let s = store.create_session(&rec.name, rec.version).await.unwrap();
+    store
+        .append(
+            &s.id,
+            "user_message",
+            &json!({"text": "carol", "by": "una"}),
+        )
+        .await
+        .unwrap();
+    store
+        .set_status(&s.id, tack_store::SessionStatus::Queued)
+        .await
+        .unwrap();
+    let second = common::engine_with(
+        &h.model.base_url(),
+        &h.dir.path().join("payments"),
+        &h.store_url,
+        "",
+        Arc::new(Panicking),
+    )
+    .await;
+    second.resume().await.unwrap();
+    let events = wait_finished(&second, &s.id, 1).await;
+    assert_eq!(finished(&events).0, RunStop::Error);
+    assert!(
+        of_kind(&events, "error").iter().any(|e| matches!(
+            &e.data,
+            EventData::Error { message, .. } if message.contains("a bug in a component source")
+        )),
+        "{events:?}"
+    );
+    wait_status(&second, &s.id, Status::Idle).await;
 }

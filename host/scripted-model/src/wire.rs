@@ -140,7 +140,7 @@ impl Answer<'_> {
                     "model": self.model,
                     "choices": [{"index": 0, "message": message,
                                  "finish_reason": if self.has_tools() { "tool_calls" } else { "stop" }}],
-                    "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output},
+                    "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input.saturating_add(output)},
                 })
             }
             Dialect::Anthropic => {
@@ -228,7 +228,7 @@ impl Answer<'_> {
             let (input, output) = self.usage;
             let c = json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": self.model,
                            "choices": [],
-                           "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output}});
+                           "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input.saturating_add(output)}});
             frames.push(format!("data: {c}\n\n"));
         }
         frames.push("data: [DONE]\n\n".into());

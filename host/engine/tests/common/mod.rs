@@ -138,6 +138,17 @@ pub async fn engine(
     store_url: &str,
     extra: &str,
 ) -> Engine {
+    engine_with(endpoint, state, store_url, extra, Arc::new(source())).await
+}
+
+/// [`engine`] with components from `components`.
+pub async fn engine_with(
+    endpoint: &str,
+    state: &std::path::Path,
+    store_url: &str,
+    extra: &str,
+    components: Arc<dyn tack_engine::ComponentSource>,
+) -> Engine {
     let text = host_toml(endpoint, state, extra);
     let host = HostConfig::from_toml(&text, &PathBuf::from("/etc/tack/tack.toml")).expect("config");
     let store = Store::open(store_url).await.expect("store");
@@ -146,7 +157,7 @@ pub async fn engine(
         runtime: runtime(),
         store,
         secrets: None,
-        components: Arc::new(source()),
+        components,
         retry: RetryPolicy {
             attempts: 4,
             base_delay: Duration::from_millis(10),

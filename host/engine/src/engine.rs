@@ -368,19 +368,16 @@ impl Engine {
                 // as running with nobody driving it: end the run as an error.
                 let driven = AssertUnwindSafe(crate::runner::drive(&engine, &h))
                     .catch_unwind()
-                    .await
-                    .unwrap_or_else(|panic| {
-                        let what = panic
-                            .downcast_ref::<&str>()
-                            .map(|s| s.to_string())
-                            .or_else(|| panic.downcast_ref::<String>().cloned())
-                            .unwrap_or_else(|| "a panic".into());
-                        Err(EngineError::Panicked(what))
-                    });
-                if let Err(EngineError::Panicked(what)) = &driven {
+                    .await;
+                if let Err(panic) = &driven {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic".into());
                     tracing::error!(session = %h.id, "the runner panicked: {what}");
-                    crate::runner::recover(&engine, &h, what).await;
-                } else if let Err(e) = driven {
+                    crate::runner::recover(&engine, &h, &what).await;
+                } else if let Ok(Err(e)) = driven {
                     tracing::error!(session = %h.id, "the run stopped: {e}");
                     let error = EventData::Error {
                         run_id: None,

@@ -36,10 +36,6 @@ pub enum EngineError {
         /// Why.
         source: BoxError,
     },
-    /// The session's runner panicked (a bug in the host); the run was ended as
-    /// an error (500).
-    #[error("the host hit a bug and ended the run: {0}")]
-    Panicked(String),
     /// The durable store failed (500/503).
     #[error("store: {0}")]
     Store(#[from] tack_store::StoreError),

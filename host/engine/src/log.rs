@@ -333,7 +333,7 @@ impl SessionLog {
                 None => self.state.apply(&event),
             }
             if self.live.receiver_count() > 0 {
-                self.send(event.clone());
+                let _ = self.live.send(Arc::new(event.clone()));
             }
             logged.push(event);
         }

@@ -289,17 +289,17 @@ async fn model_step(
     agent: &ResolvedAgent,
     adapter: &mut AdapterSession,
 ) -> Result<(), EngineError> {
-    let next = {
+    let call = {
         let log = h.log.lock().await;
         let Some(run) = &log.run else {
             return Ok(());
         };
         let now = now_ms();
-        limit_reached(&agent.spec.limits, run, now).ok_or_else(|| prepare(agent, &log, run, now))
-    };
-    let call = match next {
-        Ok(stop) => return finish(h, stop, None).await,
-        Err(prepared) => prepared,
+        if let Some(stop) = limit_reached(&agent.spec.limits, run, now) {
+            drop(log);
+            return finish(h, stop, None).await;
+        }
+        prepare(agent, &log, run, now)
     };
     let request_seq = h
         .log

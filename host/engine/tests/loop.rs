@@ -828,15 +828,14 @@ async fn a_loaded_skill_brings_its_tools() {
     assert!(!offered(0) && offered(2));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_message_queued_before_a_crash_runs_after_restart() {
-    let h = Harness::start(LOOPING).await;
+/// What a host that died right after taking a message leaves behind: a session
+/// marked `queued` whose log holds only that message.
+async fn queued_before_a_crash(h: &Harness) -> tack_store::SessionRecord {
     let rec = h
         .engine
         .register_agent(&agent("a", "scripted", None, ""))
         .await
         .unwrap();
-    // What a host that died right after taking the message leaves behind.
     let store = h.engine.store();
     let s = store.create_session(&rec.name, rec.version).await.unwrap();
     store
@@ -851,11 +850,24 @@ async fn a_message_queued_before_a_crash_runs_after_restart() {
         .set_status(&s.id, tack_store::SessionStatus::Queued)
         .await
         .unwrap();
+    s
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_queued_before_a_crash_runs_after_restart() {
+    let h = Harness::start(LOOPING).await;
+    let s = queued_before_a_crash(&h).await;
     let second = h.restart().await;
     let events = wait_finished(&second, &s.id, 1).await;
     assert_eq!(finished(&events), (RunStop::EndTurn, 2));
     assert_eq!(
-        store.session(&s.id).await.unwrap().unwrap().status,
+        h.engine
+            .store()
+            .session(&s.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
         tack_store::SessionStatus::Idle,
         "the status follows the run"
     );
@@ -1007,26 +1019,8 @@ impl tack_engine::ComponentSource for Panicking {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_panicking_runner_ends_its_run_instead_of_wedging_the_session() {
     let h = Harness::start(LOOPING).await;
-    let rec = h
-        .engine
-        .register_agent(&agent("p", "scripted", None, ""))
-        .await
-        .unwrap();
     // A session with a queued message, then a host whose runner will panic.
-    let store = h.engine.store();
-    let s = store.create_session(&rec.name, rec.version).await.unwrap();
-    store
-        .append(
-            &s.id,
-            "user_message",
-            &json!({"text": "carol", "by": "una"}),
-        )
-        .await
-        .unwrap();
-    store
-        .set_status(&s.id, tack_store::SessionStatus::Queued)
-        .await
-        .unwrap();
+    let s = queued_before_a_crash(&h).await;
     let second = common::engine_with(
         &h.model.base_url(),
         &h.dir.path().join("payments"),

@@ -47,7 +47,6 @@ impl From<EngineError> for ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, "unresolvable_agent")
             }
             EngineError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
-            EngineError::Panicked(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         if status.is_server_error() {
             tracing::error!("{e}");

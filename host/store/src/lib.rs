@@ -85,6 +85,7 @@ impl Store {
     }
 
     /// The schema version the database is at ([`SCHEMA_VERSION`] once open).
+    #[cfg(any(test, feature = "testing"))]
     pub async fn schema_version(&self) -> Result<i64> {
         let row = db::query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations")
             .fetch_one(&self.db)

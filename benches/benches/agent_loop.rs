@@ -286,7 +286,8 @@ fn main() {
     let rt = tack_tests::one_worker_runtime();
     rt.block_on(async {
         let engine = engine(dir.path(), &url).await;
-        engine.register_agent(AGENT).await.unwrap();
+        let builder = Principal::new("bench-builder", tack_engine::Role::Builder);
+        engine.register_agent(AGENT, &builder).await.unwrap();
         let who = Principal::new("bench", tack_engine::Role::User);
         for _ in 0..WARMUP_RUNS {
             one_run(&engine, &who).await;

@@ -172,12 +172,45 @@ impl Engine {
         &self.inner.host
     }
 
-    /// Register an agent file (YAML); an unchanged file keeps its version.
-    pub async fn register_agent(&self, yaml: &str) -> Result<AgentRecord, EngineError> {
+    /// Register an agent file (YAML) as published by `by`; an unchanged file
+    /// keeps its version. The first publisher of a name owns it: a later
+    /// version comes from its owner or an admin
+    /// ([`Principal::may_publish`]).
+    pub async fn register_agent(
+        &self,
+        yaml: &str,
+        by: &Principal,
+    ) -> Result<AgentRecord, EngineError> {
         let spec = AgentSpec::parse(yaml)?;
         spec.validate(&*self.inner.host)?;
         let value = serde_json::to_value(&spec).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let owner = self.inner.store.claim_agent(&spec.name, &by.name).await?;
+        if !by.may_publish(owner.as_deref()) {
+            let name = &spec.name;
+            return Err(EngineError::Forbidden(match owner {
+                Some(owner) => format!(
+                    "agent `{name}` belongs to `{owner}`; only its owner or an admin may publish a \
+                     version of it. Publish under another name, or ask an admin"
+                ),
+                None => format!(
+                    "agent `{name}` was registered before tack recorded owners; an admin may \
+                     publish it, or give it an owner with PUT /v1/agents/{name}/owner"
+                ),
+            }));
+        }
         Ok(self.inner.store.put_agent(&spec.name, &value).await?)
+    }
+
+    /// Session `id`, if `who` reaches it ([`Principal::reaches_session`]); a
+    /// session `who` does not reach is not found, exactly as one that does not
+    /// exist, so its id tells nothing.
+    pub async fn session(&self, id: &str, who: &Principal) -> Result<SessionRecord, EngineError> {
+        self.inner
+            .store
+            .session(id)
+            .await?
+            .filter(|s| who.reaches_session(s.owner.as_deref()))
+            .ok_or_else(|| EngineError::NotFound(format!("no session `{id}`")))
     }
 
     /// The agent `name` at `version` (latest when `None`), resolved and cached.
@@ -270,6 +303,7 @@ impl Engine {
             .create_session_with(
                 &agent.spec.name,
                 agent.version,
+                &by.name,
                 first,
                 SessionStatus::Queued,
             )

@@ -77,6 +77,26 @@ impl Principal {
         }
     }
 
+    /// Whether this caller reaches a session that `owner` created (`None`: a
+    /// session from before tack recorded owners). A `user` reaches only its own
+    /// sessions; `approver`, `builder` and `admin` reach every session. This is
+    /// the one place the rule lives: a team scope belongs here.
+    pub fn reaches_session(&self, owner: Option<&str>) -> bool {
+        self.role != Role::User || owner == Some(self.name.as_str())
+    }
+
+    /// Whose sessions this caller lists: `Some(name)` for a `user` (its own),
+    /// `None` (every session) for the roles that reach every session.
+    pub fn session_owner_scope(&self) -> Option<&str> {
+        (self.role == Role::User).then_some(self.name.as_str())
+    }
+
+    /// Whether this caller may publish a version of an agent whose name `owner`
+    /// owns (`None`: no recorded owner): its owner may, and an admin.
+    pub fn may_publish(&self, owner: Option<&str>) -> bool {
+        self.role == Role::Admin || owner == Some(self.name.as_str())
+    }
+
     /// Whether this caller may decide an approval that lists `approvers`.
     pub fn may_approve(&self, approvers: &[String]) -> bool {
         self.role == Role::Admin || approvers.iter().any(|r| r == self.role.as_str())
@@ -98,6 +118,31 @@ mod tests {
             "`root` is not a role; use one of: user, approver, builder, admin"
         );
         assert!("Admin".parse::<Role>().is_err(), "names are lower case");
+    }
+
+    #[test]
+    fn users_reach_their_own_sessions_and_other_roles_every_session() {
+        let ann = Principal::new("ann", Role::User);
+        assert!(ann.reaches_session(Some("ann")));
+        assert!(!ann.reaches_session(Some("bob")));
+        assert!(
+            !ann.reaches_session(None),
+            "an ownerless session is no user's"
+        );
+        for role in [Role::Approver, Role::Builder, Role::Admin] {
+            let p = Principal::new("carl", role);
+            assert!(p.reaches_session(Some("ann")) && p.reaches_session(None));
+        }
+    }
+
+    #[test]
+    fn an_agent_is_published_by_its_owner_or_an_admin() {
+        let bob = Principal::new("bob", Role::Builder);
+        assert!(bob.may_publish(Some("bob")));
+        assert!(!bob.may_publish(Some("ann")));
+        assert!(!bob.may_publish(None), "an ownerless name needs an admin");
+        assert!(Principal::new("root", Role::Admin).may_publish(Some("ann")));
+        assert!(Principal::new("root", Role::Admin).may_publish(None));
     }
 
     #[test]

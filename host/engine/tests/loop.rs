@@ -30,7 +30,11 @@ scenarios:
 "#;
 
 async fn session(h: &Harness, agent_yaml: &str, input: &str) -> String {
-    let rec = h.engine.register_agent(agent_yaml).await.unwrap();
+    let rec = h
+        .engine
+        .register_agent(agent_yaml, &common::builder())
+        .await
+        .unwrap();
     h.engine
         .create_session(&rec.name, input, &user())
         .await
@@ -670,12 +674,12 @@ async fn agent_files_are_validated_and_versioned() {
     let h = Harness::start(LOOPING).await;
     let a = h
         .engine
-        .register_agent(&agent("v", "scripted", None, ""))
+        .register_agent(&agent("v", "scripted", None, ""), &common::builder())
         .await
         .unwrap();
     let b = h
         .engine
-        .register_agent(&agent("v", "scripted", None, ""))
+        .register_agent(&agent("v", "scripted", None, ""), &common::builder())
         .await
         .unwrap();
     assert_eq!(
@@ -685,13 +689,16 @@ async fn agent_files_are_validated_and_versioned() {
     );
     let c = h
         .engine
-        .register_agent(&agent("v", "scripted", None, "limits:\n  max-steps: 3\n"))
+        .register_agent(
+            &agent("v", "scripted", None, "limits:\n  max-steps: 3\n"),
+            &common::builder(),
+        )
         .await
         .unwrap();
     assert_eq!(c.version, 2);
     let err = h
         .engine
-        .register_agent(&agent("v", "nope", None, ""))
+        .register_agent(&agent("v", "nope", None, ""), &common::builder())
         .await
         .unwrap_err();
     assert!(
@@ -833,7 +840,7 @@ async fn a_loaded_skill_brings_its_tools() {
 async fn queued_before_a_crash(h: &Harness) -> tack_store::SessionRecord {
     let rec = h
         .engine
-        .register_agent(&agent("a", "scripted", None, ""))
+        .register_agent(&agent("a", "scripted", None, ""), &common::builder())
         .await
         .unwrap();
     let store = h.engine.store();
@@ -888,7 +895,10 @@ scenarios:
     let h = Harness::start(SCRIPT).await;
     let rec = h
         .engine
-        .register_agent(&agent("a", "scripted", Some("refunds"), ""))
+        .register_agent(
+            &agent("a", "scripted", Some("refunds"), ""),
+            &common::builder(),
+        )
         .await
         .unwrap();
     let start = |input: String| {
@@ -960,7 +970,10 @@ scenarios:
 async fn an_unresolvable_agent_keeps_its_reason_as_the_source() {
     let h = Harness::start(LOOPING).await;
     let yaml = agent("ghost", "scripted", None, "").replace("tack/payments", "tack/ghost");
-    h.engine.register_agent(&yaml).await.unwrap();
+    h.engine
+        .register_agent(&yaml, &common::builder())
+        .await
+        .unwrap();
     let err = h
         .engine
         .create_session("ghost", "hi", &user())

@@ -3,15 +3,17 @@
 //! A token is `tack_` and 64 hex digits (32 random bytes); the store keeps only
 //! its SHA-256. Roles: `admin` (everything), `builder` (agents, sessions),
 //! `approver` (read sessions, decide approvals), `user` (sessions: create, read,
-//! message, answer, interrupt). Who may decide an approval is the approval's
-//! own list of roles (plus `admin`), checked by the engine.
+//! message, answer, interrupt). A `user` reaches only the sessions it created
+//! ([`Session`]). Who may decide an approval is the approval's own list of roles
+//! (plus `admin`), checked by the engine.
 
 use crate::error::ApiError;
 use crate::routes::AppState;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::marker::PhantomData;
 use tack_engine::{Principal, Role};
 use tack_store::Store;
@@ -175,6 +177,39 @@ impl Permission for Approvals {
 }
 impl Permission for Admin {
     const NEED: Need = Need::Admin;
+}
+
+/// A session the caller reaches, named by the route's `{id}` (an extractor: 401
+/// and 403 as [`Caller`], then 404 for a session that does not exist *or* that
+/// the caller does not reach, with the same message, so a session id is no
+/// oracle). Every route under `/v1/sessions/{id}` takes one: the reach rule is
+/// [`Principal::reaches_session`], applied here only.
+pub struct Session<P> {
+    /// Who is calling.
+    pub who: Principal,
+    /// The session.
+    pub session: tack_store::SessionRecord,
+    _permission: PhantomData<P>,
+}
+
+impl<P: Permission> FromRequestParts<AppState> for Session<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Caller(who, _) = Caller::<P>::from_request_parts(parts, state).await?;
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let id = params
+            .get("id")
+            .ok_or_else(|| ApiError::bad_request("the route names no session"))?;
+        let session = state.engine.session(id, &who).await?;
+        Ok(Session {
+            who,
+            session,
+            _permission: PhantomData,
+        })
+    }
 }
 
 /// The authenticated caller, whose role has permission `P` (an extractor:

@@ -2,7 +2,7 @@
 //!
 //! Routes (all under `/v1`, documented in [`OPENAPI`], served at
 //! `/v1/openapi.json`):
-//! agents (`POST/GET /agents`, `GET /agents/{name}`), sessions
+//! agents (`POST/GET /agents`, `GET /agents/{name}`, `PUT /agents/{name}/owner`), sessions
 //! (`POST/GET /sessions`, `GET /sessions/{id}`), user events
 //! (`POST /sessions/{id}/events`: message, approval decision, answer,
 //! interrupt), the log (`GET /sessions/{id}/events`, paged) and its live

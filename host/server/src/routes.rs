@@ -1,14 +1,12 @@
 //! The routes.
 
-use crate::auth::{
-    Admin, AnyRole, Approvals, Build, Caller, Need, Sessions, authenticate, require,
-};
+use crate::auth::{Admin, AnyRole, Approvals, Build, Caller, Need, Session, Sessions, require};
 use crate::error::ApiError;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde::Deserialize;
@@ -32,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/agents", post(create_agent).get(list_agents))
         .route("/v1/agents/{name}", get(agent_versions))
+        .route("/v1/agents/{name}/owner", put(set_agent_owner))
         .route("/v1/sessions", post(create_session).get(list_sessions))
         .route("/v1/sessions/{id}", get(get_session))
         .route("/v1/sessions/{id}/events", post(post_event).get(get_events))
@@ -73,7 +72,7 @@ async fn openapi() -> Response {
 
 async fn create_agent(
     State(state): State<AppState>,
-    _: Caller<Build>,
+    Caller(who, _): Caller<Build>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let text = std::str::from_utf8(&body)
@@ -84,7 +83,7 @@ async fn create_agent(
         .ok()
         .and_then(|v| v.get("yaml").and_then(Value::as_str).map(str::to_string))
         .unwrap_or_else(|| text.to_string());
-    let record = state.engine.register_agent(&yaml).await?;
+    let record = state.engine.register_agent(&yaml, &who).await?;
     Ok((StatusCode::CREATED, Json(json!(record))))
 }
 
@@ -106,7 +105,39 @@ async fn agent_versions(
     if versions.is_empty() {
         return Err(EngineError::NotFound(format!("agent `{name}` is not registered")).into());
     }
-    Ok(Json(json!({"name": name, "versions": versions})))
+    let owner = state.engine.store().agent_owner(&name).await?.flatten();
+    Ok(Json(
+        json!({"name": name, "owner": owner, "versions": versions}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Owner {
+    owner: String,
+}
+
+/// Give an agent name to another token name (admin): its new owner publishes
+/// its versions from then on.
+async fn set_agent_owner(
+    State(state): State<AppState>,
+    _: Caller<Admin>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let req: Owner = parse(&body, "{\"owner\": TOKEN-NAME}")?;
+    if req.owner.trim().is_empty() {
+        return Err(ApiError::bad_request("`owner` must name a token"));
+    }
+    if !state
+        .engine
+        .store()
+        .set_agent_owner(&name, &req.owner)
+        .await?
+    {
+        return Err(EngineError::NotFound(format!("agent `{name}` is not registered")).into());
+    }
+    Ok(Json(json!({"name": name, "owner": req.owner})))
 }
 
 #[derive(Deserialize)]
@@ -119,7 +150,7 @@ struct NewSession {
 fn session_json(s: &tack_store::SessionRecord) -> Value {
     json!({
         "id": s.id, "agent": s.agent, "agent_version": s.agent_version, "status": s.status,
-        "created_ms": s.created_ms, "updated_ms": s.updated_ms,
+        "owner": s.owner, "created_ms": s.created_ms, "updated_ms": s.updated_ms,
         "links": {
             "events": format!("/v1/sessions/{}/events", s.id),
             "stream": format!("/v1/sessions/{}/stream", s.id),
@@ -149,14 +180,14 @@ struct Page {
 
 async fn list_sessions(
     State(state): State<AppState>,
-    _: Caller<AnyRole>,
+    Caller(who, _): Caller<AnyRole>,
     Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = page.limit.unwrap_or(50).clamp(1, 500);
     let sessions = state
         .engine
         .store()
-        .sessions(page.before.as_deref(), limit)
+        .sessions(page.before.as_deref(), limit, who.session_owner_scope())
         .await?;
     Ok(Json(json!({
         "sessions": sessions.iter().map(session_json).collect::<Vec<_>>(),
@@ -164,18 +195,8 @@ async fn list_sessions(
     })))
 }
 
-async fn get_session(
-    State(state): State<AppState>,
-    _: Caller<AnyRole>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let s = state
-        .engine
-        .store()
-        .session(&id)
-        .await?
-        .ok_or_else(|| EngineError::NotFound(format!("no session `{id}`")))?;
-    Ok(Json(session_json(&s)))
+async fn get_session(s: Session<AnyRole>) -> Json<Value> {
+    Json(session_json(&s.session))
 }
 
 #[derive(Deserialize)]
@@ -199,10 +220,10 @@ enum UserEvent {
 
 async fn post_event(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    Session { who, session, .. }: Session<AnyRole>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let id = session.id;
     let event: UserEvent = parse(
         &body,
         "a user event: {\"type\": \"message\" | \"approval_decision\" | \"answer\" | \"interrupt\", ...}",
@@ -210,7 +231,7 @@ async fn post_event(
     let e = &state.engine;
     let logged = match event {
         UserEvent::Message { text } => {
-            let who = require(authenticate(&state, &headers).await?, Need::Session)?;
+            let who = require(who, Need::Session)?;
             e.post_message(&id, &text, &who).await?
         }
         UserEvent::ApprovalDecision {
@@ -220,7 +241,6 @@ async fn post_event(
             arguments,
         } => {
             // Who may decide is the approval's own list; the engine checks it.
-            let who = authenticate(&state, &headers).await?;
             e.decide(&id, &approval_id, &who, decision, reason, arguments)
                 .await?
         }
@@ -228,11 +248,11 @@ async fn post_event(
             question_id,
             answer,
         } => {
-            let who = require(authenticate(&state, &headers).await?, Need::Session)?;
+            let who = require(who, Need::Session)?;
             e.answer(&id, &question_id, &answer, &who).await?
         }
         UserEvent::Interrupt => {
-            let who = require(authenticate(&state, &headers).await?, Need::Session)?;
+            let who = require(who, Need::Session)?;
             e.interrupt(&id, &who).await?
         }
     };
@@ -241,14 +261,13 @@ async fn post_event(
 
 async fn get_events(
     State(state): State<AppState>,
-    _: Caller<AnyRole>,
-    Path(id): Path<String>,
+    s: Session<AnyRole>,
     Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = page.limit.unwrap_or(100).clamp(1, 1000);
     let events = state
         .engine
-        .events(&id, page.after.unwrap_or(0), limit)
+        .events(&s.session.id, page.after.unwrap_or(0), limit)
         .await?;
     let next = events.last().map(|e| e.seq);
     Ok(Json(json!({"events": events, "next_after": next})))
@@ -256,10 +275,10 @@ async fn get_events(
 
 async fn get_trace(
     State(state): State<AppState>,
-    _: Caller<AnyRole>,
-    Path((id, run)): Path<(String, String)>,
+    s: Session<AnyRole>,
+    Path((_, run)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let records = state.engine.trace(&id, &run).await?;
+    let records = state.engine.trace(&s.session.id, &run).await?;
     Ok(Json(json!({"run_id": run, "records": records})))
 }
 
@@ -295,11 +314,18 @@ async fn decide_approval(
         &body,
         "a decision: {\"decision\": \"approve\" | \"deny\" | \"edit\", \"reason\"?, \"arguments\"?}",
     )?;
+    // An approval in a session the caller does not reach is not found either.
+    let unknown = || EngineError::NotFound(format!("no approval `{approval}`"));
     let session = state
         .engine
         .session_of_approval(&approval)
         .await?
-        .ok_or_else(|| EngineError::NotFound(format!("no approval `{approval}`")))?;
+        .ok_or_else(unknown)?;
+    state
+        .engine
+        .session(&session, &who)
+        .await
+        .map_err(|_| unknown())?;
     let logged = state
         .engine
         .decide(&session, &approval, &who, d.decision, d.reason, d.arguments)

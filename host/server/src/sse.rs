@@ -8,10 +8,10 @@
 //! `text_delta` events without an id (live only, not logged; the full text is
 //! in `model_response`).
 
-use crate::auth::{AnyRole, Caller};
+use crate::auth::{AnyRole, Session};
 use crate::error::ApiError;
 use crate::routes::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream};
@@ -136,12 +136,12 @@ impl Cursor {
 
 pub(crate) async fn stream(
     State(state): State<AppState>,
-    _: Caller<AnyRole>,
+    Session { session, .. }: Session<AnyRole>,
     headers: HeaderMap,
-    Path(session): Path<String>,
     Query(after): Query<After>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let engine = state.engine.clone();
+    let session = session.id;
     let start = match headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())

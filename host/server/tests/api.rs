@@ -31,15 +31,25 @@ struct Api {
 impl Api {
     async fn start(h: &Harness) -> Api {
         let mut tokens = BTreeMap::new();
-        for role in ["admin", "builder", "approver", "user"] {
-            let t = auth::create_token(
-                h.engine.store(),
-                &format!("{role}-1"),
-                role.parse().unwrap(),
-            )
-            .await
-            .unwrap();
-            tokens.insert(role, t);
+        // `user` is token `user-1`; `user-2` is another user, `builder-2`
+        // another builder.
+        for (key, role) in [
+            ("admin", "admin"),
+            ("builder", "builder"),
+            ("approver", "approver"),
+            ("user", "user"),
+            ("user-2", "user"),
+            ("builder-2", "builder"),
+        ] {
+            let name = if key.contains('-') {
+                key.to_string()
+            } else {
+                format!("{key}-1")
+            };
+            let t = auth::create_token(h.engine.store(), &name, role.parse().unwrap())
+                .await
+                .unwrap();
+            tokens.insert(key, t);
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -364,6 +374,218 @@ async fn the_refund_flow_over_http_with_sse_and_an_approval() {
     }
 }
 
+/// A user reaches its own sessions only: another user's session answers 404 on
+/// every route, exactly as a session that does not exist, and nothing the other
+/// user sends reaches it. Roles with a wider reach keep it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_reaches_only_its_own_sessions() {
+    let h = Harness::start(REFUND).await;
+    let api = Api::start(&h).await;
+    let agent_yaml = agent("refund-assistant", "scripted", Some("refunds"), "");
+    let (s, body) = api
+        .call("POST", "/v1/agents", Some("builder"), Some(agent_yaml))
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let (s, session) = api
+        .call(
+            "POST",
+            "/v1/sessions",
+            Some("user"),
+            Some(json!({"agent": "refund-assistant", "input": "refund my lamp"}).to_string()),
+        )
+        .await;
+    assert_eq!(s, 201, "{session}");
+    assert_eq!(session["owner"], "user-1");
+    let id = session["id"].as_str().unwrap().to_string();
+    let mut stream = api
+        .http
+        .get(format!("{}/v1/sessions/{id}/stream", api.base))
+        .bearer_auth(&api.tokens["user"])
+        .send()
+        .await
+        .unwrap()
+        .bytes_stream();
+    let mut buf = String::new();
+    let seen = read_until(&mut stream, &mut buf, "approval_required").await;
+    let approval_id = seen.last().unwrap().2["approval_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, before) = api
+        .call(
+            "GET",
+            &format!("/v1/sessions/{id}/events"),
+            Some("user"),
+            None,
+        )
+        .await;
+
+    // What a session that does not exist answers.
+    let (s, missing) = api
+        .call("GET", "/v1/sessions/01NOSUCHSESSION", Some("user-2"), None)
+        .await;
+    assert_eq!(s, 404);
+    let posts = [
+        json!({"type": "message", "text": "cancel that"}),
+        json!({"type": "answer", "question_id": "q", "answer": "no"}),
+        json!({"type": "interrupt"}),
+        json!({"type": "approval_decision", "approval_id": approval_id, "decision": "deny"}),
+    ];
+    let reads = ["", "/events", "/stream", "/runs/r/trace"];
+    for path in reads {
+        let (s, body) = api
+            .call(
+                "GET",
+                &format!("/v1/sessions/{id}{path}"),
+                Some("user-2"),
+                None,
+            )
+            .await;
+        assert_eq!(s, 404, "GET {path}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert_eq!(
+            message,
+            missing["error"]["message"]
+                .as_str()
+                .unwrap()
+                .replace("01NOSUCHSESSION", &id)
+        );
+    }
+    for post in &posts {
+        let (s, body) = api
+            .call(
+                "POST",
+                &format!("/v1/sessions/{id}/events"),
+                Some("user-2"),
+                Some(post.to_string()),
+            )
+            .await;
+        assert_eq!(s, 404, "{post}: {body}");
+    }
+    let (s, body) = api
+        .call(
+            "POST",
+            &format!("/v1/approvals/{approval_id}"),
+            Some("user-2"),
+            Some(json!({"decision": "deny"}).to_string()),
+        )
+        .await;
+    assert_eq!(s, 404, "{body}");
+    assert_eq!(
+        body["error"]["message"],
+        format!("no approval `{approval_id}`")
+    );
+    let (_, listed) = api.call("GET", "/v1/sessions", Some("user-2"), None).await;
+    assert_eq!(
+        listed["sessions"],
+        json!([]),
+        "another user's sessions are not listed"
+    );
+
+    // Nothing reached the session: the log is as it was, still waiting.
+    let (_, after) = api
+        .call(
+            "GET",
+            &format!("/v1/sessions/{id}/events"),
+            Some("user"),
+            None,
+        )
+        .await;
+    assert_eq!(after, before);
+    let (_, mine) = api.call("GET", "/v1/sessions", Some("user"), None).await;
+    assert_eq!(mine["sessions"][0]["id"], id.as_str());
+    assert_eq!(mine["sessions"][0]["status"], "waiting_approval");
+
+    // Approvers, builders and admins reach every session.
+    for role in ["approver", "builder", "admin"] {
+        let (s, body) = api
+            .call("GET", &format!("/v1/sessions/{id}"), Some(role), None)
+            .await;
+        assert_eq!(s, 200, "{role}: {body}");
+        let (_, listed) = api.call("GET", "/v1/sessions", Some(role), None).await;
+        assert_eq!(listed["sessions"][0]["id"], id.as_str(), "{role}");
+    }
+    let (s, body) = api
+        .call(
+            "POST",
+            &format!("/v1/approvals/{approval_id}"),
+            Some("approver"),
+            Some(json!({"decision": "approve"}).to_string()),
+        )
+        .await;
+    assert_eq!(s, 202, "{body}");
+}
+
+/// The first builder to publish an agent name owns it: another builder's
+/// version is refused, naming the owner; an admin may publish any agent and
+/// give it to another owner.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_is_published_by_its_owner_or_an_admin() {
+    let h = Harness::start(REFUND).await;
+    let api = Api::start(&h).await;
+    let v = |extra: &str| agent("refund-assistant", "scripted", Some("refunds"), extra);
+    let publish =
+        |role: &'static str, yaml: String| api.call("POST", "/v1/agents", Some(role), Some(yaml));
+    let (s, body) = publish("builder", v("")).await;
+    assert_eq!((s, body["version"].as_u64()), (201, Some(1)), "{body}");
+    let (s, body) = publish("builder-2", v("limits:\n  max-steps: 3\n")).await;
+    assert_eq!(s, 403, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("belongs to `builder-1`"), "{message}");
+    let (_, versions) = api
+        .call("GET", "/v1/agents/refund-assistant", Some("user"), None)
+        .await;
+    assert_eq!(
+        versions["versions"].as_array().unwrap().len(),
+        1,
+        "nothing was published"
+    );
+    assert_eq!(versions["owner"], "builder-1");
+
+    let (s, body) = publish("admin", v("limits:\n  max-steps: 4\n")).await;
+    assert_eq!((s, body["version"].as_u64()), (201, Some(2)), "{body}");
+    // Only an admin gives an agent away.
+    let give = json!({"owner": "builder-2"}).to_string();
+    let owner = "/v1/agents/refund-assistant/owner";
+    assert_eq!(
+        api.call("PUT", owner, Some("builder"), Some(give.clone()))
+            .await
+            .0,
+        403
+    );
+    let (s, body) = api.call("PUT", owner, Some("admin"), Some(give)).await;
+    assert_eq!(s, 200, "{body}");
+    let (s, body) = publish("builder-2", v("limits:\n  max-steps: 5\n")).await;
+    assert_eq!((s, body["version"].as_u64()), (201, Some(3)), "{body}");
+    assert_eq!(publish("builder", v("")).await.0, 403);
+    let (s, _) = api
+        .call(
+            "PUT",
+            "/v1/agents/nobody/owner",
+            Some("admin"),
+            Some(json!({"owner": "x"}).to_string()),
+        )
+        .await;
+    assert_eq!(s, 404);
+}
+
+/// The events route authenticates before it reads the body: no token is a
+/// 401 whatever the body holds.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_events_route_authenticates_before_it_parses() {
+    let h = Harness::start(REFUND).await;
+    let api = Api::start(&h).await;
+    let (s, body) = api
+        .call(
+            "POST",
+            "/v1/sessions/anything/events",
+            None,
+            Some("{not json".into()),
+        )
+        .await;
+    assert_eq!(s, 401, "{body}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_openapi_document_describes_every_route() {
     let h = Harness::start(REFUND).await;
@@ -382,6 +604,7 @@ async fn the_openapi_document_describes_every_route() {
         "/v1/openapi.json",
         "/v1/agents",
         "/v1/agents/{name}",
+        "/v1/agents/{name}/owner",
         "/v1/sessions",
         "/v1/sessions/{id}",
         "/v1/sessions/{id}/events",
@@ -412,7 +635,7 @@ async fn the_openapi_document_describes_every_route() {
     }
     assert_eq!(
         paths.len(),
-        13,
+        14,
         "every documented path is in the list above"
     );
     let (s, body) = api.call("GET", "/v1/nope", None, None).await;

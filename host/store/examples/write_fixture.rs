@@ -56,6 +56,7 @@ async fn write(store: &Store) {
         .create_session_with(
             "refunds",
             2,
+            "alice",
             NewEvent {
                 kind: "user_message",
                 data: message,

@@ -33,6 +33,57 @@ fn agent_row(row: &Row) -> Result<AgentRecord> {
 }
 
 impl Store {
+    /// Make `owner` the owner of agent name `name` unless it has one; returns the
+    /// name's owner after that (`None` for a name registered before tack
+    /// recorded owners and given none since). One statement, so of two
+    /// publishers racing for a new name exactly one owns it.
+    pub async fn claim_agent(&self, name: &str, owner: &str) -> Result<Option<String>> {
+        query(
+            "INSERT INTO agent_owners (name, owner, created_ms) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(owner)
+        .bind(now_ms())
+        .execute(&self.db)
+        .await?;
+        Ok(self.agent_owner(name).await?.flatten())
+    }
+
+    /// Who owns agent name `name`: `None` when nobody has registered it,
+    /// `Some(None)` when it has no recorded owner.
+    pub async fn agent_owner(&self, name: &str) -> Result<Option<Option<String>>> {
+        let row = query("SELECT owner FROM agent_owners WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.db)
+            .await?;
+        row.map(|r| r.try_get("owner"))
+            .transpose()
+            .map_err(Into::into)
+    }
+
+    /// Give agent name `name` to `owner`; false when no agent has that name.
+    pub async fn set_agent_owner(&self, name: &str, owner: &str) -> Result<bool> {
+        if self.latest_agent_version(name).await?.is_none() {
+            return Ok(false);
+        }
+        let t = now_ms();
+        let done = query("UPDATE agent_owners SET owner = $1 WHERE name = $2")
+            .bind(owner)
+            .bind(name)
+            .execute(&self.db)
+            .await?;
+        if done.rows_affected() == 0 {
+            query("INSERT INTO agent_owners (name, owner, created_ms) VALUES ($1, $2, $3)")
+                .bind(name)
+                .bind(owner)
+                .bind(t)
+                .execute(&self.db)
+                .await?;
+        }
+        Ok(true)
+    }
+
     /// Register `spec` as the next version of agent `name`; an unchanged spec
     /// returns the latest version instead of a new one.
     pub async fn put_agent(&self, name: &str, spec: &Value) -> Result<AgentRecord> {

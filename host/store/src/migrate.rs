@@ -31,33 +31,52 @@ pub(crate) struct Migration {
 }
 
 /// Every migration, oldest first.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "agents, sessions, events, tool calls, API tokens, secrets",
-    statements: &[
-        "CREATE TABLE IF NOT EXISTS agents (
-            name TEXT NOT NULL, version BIGINT NOT NULL, spec TEXT NOT NULL, created_ms BIGINT NOT NULL,
-            PRIMARY KEY (name, version))",
-        "CREATE TABLE IF NOT EXISTS sessions (
-            id TEXT PRIMARY KEY, agent TEXT NOT NULL, agent_version BIGINT NOT NULL,
-            status TEXT NOT NULL, created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL)",
-        // No index on `id`: ULIDs are unique by construction, and the one lookup by
-        // id (`Last-Event-ID`) reads within its session. An index would be one more
-        // page written per append.
-        "CREATE TABLE IF NOT EXISTS events (
-            session_id TEXT NOT NULL, seq BIGINT NOT NULL, id TEXT NOT NULL,
-            kind TEXT NOT NULL, data TEXT NOT NULL, private TEXT, created_ms BIGINT NOT NULL,
-            PRIMARY KEY (session_id, seq))",
-        "CREATE TABLE IF NOT EXISTS tool_calls (
-            session_id TEXT NOT NULL, call_key TEXT NOT NULL, status TEXT NOT NULL,
-            result TEXT, updated_ms BIGINT NOT NULL,
-            PRIMARY KEY (session_id, call_key))",
-        "CREATE TABLE IF NOT EXISTS api_tokens (
-            name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, created_ms BIGINT NOT NULL)",
-        "CREATE TABLE IF NOT EXISTS secrets (
-            name TEXT PRIMARY KEY, sealed TEXT NOT NULL, version BIGINT NOT NULL, updated_ms BIGINT NOT NULL)",
-    ],
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "agents, sessions, events, tool calls, API tokens, secrets",
+        statements: &[
+            "CREATE TABLE IF NOT EXISTS agents (
+                name TEXT NOT NULL, version BIGINT NOT NULL, spec TEXT NOT NULL, created_ms BIGINT NOT NULL,
+                PRIMARY KEY (name, version))",
+            "CREATE TABLE IF NOT EXISTS sessions (
+                id TEXT PRIMARY KEY, agent TEXT NOT NULL, agent_version BIGINT NOT NULL,
+                status TEXT NOT NULL, created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL)",
+            // No index on `id`: ULIDs are unique by construction, and the one lookup by
+            // id (`Last-Event-ID`) reads within its session. An index would be one more
+            // page written per append.
+            "CREATE TABLE IF NOT EXISTS events (
+                session_id TEXT NOT NULL, seq BIGINT NOT NULL, id TEXT NOT NULL,
+                kind TEXT NOT NULL, data TEXT NOT NULL, private TEXT, created_ms BIGINT NOT NULL,
+                PRIMARY KEY (session_id, seq))",
+            "CREATE TABLE IF NOT EXISTS tool_calls (
+                session_id TEXT NOT NULL, call_key TEXT NOT NULL, status TEXT NOT NULL,
+                result TEXT, updated_ms BIGINT NOT NULL,
+                PRIMARY KEY (session_id, call_key))",
+            "CREATE TABLE IF NOT EXISTS api_tokens (
+                name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, created_ms BIGINT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS secrets (
+                name TEXT PRIMARY KEY, sealed TEXT NOT NULL, version BIGINT NOT NULL, updated_ms BIGINT NOT NULL)",
+        ],
+    },
+    Migration {
+        version: 2,
+        description: "sessions and agent names record who owns them",
+        statements: &[
+            // NULL for sessions created before owners were recorded: only the
+            // roles that reach every session see those.
+            "ALTER TABLE sessions ADD COLUMN owner TEXT",
+            "CREATE INDEX IF NOT EXISTS sessions_by_owner ON sessions (owner, id)",
+            // The first publisher of a name owns it. Names registered before
+            // owners were recorded get a NULL owner: only an admin publishes
+            // them (or gives them an owner).
+            "CREATE TABLE IF NOT EXISTS agent_owners (
+                name TEXT PRIMARY KEY, owner TEXT, created_ms BIGINT NOT NULL)",
+            "INSERT INTO agent_owners (name, owner, created_ms)
+                SELECT name, NULL, MIN(created_ms) FROM agents GROUP BY name",
+        ],
+    },
+];
 
 /// The newest schema version this build knows.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -82,12 +82,25 @@ pub struct SessionRecord {
     pub created_ms: i64,
     /// Last change, ms.
     pub updated_ms: i64,
+    /// The name of the token that created it (`None` for sessions created
+    /// before tack recorded owners).
+    pub owner: Option<String>,
 }
 
-/// A new session row: id, agent, version, status, time.
+/// A new session row: id, agent, version, status, time, owner.
 const CREATE_SESSION: &str =
-    "INSERT INTO sessions (id, agent, agent_version, status, created_ms, updated_ms)
-     VALUES ($1, $2, $3, $4, $5, $5)";
+    "INSERT INTO sessions (id, agent, agent_version, status, created_ms, updated_ms, owner)
+     VALUES ($1, $2, $3, $4, $5, $5, $6)";
+
+/// `SELECT` of a [`SessionRecord`]'s columns from `sessions`, then `$rest`.
+macro_rules! select_sessions {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, agent, agent_version, status, created_ms, updated_ms, owner FROM sessions ",
+            $rest
+        )
+    };
+}
 
 fn session_row(row: &Row) -> Result<SessionRecord> {
     let version: i64 = row.try_get("agent_version")?;
@@ -104,17 +117,19 @@ fn session_row(row: &Row) -> Result<SessionRecord> {
         status,
         created_ms: row.try_get("created_ms")?,
         updated_ms: row.try_get("updated_ms")?,
+        owner: row.try_get("owner")?,
     })
 }
 
 impl Store {
-    /// A new session of `agent` at `version` whose log starts with `first`, with
-    /// status `status`: one transaction, so a session never exists without its
-    /// first event.
+    /// A new session of `agent` at `version`, owned by `owner`, whose log starts
+    /// with `first`, with status `status`: one transaction, so a session never
+    /// exists without its first event.
     pub async fn create_session_with(
         &self,
         agent: &str,
         version: u32,
+        owner: &str,
         first: NewEvent<'_>,
         status: SessionStatus,
     ) -> Result<(SessionRecord, Appended)> {
@@ -126,6 +141,7 @@ impl Store {
             status,
             created_ms: t,
             updated_ms: t,
+            owner: Some(owner.to_string()),
         };
         let write = Batch::new(&record.id, &[first], None, None, t);
         let ids = vec![write.rows[0].id.clone()];
@@ -140,7 +156,8 @@ impl Store {
                             r.agent,
                             r.agent_version,
                             r.status.as_str(),
-                            r.created_ms
+                            r.created_ms,
+                            r.owner
                         ])?;
                     write.sqlite(conn, None)
                 })
@@ -154,6 +171,7 @@ impl Store {
                     .bind(version as i64)
                     .bind(status.as_str())
                     .bind(t)
+                    .bind(owner)
                     .execute(&mut *tx)
                     .await
                     .map_err(DbError::from)?;
@@ -170,37 +188,50 @@ impl Store {
 
     /// Session `id`.
     pub async fn session(&self, id: &str) -> Result<Option<SessionRecord>> {
-        let row = query(
-            "SELECT id, agent, agent_version, status, created_ms, updated_ms FROM sessions WHERE id = $1",
-        )
+        let row = query(select_sessions!("WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.db)
             .await?;
         row.as_ref().map(session_row).transpose()
     }
 
-    /// Sessions, newest first, at most `limit`, before session id `before`.
-    pub async fn sessions(&self, before: Option<&str>, limit: u32) -> Result<Vec<SessionRecord>> {
-        let rows = query(
-            "SELECT id, agent, agent_version, status, created_ms, updated_ms FROM sessions
-             WHERE id < $1 ORDER BY id DESC LIMIT $2",
-        )
-        .bind(before.unwrap_or("~"))
-        .bind(limit as i64)
-        .fetch_all(&self.db)
-        .await?;
+    /// Sessions, newest first, at most `limit`, before session id `before`;
+    /// only those `owner` owns when it is given.
+    pub async fn sessions(
+        &self,
+        before: Option<&str>,
+        limit: u32,
+        owner: Option<&str>,
+    ) -> Result<Vec<SessionRecord>> {
+        let before = before.unwrap_or("~");
+        let rows = match owner {
+            Some(owner) => {
+                query(select_sessions!(
+                    "WHERE owner = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+                ))
+                .bind(owner)
+                .bind(before)
+                .bind(limit as i64)
+                .fetch_all(&self.db)
+                .await?
+            }
+            None => {
+                query(select_sessions!("WHERE id < $1 ORDER BY id DESC LIMIT $2"))
+                    .bind(before)
+                    .bind(limit as i64)
+                    .fetch_all(&self.db)
+                    .await?
+            }
+        };
         rows.iter().map(session_row).collect()
     }
 
     /// Sessions whose status is `status` (a restarted host resumes the `running` ones).
     pub async fn sessions_with_status(&self, status: SessionStatus) -> Result<Vec<SessionRecord>> {
-        let rows = query(
-            "SELECT id, agent, agent_version, status, created_ms, updated_ms FROM sessions
-             WHERE status = $1 ORDER BY id",
-        )
-        .bind(status.as_str())
-        .fetch_all(&self.db)
-        .await?;
+        let rows = query(select_sessions!("WHERE status = $1 ORDER BY id"))
+            .bind(status.as_str())
+            .fetch_all(&self.db)
+            .await?;
         rows.iter().map(session_row).collect()
     }
 }
@@ -220,6 +251,7 @@ impl Store {
             .bind(version as i64)
             .bind(SessionStatus::Idle.as_str())
             .bind(t)
+            .bind(None::<&str>)
             .execute(&self.db)
             .await?;
         Ok(SessionRecord {
@@ -229,6 +261,7 @@ impl Store {
             status: SessionStatus::Idle,
             created_ms: t,
             updated_ms: t,
+            owner: None,
         })
     }
 

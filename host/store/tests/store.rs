@@ -25,6 +25,19 @@ async fn exercise(store: Store) {
         .unwrap();
     assert_eq!(v2.version, 2);
     store.put_agent("another", &json!({})).await.unwrap();
+    // The first to claim a name owns it; a later claim changes nothing, and an
+    // admin's transfer does.
+    assert_eq!(store.agent_owner("refunds").await.unwrap(), None);
+    let owner = store.claim_agent("refunds", "bo").await.unwrap();
+    assert_eq!(owner.as_deref(), Some("bo"));
+    let owner = store.claim_agent("refunds", "eve").await.unwrap();
+    assert_eq!(owner.as_deref(), Some("bo"), "a name is claimed once");
+    assert!(store.set_agent_owner("refunds", "cy").await.unwrap());
+    assert_eq!(
+        store.agent_owner("refunds").await.unwrap(),
+        Some(Some("cy".to_string()))
+    );
+    assert!(!store.set_agent_owner("unregistered", "cy").await.unwrap());
     assert_eq!(
         store.agent("refunds", None).await.unwrap().unwrap().spec,
         json!({"model": "other"})
@@ -74,7 +87,7 @@ async fn exercise(store: Store) {
         1
     );
     let listed: Vec<String> = store
-        .sessions(None, 10)
+        .sessions(None, 10, None)
         .await
         .unwrap()
         .into_iter()
@@ -254,12 +267,26 @@ async fn exercise(store: Store) {
         private: None,
     };
     let (created, at) = store
-        .create_session_with("a", 1, first, SessionStatus::Queued)
+        .create_session_with("a", 1, "ann", first, SessionStatus::Queued)
         .await
         .unwrap();
     assert_eq!(at.seq, 1);
     assert_eq!(created.status, SessionStatus::Queued);
     assert_eq!(store.session(&created.id).await.unwrap().unwrap(), created);
+    assert_eq!(created.owner.as_deref(), Some("ann"));
+    // A user's listing holds its own sessions only.
+    let own: Vec<String> = (store.sessions(None, 10, Some("ann")).await.unwrap())
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(own, std::slice::from_ref(&created.id));
+    assert!(
+        store
+            .sessions(None, 10, Some("bob"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let log = store.events(&created.id, 0, 10).await.unwrap();
     assert_eq!(log.len(), 1);
     assert_eq!(

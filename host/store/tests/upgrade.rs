@@ -26,6 +26,20 @@ async fn recorded_version(url: &str) -> i64 {
     store.schema_version().await.unwrap()
 }
 
+/// What a database from before owners were recorded says about them: no
+/// session has an owner, and every agent name is registered without one (so
+/// nobody can claim it by publishing first).
+async fn owners_are_unrecorded(store: &Store) {
+    let sessions = store.sessions(None, 1000, None).await.unwrap();
+    assert!(!sessions.is_empty());
+    assert!(sessions.iter().all(|s| s.owner.is_none()));
+    for agent in store.agents().await.unwrap() {
+        assert_eq!(store.agent_owner(&agent.name).await.unwrap(), Some(None));
+        let owner = store.claim_agent(&agent.name, "first-comer").await.unwrap();
+        assert_eq!(owner, None, "{} stays unowned", agent.name);
+    }
+}
+
 #[tokio::test]
 async fn an_sqlite_database_from_before_migrations_opens_with_everything_in_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -34,6 +48,7 @@ async fn an_sqlite_database_from_before_migrations_opens_with_everything_in_it()
     let url = format!("sqlite://{}", path.display());
     let store = Store::open(&url).await.unwrap();
     assert_eq!(dump::dump(&store).await, expected("v0/sqlite.json"));
+    owners_are_unrecorded(&store).await;
     drop(store);
     // Migrated once: reopening finds the version recorded and changes nothing.
     assert_eq!(recorded_version(&url).await, SCHEMA_VERSION);
@@ -47,6 +62,7 @@ async fn a_postgres_database_from_before_migrations_opens_with_everything_in_it(
     pg.run_sql_file(&fixture("v0/postgres.sql"));
     let store = Store::open(&pg.url).await.unwrap();
     assert_eq!(dump::dump(&store).await, expected("v0/postgres.json"));
+    owners_are_unrecorded(&store).await;
     drop(store);
     assert_eq!(recorded_version(&pg.url).await, SCHEMA_VERSION);
     let store = Store::open(&pg.url).await.unwrap();

@@ -33,6 +33,10 @@ pub fn user() -> Principal {
     Principal::new("una", Role::User)
 }
 
+pub fn builder() -> Principal {
+    Principal::new("bo", Role::Builder)
+}
+
 pub fn approver() -> Principal {
     Principal::new("ada", Role::Approver)
 }

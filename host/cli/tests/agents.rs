@@ -20,6 +20,22 @@ scenarios:
         text: "Refund issued."
 "#;
 
+/// [`SCRIPT`] from a provider that echoes request headers, credentials
+/// included, in its errors: once before the first answer (a retry), and for
+/// good in a conversation about `fail for good`.
+const ECHOING_SCRIPT: &str = r#"
+scenarios:
+  - match: fail for good
+    steps:
+      - fail: {status: 401, times: 1000, echo_headers: true}
+        text: never
+  - steps:
+      - fail: {status: 500, times: 1, echo_headers: true}
+        tool_calls: [{name: read_balance, arguments: {account: acct_alice}}]
+      - tool_calls: [{name: issue_refund, arguments: {account: acct_alice, amount_cents: 15000, reason: damaged, idempotency_key: k-1}}]
+      - text: "Refund issued."
+"#;
+
 const AGENT: &str = "name: refund-assistant\ndescription: Refunds.\nmodel: scripted\ninstructions: Help with refunds.\ntools:\n  - tack/payments@0.1.0\napproval-policy: refunds\n";
 
 /// A `tack serve` process, killed on drop.
@@ -82,9 +98,14 @@ impl Setup {
     /// With `secret`: a master key, the secret stored as `DEMO_KEY`, and the
     /// model configured to use it.
     async fn with(storage: &str, secret: Option<&str>) -> Setup {
+        Setup::scripted(storage, secret, SCRIPT).await
+    }
+
+    /// [`with`](Self::with), the model playing `script`.
+    async fn scripted(storage: &str, secret: Option<&str>, script: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let registry = TackRegistry::start_in(&dir.path().join("registry"), None);
-        let model = ScriptedModel::start(Script::from_yaml(SCRIPT).unwrap())
+        let model = ScriptedModel::start(Script::from_yaml(script).unwrap())
             .await
             .unwrap();
         let state = dir.path().join("payments");
@@ -375,18 +396,22 @@ async fn sigkill_mid_run_resumes_from_the_log_on_postgres() {
 
 /// The secret reaches the provider (the host adds it on the way out) and
 /// nothing else: not one event, trace record or host log line, not the request
-/// as the adapter built it (its debug log), not the store's files.
+/// as the adapter built it (its debug log), not the store's files, not even
+/// when the provider echoes the request's headers in its errors (a retried
+/// one and a final one).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_model_credential_appears_nowhere_but_on_the_wire_to_its_host() {
     tack_distribution::client::install_crypto();
     let secret = format!(
-        "sk-live-{}",
-        ulid::Ulid::generate().to_string().to_lowercase()
+        "sk-live-{}/+{}",
+        ulid::Ulid::generate().to_string().to_lowercase(),
+        ulid::Ulid::generate()
     );
     let db = tempfile::tempdir().unwrap();
-    let s = Setup::with(
+    let s = Setup::scripted(
         &format!("sqlite://{}", db.path().join("host.db").display()),
         Some(&secret),
+        ECHOING_SCRIPT,
     )
     .await;
     let (builder, approver, user) = s.tokens.clone();
@@ -412,11 +437,36 @@ async fn a_model_credential_appears_nowhere_but_on_the_wire_to_its_host() {
         None,
     )
     .await;
+    let (st, failing) = call(
+        reqwest::Method::POST,
+        format!("{}/v1/sessions", host.url),
+        &user,
+        Some(json!({"agent": "refund-assistant", "input": "fail for good"})),
+    )
+    .await;
+    assert_eq!(st, 201, "{failing}");
+    let failing = failing["id"].as_str().unwrap().to_string();
+    let failed = wait_for(&host, &failing, &user, |ev| count(ev, "run_finished") == 1).await;
     drop(host);
 
-    // Positive control: every provider request carried it, added by the host.
+    // Positive controls: the echoes reached the events, scrubbed.
+    let echoed = |events: &[Value], kind: &str, field: &str| -> String {
+        let e = events.iter().find(|e| e["type"] == kind).unwrap();
+        e[field].as_str().unwrap().to_string()
+    };
+    for text in [
+        echoed(&ev, "model_retry", "error"),
+        echoed(&failed, "error", "message"),
+    ] {
+        assert!(
+            text.contains("authorization: [redacted] (base64 [redacted])"),
+            "{text}"
+        );
+    }
+
+    // Every provider request carried it, added by the host.
     let requests = s.model.requests();
-    assert_eq!(requests.len(), 3);
+    assert_eq!(requests.len(), 5);
     for r in &requests {
         let auth = r
             .headers
@@ -434,6 +484,10 @@ async fn a_model_credential_appears_nowhere_but_on_the_wire_to_its_host() {
 
     let mut scanned = vec![
         ("events", serde_json::to_string(&ev).unwrap()),
+        (
+            "failed run's events",
+            serde_json::to_string(&failed).unwrap(),
+        ),
         ("trace", trace.to_string()),
         ("host log", log),
     ];
@@ -446,12 +500,21 @@ async fn a_model_credential_appears_nowhere_but_on_the_wire_to_its_host() {
             String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned(),
         ));
     }
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let forms = [
+        secret.clone(),
+        b64.encode(&secret),
+        b64.encode(format!("Bearer {secret}")),
+    ];
     for (what, text) in &scanned {
-        assert_eq!(
-            text.matches(&secret).count(),
-            0,
-            "the secret leaked into the {what}"
-        );
+        for form in &forms {
+            assert_eq!(
+                text.matches(form.as_str()).count(),
+                0,
+                "the secret leaked into the {what} (as {form})"
+            );
+        }
     }
 }
 

@@ -376,8 +376,23 @@ async fn complete(
                 },
                 Err(e) => (e.retryable, e.status, e.message, e.retry_after_ms),
             },
-            Err(e @ CallError::Timeout { .. }) => (true, None, e.to_string(), None),
-            Err(e) => (false, None, format!("the model adapter failed: {e}"), None),
+            // A trap or a limit may quote the guest, which may quote the
+            // upstream: scrubbed like the adapter's own errors.
+            Err(e @ CallError::Timeout { .. }) => (
+                true,
+                None,
+                adapter.scrubber().scrub(&e.to_string()).into_owned(),
+                None,
+            ),
+            Err(e) => {
+                let message = format!("the model adapter failed: {e}");
+                (
+                    false,
+                    None,
+                    adapter.scrubber().scrub(&message).into_owned(),
+                    None,
+                )
+            }
         };
         let (error_type, message, stop) = if run_deadline.is_some_and(|d| Instant::now() >= d) {
             let message = format!("the run's time limit passed during a model call: {message}");

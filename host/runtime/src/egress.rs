@@ -161,6 +161,11 @@ impl Credential {
         &self.host
     }
 
+    /// The value, when it is text (for [`Scrubber`](crate::Scrubber)).
+    pub(crate) fn value_text(&self) -> Option<&str> {
+        self.value.to_str().ok()
+    }
+
     fn applies_to(&self, host: &str, port: u16) -> bool {
         self.host.eq_ignore_ascii_case(host) && self.port.is_none_or(|p| p == port)
     }

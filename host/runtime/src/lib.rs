@@ -35,6 +35,7 @@ mod output;
 mod plugin;
 mod pool;
 mod runtime;
+mod scrub;
 mod state;
 mod types;
 
@@ -49,6 +50,7 @@ pub use model::{
 };
 pub use plugin::{CallOutcome, Plugin, Sandbox};
 pub use runtime::{FileIo, Runtime, RuntimeConfig, is_local_disk, is_local_filesystem_type};
+pub use scrub::{SCRUBBED, Scrubber};
 pub use tack_capability::{Capabilities, Grant, Manifest};
 pub use types::{
     Annotations, CallContext, Content, ErrorCode, LogLevel, LogRecord, ToolDescriptor, ToolError,

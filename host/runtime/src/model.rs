@@ -12,6 +12,7 @@ use crate::error::CallError;
 use crate::inspect::WorldInfo;
 use crate::plugin::{Pipes, arm, classify, new_store};
 use crate::runtime::Runtime;
+use crate::scrub::Scrubber;
 use crate::state::SandboxState;
 use crate::types::{LogRecord, ToolDescriptor};
 use serde::{Deserialize, Serialize};
@@ -312,6 +313,7 @@ impl ModelAdapter {
         let capabilities = grant.resolve(&self.inner.manifest, |_| None)?;
         Ok(BoundAdapter {
             adapter: self.clone(),
+            scrubber: Scrubber::for_credentials(&credentials),
             egress: EgressBinding::new(capabilities.egress.clone()).with_credentials(credentials),
             capabilities: Arc::new(capabilities),
         })
@@ -323,6 +325,7 @@ impl ModelAdapter {
 #[derive(Clone)]
 pub struct BoundAdapter {
     adapter: ModelAdapter,
+    scrubber: Scrubber,
     capabilities: Arc<Capabilities>,
     egress: EgressBinding,
 }
@@ -336,6 +339,13 @@ impl BoundAdapter {
     /// The adapter.
     pub fn adapter(&self) -> &ModelAdapter {
         &self.adapter
+    }
+
+    /// What takes this binding's credentials out of text. Its calls' errors and
+    /// log records come out scrubbed already; text made from a [`CallError`]
+    /// (which may quote the guest) is the caller's to scrub.
+    pub fn scrubber(&self) -> &Scrubber {
+        &self.scrubber
     }
 
     /// Ask for one completion in a fresh instance (one attempt: retries are the
@@ -389,6 +399,11 @@ struct Warm {
 }
 
 impl AdapterSession {
+    /// The binding's [`Scrubber`].
+    pub fn scrubber(&self) -> &Scrubber {
+        &self.bound.scrubber
+    }
+
     /// How many calls the instance kept for the next call has served (0: the
     /// next call starts a fresh instance).
     pub fn warm_calls(&self) -> u32 {
@@ -445,19 +460,26 @@ impl AdapterSession {
                 ));
             }
         };
+        // An upstream may echo the request's headers, credentials included:
+        // what the guest reports goes nowhere unscrubbed.
+        let scrubber = &self.bound.scrubber;
         let result = match raw {
             Ok(c) => Ok(Completion::from_wit(c)),
             Err(e) => Err(ModelError {
                 status: e.status,
-                message: e.message,
+                message: scrubber.scrub(&e.message).into_owned(),
                 retryable: e.retryable,
                 retry_after_ms: e.retry_after_ms,
             }),
         };
         let state = store.data_mut();
         state.deltas = None;
+        let mut logs = std::mem::take(&mut state.logs);
+        for l in &mut logs {
+            scrubber.scrub_in_place(&mut l.message);
+        }
         let outcome = ModelOutcome {
-            logs: std::mem::take(&mut state.logs),
+            logs,
             egress: std::mem::take(&mut *pipes.egress.lock().expect("egress lock")),
             elapsed: start.elapsed(),
             result,

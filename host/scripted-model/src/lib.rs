@@ -21,6 +21,9 @@
 //!         text: "Hello."
 //! ```
 //!
+//! `fail: {…, echo_headers: true}` puts the request's headers in the error
+//! message (as sent, and base64-encoded), as a careless provider does.
+//!
 //! Every request is recorded ([`ScriptedModel::requests`]) with its headers, so a
 //! test can check what reached the "provider" (the injected credential, and that no
 //! secret leaked elsewhere).
@@ -60,6 +63,10 @@ pub struct Failure {
     /// A `retry-after` header (seconds) on the failures.
     #[serde(default)]
     pub retry_after: Option<u32>,
+    /// Echo the request's headers in the error message, as a careless
+    /// provider does: each as sent, and base64-encoded.
+    #[serde(default)]
+    pub echo_headers: bool,
 }
 
 fn one() -> u32 {
@@ -227,7 +234,7 @@ async fn handle(
             wire::error_body(d, 400, &format!("body is not JSON: {e}")),
             0,
         ),
-        (Some(d), Ok(req)) => respond(&shared, d, req),
+        (Some(d), Ok(req)) => respond(&shared, d, req, &headers),
     };
     let record = Recorded {
         path,
@@ -245,8 +252,31 @@ async fn handle(
     response
 }
 
+/// `headers` as a careless provider echoes them: `name: value` each, then
+/// each value base64-encoded.
+fn echoed(headers: &HeaderMap) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    headers
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{k}: {} (base64 {})",
+                v.to_str().unwrap_or(""),
+                b64.encode(v.as_bytes())
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Pick the scenario and step for `req`, apply failures, and build the answer.
-fn respond(shared: &Shared, dialect: Dialect, req: &Value) -> (u16, Response, u64) {
+fn respond(
+    shared: &Shared,
+    dialect: Dialect,
+    req: &Value,
+    headers: &HeaderMap,
+) -> (u16, Response, u64) {
     let valid = req
         .get("messages")
         .and_then(Value::as_array)
@@ -285,7 +315,12 @@ fn respond(shared: &Shared, dialect: Dialect, req: &Value) -> (u16, Response, u6
         let n = failures.entry((si, step_index)).or_insert(0);
         if *n < f.times {
             *n += 1;
-            let mut response = wire::error_body(dialect, f.status, "scripted failure");
+            let message = if f.echo_headers {
+                format!("scripted failure; you sent {}", echoed(headers))
+            } else {
+                "scripted failure".to_string()
+            };
+            let mut response = wire::error_body(dialect, f.status, &message);
             if let Some(seconds) = f.retry_after {
                 response
                     .headers_mut()

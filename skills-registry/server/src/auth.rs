@@ -98,6 +98,14 @@ pub enum Principal {
 }
 
 impl Principal {
+    /// Who this is, as upload sessions record it: `token:<id>`, or `anonymous`.
+    pub fn subject(&self) -> String {
+        match self {
+            Principal::Anonymous => "anonymous".into(),
+            Principal::Token { id, .. } => format!("token:{id}"),
+        }
+    }
+
     fn grants(&self, namespace: &str, needed: Role) -> bool {
         match self {
             Principal::Anonymous => false,

@@ -39,6 +39,13 @@ impl From<StoreError> for ApiError {
             StoreError::RangeMismatch { .. } => {
                 (StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID")
             }
+            // The request body's own failures (see `routes::body_reader`).
+            StoreError::Io(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID")
+            }
+            StoreError::Io(e) if e.kind() == std::io::ErrorKind::ConnectionAborted => {
+                (StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID")
+            }
             StoreError::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN"),
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {

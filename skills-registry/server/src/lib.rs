@@ -13,7 +13,11 @@
 //! (documented in docs/registry.md), served from [`index::Index`].
 //!
 //! Storage is [`tack_registry_store::Store`]: every byte is verified against its
-//! digest before it becomes visible. Request bodies are buffered, up to [`MAX_BODY`].
+//! digest before it becomes visible. A request is authenticated and authorized
+//! from its head before any of its body is read; uploads stream to disk while
+//! they are hashed (up to [`MAX_BODY`] per request) and blobs stream from disk,
+//! so a transfer holds a few buffers, whatever the blob's size. An upload
+//! session belongs to the repository and the token that started it.
 
 pub mod auth;
 mod browse;
@@ -29,7 +33,8 @@ use std::sync::Arc;
 use tack_registry_store::{Store, StoreError};
 use tokio::net::TcpListener;
 
-/// Largest request body accepted (a monolithic upload, a chunk or a manifest).
+/// Largest request body accepted (a monolithic upload or a chunk; streamed,
+/// never held in memory).
 pub const MAX_BODY: usize = 512 * 1024 * 1024;
 
 /// Largest manifest accepted, as the distribution spec suggests.

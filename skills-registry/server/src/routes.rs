@@ -5,24 +5,23 @@
 use crate::auth::{Denied, Principal, Role};
 use crate::{ApiError, MAX_BODY, MAX_MANIFEST, Registry, browse};
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::io::{self, Read};
 use std::sync::Arc;
-use tack_registry_store::{Digest, Reference, RepoName, Store, StoreError, UploadId};
+use tack_registry_store::{Digest, Reference, RepoName, Store, StoreError, UploadId, UploadOwner};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
 /// The registry's router: the distribution API under `/v2/`, the token endpoint at
 /// `/token`, and the browse API under `/api/v1/`.
 pub fn router(registry: Arc<Registry>) -> Router {
-    Router::new()
-        .fallback(dispatch)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(registry)
+    Router::new().fallback(dispatch).with_state(registry)
 }
 
 /// What a request addresses.
@@ -106,14 +105,16 @@ struct Params {
     artifact_type: Option<String>,
 }
 
+/// Every request: authenticate and authorize from the head alone, then
+/// dispatch. The body is read only by the endpoint that takes one, after that,
+/// and streamed: a request refused is refused before any of its body is read.
 async fn dispatch(
     State(registry): State<Arc<Registry>>,
-    method: Method,
-    uri: Uri,
     Query(params): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
 ) -> Response {
+    let (parts, body) = request.into_parts();
+    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -291,6 +292,56 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
+/// The request body as a blocking reader for the store (used on a blocking
+/// thread): chunks are read as the store consumes them, so a transfer holds a
+/// few buffers, not the body. Past [`MAX_BODY`] bytes it fails with
+/// `FileTooLarge` (answered 413); a body cut off fails with
+/// `ConnectionAborted` (400).
+fn body_reader(body: Body) -> impl Read + Send + 'static {
+    let mut seen = 0usize;
+    let chunks = body.into_data_stream().map(move |chunk| {
+        let chunk = chunk.map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                format!("the request body was cut off: {e}"),
+            )
+        })?;
+        seen += chunk.len();
+        if seen > MAX_BODY {
+            return Err(io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                format!(
+                    "the request body is larger than the {MAX_BODY}-byte limit; \
+                     push large blobs in chunks (PATCH)"
+                ),
+            ));
+        }
+        Ok(chunk)
+    });
+    tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(chunks))
+}
+
+/// The whole body, when it is at most `limit` bytes (manifests).
+async fn small_body(body: Body, limit: usize, what: &str) -> Result<Bytes> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "SIZE_INVALID",
+            format!("the {what} is larger than the {limit}-byte limit (or was cut off)"),
+        )
+    })
+}
+
+/// Whom an upload in `repo` belongs to, for the caller `principal`.
+fn upload_owner(repo: &RepoName, principal: &Option<Principal>) -> UploadOwner {
+    UploadOwner {
+        repo: repo.clone(),
+        subject: principal
+            .as_ref()
+            .map_or_else(|| "anonymous".into(), Principal::subject),
+    }
+}
+
 async fn handle(
     registry: &Arc<Registry>,
     principal: &Option<Principal>,
@@ -298,7 +349,7 @@ async fn handle(
     method: Method,
     p: Params,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response> {
     let store = registry.store.clone();
     match (target, &method) {
@@ -311,9 +362,13 @@ async fn handle(
             catalog(store, p, move |name| reg.auth.can_pull(&principal, name)).await
         }
         (Target::Blob(repo, d), m) => blob(store, m, repo, &d, &headers).await,
-        (Target::Uploads(repo, None), &Method::POST) => start_upload(store, repo, p, body).await,
+        (Target::Uploads(repo, None), &Method::POST) => {
+            let owner = upload_owner(&repo, principal);
+            start_upload(store, owner, p, body).await
+        }
         (Target::Uploads(repo, Some(id)), m) => {
-            upload(store, m, repo, &id, p, &headers, body).await
+            let owner = upload_owner(&repo, principal);
+            upload(store, m, owner, &id, p, &headers, body).await
         }
         (Target::Manifest(repo, r), m) => manifest(store, m, repo, &r, &headers, body).await,
         (Target::Tags(repo), &Method::GET) => tags(store, repo, p).await,
@@ -372,37 +427,34 @@ async fn blob(
             Ok(r)
         }
         Method::GET => {
-            let d = digest.clone();
-            let data = Bytes::from(blocking(move || store.read_blob(&d)).await?);
-            let base = [
+            let mut pairs = vec![
                 ("docker-content-digest", digest.to_string()),
                 ("content-type", "application/octet-stream".to_string()),
             ];
-            match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-                Some(range) => {
-                    let (start, end) = parse_range(range, data.len() as u64).ok_or_else(|| {
-                        ApiError::new(
-                            StatusCode::RANGE_NOT_SATISFIABLE,
-                            "BLOB_UNKNOWN",
-                            format!(
-                                "range `{range}` is not within the blob's {} bytes",
-                                data.len()
-                            ),
-                        )
-                    })?;
-                    let mut pairs = base.to_vec();
-                    pairs.push((
-                        "content-range",
-                        format!("bytes {start}-{end}/{}", data.len()),
-                    ));
-                    Ok(with_headers(
-                        StatusCode::PARTIAL_CONTENT,
-                        &pairs,
-                        data.slice(start as usize..=end as usize),
-                    ))
-                }
-                None => Ok(with_headers(StatusCode::OK, &base, data)),
+            let (status, start, len) =
+                match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+                    Some(range) => {
+                        let (start, end) = parse_range(range, size).ok_or_else(|| {
+                            ApiError::new(
+                                StatusCode::RANGE_NOT_SATISFIABLE,
+                                "BLOB_UNKNOWN",
+                                format!("range `{range}` is not within the blob's {size} bytes"),
+                            )
+                        })?;
+                        pairs.push(("content-range", format!("bytes {start}-{end}/{size}")));
+                        (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
+                    }
+                    None => (StatusCode::OK, 0, size),
+                };
+            let d = digest.clone();
+            let file = blocking(move || store.open_blob(&d)).await?;
+            let mut r = (status, stream_file(file, start, len).await?).into_response();
+            for (k, v) in &pairs {
+                r.headers_mut().insert(*k, header_value(v));
             }
+            r.headers_mut()
+                .insert(header::CONTENT_LENGTH, header_value(&len.to_string()));
+            Ok(r)
         }
         Method::DELETE => {
             blocking(move || store.unlink_blob(&repo, &digest)).await?;
@@ -410,6 +462,20 @@ async fn blob(
         }
         ref m => Err(unsupported(m)),
     }
+}
+
+/// A body of `len` bytes of `file` from byte `start`, read as the client takes
+/// them (one buffer per transfer, never the blob).
+async fn stream_file(file: std::fs::File, start: u64, len: u64) -> Result<Body> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut file = tokio::fs::File::from_std(file);
+    file.seek(io::SeekFrom::Start(start))
+        .await
+        .map_err(StoreError::Io)?;
+    let reader = file.take(len);
+    Ok(Body::from_stream(
+        tokio_util::io::ReaderStream::with_capacity(reader, 64 * 1024),
+    ))
 }
 
 /// `bytes=a-b`, `bytes=a-`, `bytes=-n` within `len`; inclusive bounds.
@@ -445,7 +511,8 @@ fn blob_created(repo: &RepoName, digest: &Digest) -> Response {
     )
 }
 
-async fn start_upload(store: Store, repo: RepoName, p: Params, body: Bytes) -> Result<Response> {
+async fn start_upload(store: Store, owner: UploadOwner, p: Params, body: Body) -> Result<Response> {
+    let repo = owner.repo.clone();
     if let Some(mount) = &p.mount {
         let digest: Digest = mount.parse()?;
         if let Some(from) = &p.from {
@@ -471,14 +538,15 @@ async fn start_upload(store: Store, repo: RepoName, p: Params, body: Bytes) -> R
     if let Some(d) = &p.digest {
         let digest: Digest = d.parse()?;
         let (dd, r) = (digest.clone(), repo.clone());
+        let data = body_reader(body);
         blocking(move || {
-            store.put_blob(&dd, &body[..])?;
+            store.put_blob(&dd, data)?;
             store.link_blob(&r, &dd)
         })
         .await?;
         return Ok(blob_created(&repo, &digest));
     }
-    let id = blocking(move || store.start_upload()).await?;
+    let id = blocking(move || store.start_upload(&owner)).await?;
     Ok(with_headers(
         StatusCode::ACCEPTED,
         &[
@@ -510,17 +578,18 @@ fn progress(repo: &RepoName, id: &UploadId, size: u64, status: StatusCode) -> Re
 async fn upload(
     store: Store,
     method: &Method,
-    repo: RepoName,
+    owner: UploadOwner,
     id: &str,
     p: Params,
     headers: &HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response> {
     let id = UploadId::parse(id)?;
+    let repo = owner.repo.clone();
     match *method {
         Method::GET => {
             let i = id.clone();
-            let size = blocking(move || store.upload_size(&i)).await?;
+            let size = blocking(move || store.upload_size(&i, &owner)).await?;
             Ok(progress(&repo, &id, size, StatusCode::NO_CONTENT))
         }
         Method::PATCH => {
@@ -544,14 +613,8 @@ async fn upload(
                 None => None,
             };
             let i = id.clone();
-            let size = blocking(move || {
-                let offset = match start {
-                    Some(s) => s,
-                    None => store.upload_size(&i)?,
-                };
-                store.append_upload(&i, offset, &body[..])
-            })
-            .await?;
+            let data = body_reader(body);
+            let size = blocking(move || store.append_upload(&i, &owner, start, data)).await?;
             Ok(progress(&repo, &id, size, StatusCode::ACCEPTED))
         }
         Method::PUT => {
@@ -567,19 +630,17 @@ async fn upload(
                 })?
                 .parse()?;
             let (i, d, r) = (id.clone(), digest.clone(), repo.clone());
+            let data = body_reader(body);
             blocking(move || {
-                if !body.is_empty() {
-                    let size = store.upload_size(&i)?;
-                    store.append_upload(&i, size, &body[..])?;
-                }
-                store.finish_upload(&i, &d)?;
+                store.append_upload(&i, &owner, None, data)?;
+                store.finish_upload(&i, &owner, &d)?;
                 store.link_blob(&r, &d)
             })
             .await?;
             Ok(blob_created(&repo, &digest))
         }
         Method::DELETE => {
-            blocking(move || store.cancel_upload(&id)).await?;
+            blocking(move || store.cancel_upload(&id, &owner)).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         ref m => Err(unsupported(m)),
@@ -596,7 +657,7 @@ async fn manifest(
     repo: RepoName,
     reference: &str,
     headers: &HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response> {
     let reference: Reference = reference.parse()?;
     match *method {
@@ -629,7 +690,10 @@ async fn manifest(
                 .insert(header::CONTENT_LENGTH, header_value(&len.to_string()));
             Ok(r)
         }
-        Method::PUT => put_manifest(store, repo, reference, headers, body).await,
+        Method::PUT => {
+            let body = small_body(body, MAX_MANIFEST, "manifest").await?;
+            put_manifest(store, repo, reference, headers, body).await
+        }
         Method::DELETE => {
             let (s, r) = (store, repo.clone());
             let existed = match &reference {

@@ -458,3 +458,94 @@ async fn the_browse_index_pages_and_follows_pushes_and_deletes() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
+
+/// An upload session belongs to the repository and the token that started it:
+/// a push token of another namespace, or another token of the same one, given
+/// the session's id, cannot see it, add to it, finish it into a repository of
+/// its own or cancel it; each is told the session is unknown.
+#[tokio::test]
+async fn upload_sessions_are_bound_to_their_repository_and_token() {
+    let s = Server::start(false).await;
+    let owner = s.token("acme", Role::Push);
+    let colleague = s.token("acme", Role::Push);
+    let stranger = s.token("evil", Role::Push);
+    let r = s
+        .req(Method::POST, "/v2/acme/tool/blobs/uploads/", Some(&owner))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    let id = location.rsplit('/').next().unwrap().to_string();
+    let data = b"the owner's layer";
+    let r = s
+        .req(Method::PATCH, &location, Some(&owner))
+        .body(data.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let digest = Digest::of(data);
+
+    let attempts = [
+        (colleague.as_str(), location.clone()),
+        (
+            stranger.as_str(),
+            format!("/v2/evil/tool/blobs/uploads/{id}"),
+        ),
+    ];
+    for (token, path) in &attempts {
+        for (method, query) in [
+            (Method::GET, String::new()),
+            (Method::PATCH, String::new()),
+            (Method::PUT, format!("?digest={digest}")),
+            (Method::DELETE, String::new()),
+        ] {
+            let r = s
+                .req(method.clone(), &format!("{path}{query}"), Some(token))
+                .body(if method == Method::PATCH {
+                    b"more".to_vec()
+                } else {
+                    Vec::new()
+                })
+                .send()
+                .await
+                .unwrap();
+            let (status, code, _) = error(r).await;
+            assert_eq!(
+                (status, code.as_str()),
+                (StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN"),
+                "{method} {path}"
+            );
+        }
+    }
+    assert_eq!(
+        s.status(
+            Method::HEAD,
+            &format!("/v2/evil/tool/blobs/{digest}"),
+            Some(&stranger)
+        )
+        .await,
+        StatusCode::NOT_FOUND
+    );
+    // The owner's session is as it was, and finishes.
+    let r = s
+        .req(
+            Method::PUT,
+            &format!("{location}?digest={digest}"),
+            Some(&owner),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        s.status(
+            Method::HEAD,
+            &format!("/v2/acme/tool/blobs/{digest}"),
+            Some(&owner)
+        )
+        .await,
+        StatusCode::OK
+    );
+}

@@ -1,6 +1,6 @@
 //! The store root, blobs and resumable uploads.
 
-use crate::{Digest, StoreError};
+use crate::{Digest, RepoName, StoreError};
 use sha2::{Digest as _, Sha256};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -22,6 +22,24 @@ impl UploadId {
     /// The id as text (for the `Location` of an upload).
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// Whom an upload session belongs to: the repository it was started in and
+/// the subject (the token) that started it. Every later use of the session
+/// names both, and a session of another repository or subject is unknown to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadOwner {
+    /// The repository.
+    pub repo: RepoName,
+    /// Who started it (a token's id, or `anonymous` where auth is off).
+    pub subject: String,
+}
+
+impl UploadOwner {
+    /// As recorded next to the session (`<repo>\n<subject>`).
+    fn record(&self) -> String {
+        format!("{}\n{}", self.repo, self.subject)
     }
 }
 
@@ -61,6 +79,35 @@ impl Store {
 
     fn upload_path(&self, id: &UploadId) -> PathBuf {
         self.root.join("uploads").join(&id.0)
+    }
+
+    fn owner_path(&self, id: &UploadId) -> PathBuf {
+        self.root.join("uploads").join(format!("{}.owner", id.0))
+    }
+
+    /// Session `id` if it belongs to `owner`; otherwise, as for a session that
+    /// does not exist, `UploadUnknown` (an id tells nothing about others').
+    fn owned(&self, id: &UploadId, owner: &UploadOwner) -> Result<PathBuf, StoreError> {
+        match fs::read_to_string(self.owner_path(id)) {
+            Ok(recorded) if recorded == owner.record() => Ok(self.upload_path(id)),
+            Ok(_) => Err(StoreError::UploadUnknown(id.0.clone())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(StoreError::UploadUnknown(id.0.clone()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Remove session `id`'s bytes and its owner record.
+    fn remove_upload(&self, id: &UploadId) -> Result<(), StoreError> {
+        for path in [self.upload_path(id), self.owner_path(id)] {
+            match fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 
     /// Size of a stored blob, or `None` if absent.
@@ -148,16 +195,19 @@ impl Store {
         })
     }
 
-    /// Start a resumable upload session.
-    pub fn start_upload(&self) -> Result<UploadId, StoreError> {
+    /// Start a resumable upload session for `owner`.
+    pub fn start_upload(&self, owner: &UploadOwner) -> Result<UploadId, StoreError> {
         let id = UploadId(ulid::Ulid::generate().to_string());
+        // The owner first: a session without one is unknown to everyone.
+        self.write_atomic(&self.owner_path(&id), owner.record().as_bytes())?;
         File::create(self.upload_path(&id))?;
         Ok(id)
     }
 
-    /// Bytes received so far by an upload session.
-    pub fn upload_size(&self, id: &UploadId) -> Result<u64, StoreError> {
-        match fs::metadata(self.upload_path(id)) {
+    /// Bytes received so far by `owner`'s upload session `id`.
+    pub fn upload_size(&self, id: &UploadId, owner: &UploadOwner) -> Result<u64, StoreError> {
+        let path = self.owned(id, owner)?;
+        match fs::metadata(path) {
             Ok(m) => Ok(m.len()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 Err(StoreError::UploadUnknown(id.0.clone()))
@@ -166,31 +216,42 @@ impl Store {
         }
     }
 
-    /// Append a chunk that starts at byte `offset` (which must be the current size).
-    /// Returns the new size.
+    /// Append a chunk that starts at byte `offset` (which must be the current
+    /// size; `None`: wherever the session ends), streamed from `data`. Returns
+    /// the new size.
     pub fn append_upload(
         &self,
         id: &UploadId,
-        offset: u64,
+        owner: &UploadOwner,
+        offset: Option<u64>,
         mut data: impl Read,
     ) -> Result<u64, StoreError> {
-        let size = self.upload_size(id)?;
-        if offset != size {
+        let size = self.upload_size(id, owner)?;
+        if let Some(offset) = offset
+            && offset != size
+        {
             return Err(StoreError::RangeMismatch {
                 expected: size,
                 got: offset,
             });
         }
         let mut file = OpenOptions::new().append(true).open(self.upload_path(id))?;
-        let written = io::copy(&mut data, &mut file)?;
+        let written = io::copy(&mut data, &mut file);
+        // What arrived before a failure stays: the client resumes after it.
         file.sync_data()?;
-        Ok(size + written)
+        Ok(size + written?)
     }
 
-    /// Finish an upload: the content must hash to `expected`. On success the blob is
-    /// stored; on a mismatch the session and its bytes are removed.
-    pub fn finish_upload(&self, id: &UploadId, expected: &Digest) -> Result<u64, StoreError> {
-        let path = self.upload_path(id);
+    /// Finish `owner`'s upload `id`: the content must hash to `expected`. On
+    /// success the blob is stored; on a mismatch the session and its bytes are
+    /// removed.
+    pub fn finish_upload(
+        &self,
+        id: &UploadId,
+        owner: &UploadOwner,
+        expected: &Digest,
+    ) -> Result<u64, StoreError> {
+        let path = self.owned(id, owner)?;
         let mut file = File::open(&path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => StoreError::UploadUnknown(id.0.clone()),
             _ => StoreError::Io(e),
@@ -199,7 +260,7 @@ impl Store {
         let size = io::copy(&mut file, &mut hasher)?;
         let actual = Digest::from_hasher(hasher);
         if actual != *expected {
-            fs::remove_file(&path)?;
+            self.remove_upload(id)?;
             return Err(StoreError::DigestMismatch {
                 expected: expected.clone(),
                 actual,
@@ -208,15 +269,14 @@ impl Store {
         file.sync_all()?;
         drop(file);
         self.install(&path, expected)?;
+        self.remove_upload(id)?;
         Ok(size)
     }
 
-    /// Abandon an upload session.
-    pub fn cancel_upload(&self, id: &UploadId) -> Result<(), StoreError> {
-        fs::remove_file(self.upload_path(id)).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => StoreError::UploadUnknown(id.0.clone()),
-            _ => e.into(),
-        })
+    /// Abandon `owner`'s upload session `id`.
+    pub fn cancel_upload(&self, id: &UploadId, owner: &UploadOwner) -> Result<(), StoreError> {
+        self.owned(id, owner)?;
+        self.remove_upload(id)
     }
 
     /// Write `bytes` to `path` atomically (temp file, fsync, rename, fsync dir).
@@ -310,12 +370,20 @@ mod tests {
         assert_eq!(s.blob_size(&claimed).unwrap(), None);
     }
 
+    fn owner(repo: &str, subject: &str) -> UploadOwner {
+        UploadOwner {
+            repo: repo.parse().unwrap(),
+            subject: subject.into(),
+        }
+    }
+
     #[test]
     fn chunked_uploads_check_offsets_and_digests() {
         let (d, s) = store();
-        let id = s.start_upload().unwrap();
-        assert_eq!(s.append_upload(&id, 0, &b"hello "[..]).unwrap(), 6);
-        let err = s.append_upload(&id, 3, &b"world"[..]).unwrap_err();
+        let o = &owner("acme/tool", "t1");
+        let id = s.start_upload(o).unwrap();
+        assert_eq!(s.append_upload(&id, o, Some(0), &b"hello "[..]).unwrap(), 6);
+        let err = s.append_upload(&id, o, Some(3), &b"world"[..]).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -326,32 +394,65 @@ mod tests {
             ),
             "{err}"
         );
-        assert_eq!(s.append_upload(&id, 6, &b"world"[..]).unwrap(), 11);
+        assert_eq!(s.append_upload(&id, o, None, &b"world"[..]).unwrap(), 11);
 
         // Resumable after a restart.
         let s = Store::open(d.path()).unwrap();
-        assert_eq!(s.upload_size(&id).unwrap(), 11);
+        assert_eq!(s.upload_size(&id, o).unwrap(), 11);
         let digest = Digest::of(b"hello world");
-        assert_eq!(s.finish_upload(&id, &digest).unwrap(), 11);
+        assert_eq!(s.finish_upload(&id, o, &digest).unwrap(), 11);
         assert_eq!(s.read_blob(&digest).unwrap(), b"hello world");
         assert!(matches!(
-            s.upload_size(&id),
+            s.upload_size(&id, o),
             Err(StoreError::UploadUnknown(_))
         ));
 
         // A wrong digest at the end discards the session and stores nothing.
-        let id = s.start_upload().unwrap();
-        s.append_upload(&id, 0, &b"tampered"[..]).unwrap();
+        let id = s.start_upload(o).unwrap();
+        s.append_upload(&id, o, Some(0), &b"tampered"[..]).unwrap();
         let claimed = Digest::of(b"original");
         assert!(matches!(
-            s.finish_upload(&id, &claimed),
+            s.finish_upload(&id, o, &claimed),
             Err(StoreError::DigestMismatch { .. })
         ));
         assert_eq!(s.blob_size(&claimed).unwrap(), None);
         assert!(matches!(
-            s.upload_size(&id),
+            s.upload_size(&id, o),
             Err(StoreError::UploadUnknown(_))
         ));
+        assert_eq!(
+            files_under(&d.path().join("uploads")),
+            Vec::<PathBuf>::new()
+        );
+    }
+
+    /// An upload session is unknown to every other repository and subject:
+    /// they cannot read its size, add to it, finish it into their repository or
+    /// cancel it, and trying leaves it as it was.
+    #[test]
+    fn an_upload_belongs_to_its_repository_and_subject() {
+        let (_d, s) = store();
+        let o = &owner("acme/tool", "t1");
+        let id = s.start_upload(o).unwrap();
+        s.append_upload(&id, o, Some(0), &b"secret bytes"[..])
+            .unwrap();
+        let digest = Digest::of(b"secret bytes");
+        for other in [
+            owner("evil/tool", "t1"),
+            owner("acme/tool", "t2"),
+            owner("evil/x", "t2"),
+        ] {
+            let unknown = |r: Result<u64, StoreError>| {
+                assert!(matches!(r, Err(StoreError::UploadUnknown(_))), "{other:?}")
+            };
+            unknown(s.upload_size(&id, &other));
+            unknown(s.append_upload(&id, &other, None, &b"more"[..]));
+            unknown(s.finish_upload(&id, &other, &digest));
+            unknown(s.cancel_upload(&id, &other).map(|()| 0));
+        }
+        assert_eq!(s.blob_size(&digest).unwrap(), None);
+        assert_eq!(s.upload_size(&id, o).unwrap(), 12);
+        assert_eq!(s.finish_upload(&id, o, &digest).unwrap(), 12);
     }
 
     #[test]

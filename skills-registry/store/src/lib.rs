@@ -6,6 +6,7 @@
 //! root/
 //!   blobs/sha256/<first two hex>/<hex>      content, immutable, named by its sha256
 //!   uploads/<id>                             resumable upload sessions (chunked pushes)
+//!   uploads/<id>.owner                       the repository and subject a session belongs to
 //!   uploads/put-<id>                         monolithic writes in flight
 //!   repositories/<name>/_tags/<tag>          a tag: the text of a manifest digest
 //!   repositories/<name>/_manifests/<hex>     membership of a manifest; holds its media type
@@ -29,7 +30,7 @@ mod manifests;
 mod name;
 mod tags;
 
-pub use blobs::{Store, UploadId};
+pub use blobs::{Store, UploadId, UploadOwner};
 pub use digest::Digest;
 pub use manifests::{Reference, StoredManifest};
 pub use name::{RepoName, Tag};

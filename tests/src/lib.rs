@@ -10,7 +10,9 @@ use tack_runtime::{
     CallContext, CallError, CallOutcome, CodeCache, Content, Runtime, RuntimeConfig, Sandbox,
     ToolError,
 };
-pub use tack_test_support::{LoopbackServer, guest, one_worker_runtime, workspace_root};
+pub use tack_test_support::{
+    LoopbackServer, guest, one_worker_runtime, peak_rss_kib, workspace_root,
+};
 
 /// A compiled-code cache shared by all test processes (compile each guest once per run).
 pub fn test_cache() -> CodeCache {

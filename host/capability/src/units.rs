@@ -105,10 +105,11 @@ impl FromStr for HumanDuration {
             "" | "ms" => Duration::from_millis(n),
             "s" => Duration::from_secs(n),
             "m" | "min" => Duration::from_secs(n.saturating_mul(60)),
+            "h" => Duration::from_secs(n.saturating_mul(3600)),
             "us" | "µs" => Duration::from_micros(n),
             other => {
                 return Err(format!(
-                    "unknown duration unit `{other}` in `{s}`; use ms, s or m"
+                    "unknown duration unit `{other}` in `{s}`; use ms, s, m or h"
                 ));
             }
         };

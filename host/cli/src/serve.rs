@@ -91,7 +91,7 @@ pub(crate) async fn serve(a: ServeArgs, g: &Globals) -> Result<ExitCode, Failure
     println!("tack listening on http://{addr}");
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    tack_server::serve(listener, tack_server::AppState { engine, secrets })
+    tack_server::serve(listener, tack_server::AppState::new(engine, secrets))
         .await
         .map_err(|e| Failure::internal(format!("the server stopped: {e}")))?;
     Ok(ExitCode::SUCCESS)

@@ -103,6 +103,12 @@ impl Setup {
 
     /// [`with`](Self::with), the model playing `script`.
     async fn scripted(storage: &str, secret: Option<&str>, script: &str) -> Setup {
+        Setup::build(storage, secret, script, "").await
+    }
+
+    /// [`scripted`](Self::scripted), with `extra` at the end of the host
+    /// configuration.
+    async fn build(storage: &str, secret: Option<&str>, script: &str, extra: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let registry = TackRegistry::start_in(&dir.path().join("registry"), None);
         let model = ScriptedModel::start(Script::from_yaml(script).unwrap())
@@ -129,6 +135,7 @@ grant = {{ dirs = [{{ host = "{state}", guest = "/state", mode = "rw" }}], wall-
 
 [approval-policies.refunds]
 component = "tack/refund-gate@0.1.0"
+{extra}
 "#,
                 registry = registry.host,
                 endpoint = model.base_url(),
@@ -516,6 +523,102 @@ async fn a_model_credential_appears_nowhere_but_on_the_wire_to_its_host() {
             );
         }
     }
+}
+
+/// Many streams of a long log: each reads the log a page at a time as its
+/// client takes events, so 100 streams of a 19 MiB log whose clients stop
+/// reading after the first event keep the host under 256 MiB resident; every
+/// stream gets its headers, the health check answers while they are open, and
+/// one stream more than `streams-per-session` is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn many_streams_of_a_long_log_hold_pages_not_logs() {
+    use futures_util::StreamExt;
+    use tack_store::{NewEvent, SessionStatus};
+    const BOUND_KIB: u64 = 256 * 1024;
+    tack_distribution::client::install_crypto();
+    let db = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", db.path().join("host.db").display());
+    // The log, written straight into the store: 300 messages of 64 KiB.
+    let store = tack_store::Store::open(&url).await.unwrap();
+    let hello = json!({"text": "hello", "by": "una"}).to_string();
+    let first = NewEvent {
+        kind: "user_message",
+        data: &hello,
+        private: None,
+    };
+    let (session, _) = store
+        .create_session_with("refund-assistant", 1, "una", first, SessionStatus::Idle)
+        .await
+        .unwrap();
+    let long = json!({"text": "x".repeat(64 * 1024), "by": "una"}).to_string();
+    for _ in 0..30 {
+        let batch: Vec<NewEvent> = (0..10)
+            .map(|_| NewEvent {
+                kind: "user_message",
+                data: &long,
+                private: None,
+            })
+            .collect();
+        store
+            .append_batch(&session.id, &batch, None, None)
+            .await
+            .unwrap();
+    }
+    drop(store);
+    let s = Setup::build(
+        &url,
+        None,
+        SCRIPT,
+        "[limits]\nstreams-per-session = 100\nstreams-per-token = 200\n",
+    )
+    .await;
+    let (_, _, user) = s.tokens.clone();
+    let host = s.serve();
+    let stream_url = format!("{}/v1/sessions/{}/stream", host.url, session.id);
+    let http = reqwest::Client::new();
+    let mut open = Vec::new();
+    for _ in 0..100 {
+        let r = http
+            .get(&stream_url)
+            .bearer_auth(&user)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let mut body = r.bytes_stream();
+        let chunk = body.next().await.unwrap().unwrap();
+        assert!(
+            chunk.starts_with(b"id:"),
+            "{:?}",
+            &chunk[..chunk.len().min(80)]
+        );
+        open.push(body);
+    }
+    let r = http
+        .get(&stream_url)
+        .bearer_auth(&user)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let refused: Value = r.json().await.unwrap();
+    assert_eq!(refused["error"]["code"], "too_many_streams");
+    let health = http
+        .get(format!("{}/v1/health", host.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+
+    let peak = tack_tests::peak_rss_kib(host.child.id());
+    eprintln!("host peak resident memory: {} MiB", peak / 1024);
+    assert!(
+        peak < BOUND_KIB,
+        "the host peaked at {} MiB resident with 100 streams (bound {} MiB)",
+        peak / 1024,
+        BOUND_KIB / 1024
+    );
+    drop(open);
 }
 
 /// `tack run` streams a session in the terminal; without a terminal it waits

@@ -332,16 +332,6 @@ fn publish_to_and_call_from_docker_registry() {
     assert_eq!(v["tools"], serde_json::json!(["jq"]));
 }
 
-/// The peak resident memory of process `pid` (`VmHWM`), in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no VmHWM in {status}"))
-}
-
 /// A registry's memory does not grow with what it transfers: receiving a
 /// 200 MiB blob in one request, serving it whole to five readers at once and a
 /// range of it, and refusing five anonymous 100 MiB uploads (before reading
@@ -393,7 +383,11 @@ async fn the_registry_streams_blobs_in_bounded_memory() {
     // Refused from the head: the bodies are never read. (The client may see
     // the connection closed before it has sent everything instead of the 401.)
     let anonymous = (0..5).map(|_| http.post(&upload).body(body(100)).send());
-    for r in futures_util::future::join_all(anonymous).await.into_iter().flatten() {
+    for r in futures_util::future::join_all(anonymous)
+        .await
+        .into_iter()
+        .flatten()
+    {
         assert_eq!(r.status(), 401);
     }
     let r = http
@@ -442,7 +436,7 @@ async fn the_registry_streams_blobs_in_bounded_memory() {
     assert_eq!((status, len), (206, 256));
     assert_eq!(first, chunk[300..556]);
 
-    let peak = peak_rss_kib(pid);
+    let peak = tack_tests::peak_rss_kib(pid);
     eprintln!("registry peak resident memory: {} MiB", peak / 1024);
     assert!(
         peak < BOUND_KIB,

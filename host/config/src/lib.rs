@@ -25,6 +25,19 @@
 //! grant-ttl = "15m"
 //! redact = ["account"]
 //!
+//! [limits]                             # host-wide limits and quotas (defaults shown)
+//! connections = 1024                    # API connections served at once
+//! header-timeout = "10s"                # to send a request's headers
+//! idle-timeout = "120s"                 # a keep-alive connection with no request
+//! requests-per-minute = 1200            # per token (0: unlimited)
+//! max-message-bytes = 65536             # a session's input or a user message
+//! sessions-per-user = 10000             # sessions one `user` token may own
+//! streams-per-session = 16              # live event streams open on one session
+//! streams-per-token = 64                # live event streams open by one token
+//! agent-max-steps = 200                 # caps on every agent's `limits`: a file
+//! agent-timeout = "1h"                  # asking more is refused, one asking
+//! # agent-max-tokens, agent-max-cost-usd  # nothing gets the cap
+//!
 //! # and the registry part: default-registry, [registries.*], [trust.*]
 //! ```
 //!
@@ -136,6 +149,95 @@ fn per_call() -> ApprovalScope {
     ApprovalScope::Call
 }
 
+/// Host-wide limits and quotas (`[limits]`); every one has a default.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct HostLimits {
+    /// API connections served at once; more wait in the listen backlog.
+    pub connections: usize,
+    /// How long a client has to send a request's headers.
+    pub header_timeout: HumanDuration,
+    /// How long a keep-alive connection may wait for its next request.
+    pub idle_timeout: HumanDuration,
+    /// API requests one token may make per minute (0: unlimited).
+    pub requests_per_minute: u32,
+    /// Largest session input or user message, in bytes.
+    pub max_message_bytes: usize,
+    /// Sessions one `user` token may own.
+    pub sessions_per_user: u64,
+    /// Live event streams open at once on one session.
+    pub streams_per_session: usize,
+    /// Live event streams open at once by one token.
+    pub streams_per_token: usize,
+    /// Most model calls a run of any agent may make.
+    pub agent_max_steps: u32,
+    /// Longest a run of any agent may take.
+    pub agent_timeout: HumanDuration,
+    /// Most tokens a run of any agent may use (none: no cap).
+    pub agent_max_tokens: Option<u64>,
+    /// Most a run of any agent may spend, in US dollars (none: no cap).
+    pub agent_max_cost_usd: Option<f64>,
+}
+
+impl Default for HostLimits {
+    fn default() -> Self {
+        HostLimits {
+            connections: 1024,
+            header_timeout: HumanDuration(std::time::Duration::from_secs(10)),
+            idle_timeout: HumanDuration(std::time::Duration::from_secs(120)),
+            requests_per_minute: 1200,
+            max_message_bytes: 64 * 1024,
+            sessions_per_user: 10_000,
+            streams_per_session: 16,
+            streams_per_token: 64,
+            agent_max_steps: 200,
+            agent_timeout: HumanDuration(std::time::Duration::from_secs(3600)),
+            agent_max_tokens: None,
+            agent_max_cost_usd: None,
+        }
+    }
+}
+
+impl HostLimits {
+    /// Why these limits cannot be used, if they cannot.
+    fn check(&self) -> Result<(), String> {
+        let positive = [
+            ("connections", self.connections as u64),
+            ("max-message-bytes", self.max_message_bytes as u64),
+            ("sessions-per-user", self.sessions_per_user),
+            ("streams-per-session", self.streams_per_session as u64),
+            ("streams-per-token", self.streams_per_token as u64),
+            ("agent-max-steps", self.agent_max_steps as u64),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("limits.{key} must be at least 1"));
+        }
+        for (key, d) in [
+            ("header-timeout", self.header_timeout),
+            ("idle-timeout", self.idle_timeout),
+            ("agent-timeout", self.agent_timeout),
+        ] {
+            if d.0.is_zero() || d.0 > MAX_TIMEOUT {
+                return Err(format!(
+                    "limits.{key} must be between 1ms and {} days",
+                    MAX_TIMEOUT.as_secs() / 86_400
+                ));
+            }
+        }
+        if self
+            .agent_max_cost_usd
+            .is_some_and(|c| !(c >= 0.0 && c.is_finite()))
+        {
+            return Err("limits.agent-max-cost-usd must be a number of dollars, 0 or more".into());
+        }
+        Ok(())
+    }
+}
+
+/// The longest any configured timeout may be (a week): longer ones are
+/// mistakes, and far longer ones overflow clocks.
+pub const MAX_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+
 fn default_listen() -> SocketAddr {
     "127.0.0.1:8080".parse().expect("a valid address")
 }
@@ -159,6 +261,8 @@ struct HostSection {
     approval_policies: BTreeMap<String, ApprovalPolicyConfig>,
     #[serde(default)]
     guest_file_io: GuestFileIo,
+    #[serde(default)]
+    limits: HostLimits,
 }
 
 /// Where a guest's file operations (in its granted directories) run.
@@ -198,6 +302,8 @@ pub struct HostConfig {
     pub distribution: DistributionConfig,
     /// Where guests' file operations run.
     pub guest_file_io: GuestFileIo,
+    /// Host-wide limits and quotas.
+    pub limits: HostLimits,
     /// Where relative paths start.
     pub base_dir: PathBuf,
 }
@@ -248,7 +354,9 @@ impl HostConfig {
                 )));
             }
         }
+        host.limits.check().map_err(err)?;
         Ok(HostConfig {
+            limits: host.limits,
             listen: host.listen,
             storage: host.storage,
             models: host.models,
@@ -375,5 +483,28 @@ require-signature = false
                 .contains("unknown variant `forever`")
         );
         assert!(e("[trust.acme]\nkeys = []\nrequire = true").contains("unknown field `require`"));
+    }
+
+    #[test]
+    fn limits_have_defaults_and_refuse_nonsense_naming_the_key() {
+        let c = HostConfig::from_toml("", &path()).unwrap();
+        assert_eq!(c.limits, HostLimits::default());
+        let c = HostConfig::from_toml(
+            "[limits]\nstreams-per-session = 3\nagent-timeout = \"2h\"\nagent-max-cost-usd = 0.5",
+            &path(),
+        )
+        .unwrap();
+        assert_eq!(c.limits.streams_per_session, 3);
+        assert_eq!(c.limits.agent_timeout.0.as_secs(), 7200);
+        assert_eq!(c.limits.agent_max_cost_usd, Some(0.5));
+        let e = |text: &str| {
+            HostConfig::from_toml(text, &path())
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(e("[limits]\nconnections = 0").contains("limits.connections must be at least 1"));
+        assert!(e("[limits]\nagent-timeout = \"9999h\"").contains("limits.agent-timeout"));
+        assert!(e("[limits]\nagent-max-cost-usd = -1.0").contains("agent-max-cost-usd"));
+        assert!(e("[limits]\nstreams = 4").contains("unknown field `streams`"));
     }
 }

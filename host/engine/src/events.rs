@@ -398,3 +398,23 @@ pub struct LoggedEvent {
     #[serde(flatten)]
     pub data: EventData,
 }
+
+impl LoggedEvent {
+    /// The length of its JSON, in bytes (for memory budgets: it serializes
+    /// into a counter, allocating nothing).
+    pub fn json_len(&self) -> usize {
+        struct Count(usize);
+        impl std::io::Write for Count {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0 += buf.len();
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut count = Count(0);
+        let _ = serde_json::to_writer(&mut count, self);
+        count.0
+    }
+}

@@ -125,6 +125,7 @@ pub(crate) async fn authenticate(
             format!("token `{name}` has a role this host does not know ({e}); create it again"),
         )
     })?;
+    state.quotas.request(&name)?;
     Ok(Principal::new(&name, role))
 }
 

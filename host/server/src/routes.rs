@@ -21,6 +21,21 @@ pub struct AppState {
     pub engine: Engine,
     /// Secrets, when the host has a master key.
     pub secrets: Option<tack_secrets::Secrets>,
+    /// Streams and request rates, against the host's `[limits]`.
+    pub(crate) quotas: std::sync::Arc<crate::quota::Quotas>,
+}
+
+impl AppState {
+    /// The state of an API over `engine` (and `secrets`, with a master key),
+    /// with quotas from the engine's host configuration.
+    pub fn new(engine: Engine, secrets: Option<tack_secrets::Secrets>) -> AppState {
+        let quotas = crate::quota::Quotas::new(engine.host().limits.clone());
+        AppState {
+            engine,
+            secrets,
+            quotas,
+        }
+    }
 }
 
 /// The API's router.

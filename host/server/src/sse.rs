@@ -4,9 +4,12 @@
 //! `data:` (the event as JSON). A client that reconnects with `Last-Event-ID`
 //! (or `?after=SEQ`) gets everything after it, then live events, with nothing
 //! lost and nothing twice: the stream subscribes before it reads the log and
-//! skips live events it has already sent. Streamed model text arrives as
-//! `text_delta` events without an id (live only, not logged; the full text is
-//! in `model_response`).
+//! skips live events it has already sent. The log is read a page at a time as
+//! the client takes events, so a stream holds one page, however long the log;
+//! live events are shared (`Arc`) by every stream of the session. Streams are
+//! counted per session and per token against the host's `[limits]`. Streamed
+//! model text arrives as `text_delta` events without an id (live only, not
+//! logged; the full text is in `model_response`).
 
 use crate::auth::{AnyRole, Session};
 use crate::error::ApiError;
@@ -29,16 +32,33 @@ pub(crate) struct After {
     after: Option<u64>,
 }
 
+/// Events read from the log at a time, at first and at most. A stream holds one
+/// page of the log, however long the log is; pages shrink while their events
+/// are large and grow while they are small, so a page stays near
+/// [`PAGE_BYTES`] (or is one event).
+const FIRST_PAGE: u32 = 4;
+const MOST_PAGE: u32 = 64;
+/// The size a page of the log aims at, in bytes of event JSON.
+const PAGE_BYTES: usize = 128 * 1024;
+
 struct Cursor {
     engine: Engine,
     session: String,
     sent: u64,
-    backlog: VecDeque<LoggedEvent>,
+    /// Events read from the log and not yet sent.
+    page: VecDeque<LoggedEvent>,
+    /// Whether the log may hold events after `sent` that the live channel will
+    /// not deliver: at the start (the backlog) and after a lag.
+    reading_log: bool,
+    /// How many events the next page of the log asks for.
+    page_size: u32,
     events: broadcast::Receiver<Arc<LoggedEvent>>,
     deltas: broadcast::Receiver<Delta>,
     /// A text delta that arrived before the event logged just before it was
     /// sent; it goes out right after that event.
     held: Option<Delta>,
+    /// This stream's place in the quotas, given back when it ends.
+    _slot: Option<crate::quota::StreamSlot>,
 }
 
 /// What a cursor sends next.
@@ -73,35 +93,44 @@ fn sse_event(e: &LoggedEvent) -> Event {
 }
 
 impl Cursor {
-    /// After a lag on the live channel: queue everything logged after what was sent.
-    async fn catch_up(&mut self) -> Result<(), ApiError> {
-        let mut from = self.backlog.back().map(|e| e.seq).unwrap_or(self.sent);
-        loop {
-            let batch = self.engine.events(&self.session, from, 500).await?;
-            let n = batch.len();
-            if let Some(last) = batch.last() {
-                from = last.seq;
-            }
-            self.backlog.extend(batch);
-            if n < 500 {
-                return Ok(());
-            }
-        }
+    /// The next page of the log after what was sent; the log has been read to
+    /// its end when a page comes back short.
+    async fn read_page(&mut self) -> Result<(), ApiError> {
+        let asked = self.page_size;
+        let batch = self.engine.events(&self.session, self.sent, asked).await?;
+        self.reading_log = batch.len() == asked as usize;
+        let bytes: usize = batch.iter().map(LoggedEvent::json_len).sum();
+        self.page_size = if bytes > 2 * PAGE_BYTES {
+            (asked / 2).max(1)
+        } else if bytes < PAGE_BYTES / 2 {
+            (asked * 2).min(MOST_PAGE)
+        } else {
+            asked
+        };
+        self.page.extend(batch);
+        Ok(())
     }
 
-    /// The next event to send: the backlog first, then live events and text
-    /// deltas in the order they happened; anything at or below the last sequence
-    /// number sent is skipped.
+    /// The next event to send: the log after what was sent first, a page at a
+    /// time as the client takes them, then live events and text deltas in the
+    /// order they happened; anything at or below the last sequence number sent
+    /// is skipped.
     ///
     /// A delta is sent only after the event logged just before it (its `after`),
     /// and deltas are read before events, so a step's streamed text always lies
     /// between its `model_request` and its `model_response`.
     async fn next(&mut self) -> Option<Item> {
         loop {
-            if let Some(e) = self.backlog.pop_front() {
+            if let Some(e) = self.page.pop_front() {
                 if e.seq > self.sent {
                     self.sent = e.seq;
                     return Some(Item::logged(&e));
+                }
+                continue;
+            }
+            if self.reading_log {
+                if self.read_page().await.is_err() {
+                    return None;
                 }
                 continue;
             }
@@ -122,11 +151,8 @@ impl Cursor {
                         return Some(Item::logged(&e));
                     }
                     Ok(_) => {}
-                    Err(RecvError::Lagged(_)) => {
-                        if self.catch_up().await.is_err() {
-                            return None;
-                        }
-                    }
+                    // Events went past unseen: they are in the log.
+                    Err(RecvError::Lagged(_)) => self.reading_log = true,
                     Err(RecvError::Closed) => return None,
                 },
             }
@@ -136,7 +162,7 @@ impl Cursor {
 
 pub(crate) async fn stream(
     State(state): State<AppState>,
-    Session { session, .. }: Session<AnyRole>,
+    Session { who, session, .. }: Session<AnyRole>,
     headers: HeaderMap,
     Query(after): Query<After>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
@@ -153,38 +179,27 @@ pub(crate) async fn stream(
             .await?
             .ok_or_else(|| {
                 ApiError::bad_request(format!(
-                    "Last-Event-ID `{id}` is not an event of session `{session}`; reconnect without it to replay the whole log"
+                    "Last-Event-ID `{}` is not an event of session `{session}`; reconnect without it to replay the whole log",
+                    crate::error::clip(id)
                 ))
             })?,
         None => after.after.unwrap_or(0),
     };
+    let slot = state.quotas.open_stream(&session, &who.name)?;
     // Subscribe first, then read the log: an event appended in between is
     // both in the log and on the channel, and the cursor sends it once.
     let (events, deltas) = engine.subscribe(&session).await?;
-    let backlog: VecDeque<LoggedEvent> = {
-        let mut all = VecDeque::new();
-        let mut from = start;
-        loop {
-            let batch = engine.events(&session, from, 500).await?;
-            let n = batch.len();
-            if let Some(last) = batch.last() {
-                from = last.seq;
-            }
-            all.extend(batch);
-            if n < 500 {
-                break;
-            }
-        }
-        all
-    };
     let cursor = Cursor {
         engine,
         session,
         sent: start,
-        backlog,
+        page: VecDeque::new(),
+        reading_log: true,
+        page_size: FIRST_PAGE,
         events,
         deltas,
         held: None,
+        _slot: Some(slot),
     };
     let s = stream::unfold(cursor, |mut c| async move {
         c.next().await.map(|i| (Ok(i.into_event()), c))
@@ -213,10 +228,13 @@ mod tests {
             engine: h.engine.clone(),
             session: "s".into(),
             sent: 4,
-            backlog: VecDeque::new(),
+            page: VecDeque::new(),
+            reading_log: false,
+            page_size: FIRST_PAGE,
             events,
             deltas,
             held: None,
+            _slot: None,
         };
         let event = |seq| {
             Arc::new(LoggedEvent {

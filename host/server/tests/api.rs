@@ -53,10 +53,7 @@ impl Api {
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let app = router(AppState {
-            engine: h.engine.clone(),
-            secrets: None,
-        });
+        let app = router(AppState::new(h.engine.clone(), None));
         tokio::spawn(async move { axum::serve(listener, app).await });
         tack_distribution::client::install_crypto();
         Api {

@@ -62,3 +62,16 @@ pub fn one_worker_runtime() -> tokio::runtime::Runtime {
         .build()
         .expect("a tokio runtime")
 }
+
+/// The peak resident memory of process `pid` so far (`VmHWM` in
+/// `/proc/PID/status`), in KiB: a bound that holds for the whole life of the
+/// process, so a test reads it once at the end instead of sampling a clock.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("cannot read the status of process {pid}: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmHWM in {status}"))
+}

@@ -65,7 +65,7 @@ impl TackRegistry {
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
                 tokio::select! {
-                    _ = tack_registry::serve(listener, registry) => {}
+                    _ = tack_registry::serve(listener, registry, Default::default()) => {}
                     _ = stopped => {}
                 }
             });

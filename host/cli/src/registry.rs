@@ -74,6 +74,12 @@ pub(crate) struct ServeArgs {
     /// Token endpoint URL to advertise [default: http://<Host header>/token].
     #[arg(long, value_name = "URL")]
     realm: Option<String>,
+    /// Connections served at once (more wait in the listen backlog).
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    connections: usize,
+    /// Time a client has to send a request's headers (`10s`, `500ms`).
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    header_timeout: tack_capability::HumanDuration,
 }
 
 #[derive(Args)]
@@ -150,6 +156,23 @@ pub(crate) async fn run(cmd: RegistryCommand, g: &Globals) -> Result<ExitCode, F
 }
 
 async fn serve(a: ServeArgs) -> Result<ExitCode, Failure> {
+    if a.no_auth && !a.listen.ip().is_loopback() {
+        return Err(Failure::new(
+            EXIT_USAGE,
+            format!(
+                "--no-auth lets anyone who can connect push and delete, so it listens on \
+                 loopback only, not {}",
+                a.listen
+            ),
+        )
+        .help("listen on 127.0.0.1 (or ::1), or drop --no-auth and create tokens with `tack registry token create`"));
+    }
+    if a.connections == 0 || a.header_timeout.0.is_zero() {
+        return Err(Failure::new(
+            EXIT_USAGE,
+            "--connections and --header-timeout must be more than 0",
+        ));
+    }
     let dir = a.data.dir()?;
     let store = tack_registry_store::Store::open(&dir).map_err(|e| {
         Failure::new(
@@ -181,7 +204,11 @@ async fn serve(a: ServeArgs) -> Result<ExitCode, Failure> {
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    tack_registry::serve(listener, registry)
+    let limits = tack_serve::Limits {
+        connections: a.connections,
+        header_timeout: a.header_timeout.0,
+    };
+    tack_registry::serve(listener, registry, limits)
         .await
         .map_err(|e| Failure::internal(format!("the registry stopped: {e}")))?;
     Ok(ExitCode::SUCCESS)

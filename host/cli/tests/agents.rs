@@ -621,6 +621,51 @@ async fn many_streams_of_a_long_log_hold_pages_not_logs() {
     drop(open);
 }
 
+/// Clients that open connections and never finish a request cannot take the
+/// API away: with 400 of them held open against a host limited to 256 file
+/// descriptors, the health check is still answered (the host serves 64
+/// connections at once and closes any that sends no complete head within a
+/// second, so the rest wait their turn in the backlog).
+#[tokio::test(flavor = "multi_thread")]
+async fn half_open_connections_cannot_starve_the_api() {
+    use tokio::io::AsyncWriteExt;
+    tack_distribution::client::install_crypto();
+    let db = tempfile::tempdir().unwrap();
+    let s = Setup::build(
+        &format!("sqlite://{}", db.path().join("host.db").display()),
+        None,
+        SCRIPT,
+        "[limits]\nconnections = 64\nheader-timeout = \"1s\"\n",
+    )
+    .await;
+    let host = s.serve();
+    let limited = Command::new("prlimit")
+        .args(["--pid", &host.child.id().to_string(), "--nofile=256:256"])
+        .status()
+        .expect("run prlimit (util-linux)");
+    assert!(limited.success());
+    let addr = host.url.trim_start_matches("http://").to_string();
+    let mut held = Vec::new();
+    for _ in 0..400 {
+        let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        c.write_all(b"GET /v1/health HTTP/1.1\r\nhost: x\r\n")
+            .await
+            .unwrap();
+        held.push(c);
+    }
+    // A guard against hanging for ever, far above the few seconds it takes.
+    let answered = tokio::time::timeout(
+        Duration::from_secs(120),
+        reqwest::get(format!("{}/v1/health", host.url)),
+    )
+    .await;
+    match answered {
+        Ok(Ok(r)) => assert_eq!(r.status(), 200),
+        other => panic!("the health check was not answered: {other:?}"),
+    }
+    drop(held);
+}
+
 /// `tack run` streams a session in the terminal; without a terminal it waits
 /// for an approver, who uses `tack approvals`.
 #[tokio::test(flavor = "multi_thread")]

@@ -445,3 +445,32 @@ async fn the_registry_streams_blobs_in_bounded_memory() {
         BOUND_KIB / 1024
     );
 }
+
+/// `--no-auth` lets anyone push and delete, so it serves loopback only: on
+/// any other address the server refuses to start, saying what to do.
+#[test]
+fn no_auth_refuses_to_listen_beyond_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("registry");
+    let out = tack(
+        d,
+        &[],
+        &[
+            "registry",
+            "serve",
+            "--no-auth",
+            "--listen",
+            "0.0.0.0:0",
+            "--data",
+            data.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--no-auth") && err.contains("loopback only"),
+        "{err}"
+    );
+    assert!(err.contains("help:"), "{err}");
+}

@@ -27,8 +27,7 @@
 //!
 //! [limits]                             # host-wide limits and quotas (defaults shown)
 //! connections = 1024                    # API connections served at once
-//! header-timeout = "10s"                # to send a request's headers
-//! idle-timeout = "120s"                 # a keep-alive connection with no request
+//! header-timeout = "10s"                # to send a request's headers (or the next one)
 //! requests-per-minute = 1200            # per token (0: unlimited)
 //! max-message-bytes = 65536             # a session's input or a user message
 //! sessions-per-user = 10000             # sessions one `user` token may own
@@ -155,10 +154,9 @@ fn per_call() -> ApprovalScope {
 pub struct HostLimits {
     /// API connections served at once; more wait in the listen backlog.
     pub connections: usize,
-    /// How long a client has to send a request's headers.
+    /// How long a client has to send a request's headers (on a keep-alive
+    /// connection: to start its next request).
     pub header_timeout: HumanDuration,
-    /// How long a keep-alive connection may wait for its next request.
-    pub idle_timeout: HumanDuration,
     /// API requests one token may make per minute (0: unlimited).
     pub requests_per_minute: u32,
     /// Largest session input or user message, in bytes.
@@ -184,7 +182,6 @@ impl Default for HostLimits {
         HostLimits {
             connections: 1024,
             header_timeout: HumanDuration(std::time::Duration::from_secs(10)),
-            idle_timeout: HumanDuration(std::time::Duration::from_secs(120)),
             requests_per_minute: 1200,
             max_message_bytes: 64 * 1024,
             sessions_per_user: 10_000,
@@ -214,7 +211,6 @@ impl HostLimits {
         }
         for (key, d) in [
             ("header-timeout", self.header_timeout),
-            ("idle-timeout", self.idle_timeout),
             ("agent-timeout", self.agent_timeout),
         ] {
             if d.0.is_zero() || d.0 > MAX_TIMEOUT {

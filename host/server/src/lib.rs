@@ -23,13 +23,13 @@ pub use routes::{AppState, router};
 /// The OpenAPI 3.1 document of this API.
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
-/// Serve the API on `listener` until the process ends.
+/// Serve the API on `listener` until the process ends, within the host's
+/// `[limits]` on connections and header time.
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
-    use axum::serve::ListenerExt as _;
-    // SSE events are written one by one: send each at once rather than holding
-    // it for the client's delayed ACK (Nagle).
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, router(state)).await
+    let limits = &state.engine.host().limits;
+    let limits = tack_serve::Limits {
+        connections: limits.connections,
+        header_timeout: limits.header_timeout.0,
+    };
+    tack_serve::serve(listener, router(state), limits).await
 }

@@ -74,12 +74,13 @@ impl Registry {
     }
 }
 
-/// Serve `registry` on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, registry: Arc<Registry>) -> std::io::Result<()> {
-    use axum::serve::ListenerExt as _;
-    // Responses are written in pieces (head, then body chunks): send each at once.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, router(registry)).await
+/// Serve `registry` on `listener` until the task is dropped, within `limits`
+/// on connections and header time ([`tack_serve::Limits::default`] unless the
+/// operator says otherwise).
+pub async fn serve(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    limits: tack_serve::Limits,
+) -> std::io::Result<()> {
+    tack_serve::serve(listener, router(registry), limits).await
 }

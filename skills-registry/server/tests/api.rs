@@ -20,6 +20,7 @@ impl Registry {
         tokio::spawn(tack_registry::serve(
             listener,
             tack_registry::Registry::unauthenticated(store).unwrap(),
+            Default::default(),
         ));
         // reqwest is built without a default TLS provider in this workspace.
         let _ = rustls::crypto::ring::default_provider().install_default();

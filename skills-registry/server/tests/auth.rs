@@ -21,7 +21,7 @@ impl Server {
             Registry::new(store, AuthConfig::tokens_in(dir.path(), anonymous_pull)).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(tack_registry::serve(listener, registry));
+        tokio::spawn(tack_registry::serve(listener, registry, Default::default()));
         Server {
             base,
             http: Client::new(),

@@ -53,6 +53,85 @@ impl Limits {
     pub fn timeout(&self) -> Option<Duration> {
         self.timeout.map(|t| t.0)
     }
+
+    /// These limits, each lowered to `caps`' where `caps` sets one (a limit
+    /// this file leaves unset gets the cap).
+    pub fn capped(&self, caps: &Limits) -> Limits {
+        fn lower<T: PartialOrd + Copy>(mine: Option<T>, cap: Option<T>) -> Option<T> {
+            match (mine, cap) {
+                (Some(m), Some(c)) if c < m => Some(c),
+                (None, c) => c,
+                (m, _) => m,
+            }
+        }
+        Limits {
+            max_steps: lower(self.max_steps, caps.max_steps),
+            max_cost_usd: lower(self.max_cost_usd, caps.max_cost_usd),
+            max_tokens: lower(self.max_tokens, caps.max_tokens),
+            timeout: lower(self.timeout, caps.timeout),
+        }
+    }
+
+    /// Why these limits are not allowed under `caps` (the host's), naming the
+    /// field: each must be positive and at most its cap.
+    fn check(&self, caps: &Limits) -> Result<(), AgentError> {
+        let over = |field: &str, asked: String, cap: String, key: &str| {
+            invalid(
+                format!("limits.{field}"),
+                format!(
+                    "{asked} is more than this host allows ({cap}, `agent-{key}` in the host's \
+                     [limits]); ask for less, or leave it out to get the host's limit"
+                ),
+            )
+        };
+        if let (Some(m), Some(c)) = (self.max_steps, caps.max_steps)
+            && m > c
+        {
+            return Err(over("max-steps", m.to_string(), c.to_string(), "max-steps"));
+        }
+        if let (Some(m), Some(c)) = (self.max_tokens, caps.max_tokens)
+            && m > c
+        {
+            return Err(over(
+                "max-tokens",
+                m.to_string(),
+                c.to_string(),
+                "max-tokens",
+            ));
+        }
+        if let Some(m) = self.max_cost_usd {
+            if !(m.is_finite() && m >= 0.0) {
+                return Err(invalid(
+                    "limits.max-cost-usd",
+                    "must be a number of dollars, 0 or more",
+                ));
+            }
+            if let Some(c) = caps.max_cost_usd
+                && m > c
+            {
+                return Err(over(
+                    "max-cost-usd",
+                    format!("${m}"),
+                    format!("${c}"),
+                    "max-cost-usd",
+                ));
+            }
+        }
+        if let Some(t) = self.timeout {
+            if t.0.is_zero() {
+                return Err(invalid("limits.timeout", "must be more than 0"));
+            }
+            if let Some(c) = caps.timeout
+                && t > c
+            {
+                return Err(over("timeout", t.to_string(), c.to_string(), "timeout"));
+            }
+        }
+        if self.max_steps == Some(0) {
+            return Err(invalid("limits.max-steps", "must be at least 1"));
+        }
+        Ok(())
+    }
 }
 
 /// What the host can satisfy: its model catalog, approval policies and default registry.
@@ -65,6 +144,10 @@ pub trait Catalog {
     fn has_approval_policy(&self, name: &str) -> bool;
     /// The registry for references that name none.
     fn default_registry(&self) -> Option<String>;
+    /// The most any agent's `limits` may ask for (unset: no cap).
+    fn limit_caps(&self) -> Limits {
+        Limits::default()
+    }
 }
 
 /// Why an agent file was refused. Every message names the field.
@@ -203,6 +286,7 @@ impl AgentSpec {
     /// Check every reference against what the host has: the model catalog, the
     /// approval policies, and well-formed versioned tool and skill references.
     pub fn validate(&self, catalog: &dyn Catalog) -> Result<(), AgentError> {
+        self.limits.check(&catalog.limit_caps())?;
         if !catalog.has_model(&self.model) {
             let mut known = catalog.models();
             known.sort();
@@ -403,5 +487,31 @@ approval-policy: refunds-over-100
         let e = err(&format!("{GOOD}api-key: {key}\n"));
         assert_eq!(e.path(), "api-key");
         assert!(matches!(e, AgentError::Secret { .. }));
+    }
+
+    #[test]
+    fn limits_are_lowered_to_the_caps_and_unset_ones_take_them() {
+        let d = |s: &str| s.parse::<HumanDuration>().unwrap();
+        let mine = Limits {
+            max_steps: Some(50),
+            max_cost_usd: Some(0.1),
+            max_tokens: None,
+            timeout: Some(d("2m")),
+        };
+        let caps = Limits {
+            max_steps: Some(20),
+            max_cost_usd: None,
+            max_tokens: Some(1000),
+            timeout: Some(d("1h")),
+        };
+        let c = mine.capped(&caps);
+        assert_eq!(c.max_steps, Some(20));
+        assert_eq!(c.max_cost_usd, Some(0.1));
+        assert_eq!(c.max_tokens, Some(1000));
+        assert_eq!(c.timeout, Some(d("2m")));
+        assert_eq!(
+            Limits::default().capped(&Limits::default()),
+            Limits::default()
+        );
     }
 }

@@ -387,6 +387,15 @@ impl tack_agent::Catalog for HostConfig {
     fn default_registry(&self) -> Option<String> {
         self.distribution.default_registry.clone()
     }
+    fn limit_caps(&self) -> tack_agent::Limits {
+        let l = &self.limits;
+        tack_agent::Limits {
+            max_steps: Some(l.agent_max_steps),
+            max_cost_usd: l.agent_max_cost_usd,
+            max_tokens: l.agent_max_tokens,
+            timeout: Some(l.agent_timeout),
+        }
+    }
 }
 
 #[cfg(test)]

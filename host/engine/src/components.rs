@@ -325,9 +325,14 @@ impl Resolver {
     /// Resolve `spec` (version `version`): fetch, verify and load every component.
     pub async fn resolve(
         &self,
-        spec: AgentSpec,
+        mut spec: AgentSpec,
         version: u32,
     ) -> Result<ResolvedAgent, EngineError> {
+        // A run never exceeds the host's caps, even for a version registered
+        // before they were lowered.
+        spec.limits = spec
+            .limits
+            .capped(&tack_agent::Catalog::limit_caps(&*self.host));
         let model = self.host.models.get(&spec.model).cloned().ok_or_else(|| {
             EngineError::Resolve(format!(
                 "model `{}` is not in this host's catalog (models: {})",

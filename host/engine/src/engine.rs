@@ -285,6 +285,16 @@ impl Engine {
         if input.trim().is_empty() {
             return Err(EngineError::Invalid("`input` must not be empty".into()));
         }
+        self.check_message_size("input", input)?;
+        let cap = self.inner.host.limits.sessions_per_user;
+        if let Some(owner) = by.session_owner_scope()
+            && self.inner.store.count_sessions(owner).await? >= cap
+        {
+            return Err(EngineError::Quota(format!(
+                "token `{owner}` owns {cap} sessions, the most this host allows a user \
+                 (`sessions-per-user` in [limits]); ask an operator to raise it"
+            )));
+        }
         // The session and its first message in one write, `queued` from the
         // start; its handle starts from that one event (no log to read back).
         let message = EventData::UserMessage {
@@ -479,6 +489,19 @@ impl Engine {
         Ok(n)
     }
 
+    /// Whether `text`, given as `field`, fits the host's `max-message-bytes`.
+    fn check_message_size(&self, field: &str, text: &str) -> Result<(), EngineError> {
+        let most = self.inner.host.limits.max_message_bytes;
+        if text.len() > most {
+            return Err(EngineError::Invalid(format!(
+                "`{field}` is {} bytes; this host takes at most {most} \
+                 (`max-message-bytes` in [limits])",
+                text.len()
+            )));
+        }
+        Ok(())
+    }
+
     /// A user message: queued, and run after the current run (if any).
     pub async fn post_message(
         &self,
@@ -489,6 +512,7 @@ impl Engine {
         if text.trim().is_empty() {
             return Err(EngineError::Invalid("`text` must not be empty".into()));
         }
+        self.check_message_size("text", text)?;
         let h = self.handle(session).await?;
         let e = self.queue_message(&h, text, by).await?;
         self.kick(h);
@@ -589,6 +613,7 @@ impl Engine {
         answer: &str,
         by: &Principal,
     ) -> Result<LoggedEvent, EngineError> {
+        self.check_message_size("answer", answer)?;
         let h = self.handle(session).await?;
         let mut log = h.log.lock().await;
         if log.open_question(question_id).is_none() {

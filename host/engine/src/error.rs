@@ -23,6 +23,9 @@ pub enum EngineError {
     /// The caller's role may not do this (403).
     #[error("{0}")]
     Forbidden(String),
+    /// The caller has used up a quota of the host's `[limits]` (429).
+    #[error("{0}")]
+    Quota(String),
     /// An agent's components or configuration cannot be resolved (422).
     #[error("{0}")]
     Resolve(String),

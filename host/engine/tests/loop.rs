@@ -1054,3 +1054,77 @@ async fn a_panicking_runner_ends_its_run_instead_of_wedging_the_session() {
     );
     wait_status(&second, &s.id, Status::Idle).await;
 }
+
+/// The host's `[limits]` cap every agent: a file asking more is refused naming
+/// the field and the key (a timeout that would overflow a clock included), a
+/// file asking nothing runs under the cap, and a user's message and session
+/// count are bounded.
+#[tokio::test(flavor = "multi_thread")]
+async fn host_limits_cap_agents_messages_and_sessions() {
+    let h = Harness::start_with(
+        LOOPING,
+        None,
+        "[limits]\nagent-max-steps = 2\nagent-timeout = \"10m\"\nmax-message-bytes = 100\nsessions-per-user = 2\n",
+    )
+    .await;
+    let refused = |limits: &'static str| {
+        let yaml = agent("capped", "scripted", None, limits);
+        let engine = h.engine.clone();
+        async move {
+            engine
+                .register_agent(&yaml, &common::builder())
+                .await
+                .unwrap_err()
+                .to_string()
+        }
+    };
+    let e = refused("limits:\n  max-steps: 3\n").await;
+    assert!(
+        e.contains("limits.max-steps") && e.contains("agent-max-steps"),
+        "{e}"
+    );
+    let e = refused("limits:\n  timeout: 9999999999m\n").await;
+    assert!(
+        e.contains("limits.timeout") && e.contains("agent-timeout"),
+        "{e}"
+    );
+    let e = refused("limits:\n  max-cost-usd: -1\n").await;
+    assert!(e.contains("limits.max-cost-usd"), "{e}");
+
+    // Nothing asked: the cap applies.
+    let s = session(&h, &agent("uncapped", "scripted", None, ""), "balances").await;
+    let events = wait_finished(&h.engine, &s, 1).await;
+    assert_eq!(finished(&events), (RunStop::MaxSteps, 2));
+
+    let e = h
+        .engine
+        .post_message(&s, &"x".repeat(101), &user())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, EngineError::Invalid(_)), "{e}");
+    assert!(e.to_string().contains("max-message-bytes"), "{e}");
+    let e = h
+        .engine
+        .create_session("uncapped", &"x".repeat(101), &user())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("`input` is 101 bytes"), "{e}");
+
+    // The user owns one session; a second is allowed, a third is not.
+    h.engine
+        .create_session("uncapped", "balances", &user())
+        .await
+        .unwrap();
+    let e = h
+        .engine
+        .create_session("uncapped", "balances", &user())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, EngineError::Quota(_)), "{e}");
+    assert!(e.to_string().contains("sessions-per-user"), "{e}");
+    // Other roles are not users: no per-user cap.
+    h.engine
+        .create_session("uncapped", "balances", &common::builder())
+        .await
+        .unwrap();
+}

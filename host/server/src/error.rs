@@ -46,6 +46,7 @@ impl From<EngineError> for ApiError {
             EngineError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             EngineError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             EngineError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            EngineError::Quota(_) => (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded"),
             EngineError::Resolve(_) | EngineError::ResolveFailed { .. } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "unresolvable_agent")
             }

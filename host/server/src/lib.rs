@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod error;
+mod extract;
 mod quota;
 mod routes;
 mod sse;

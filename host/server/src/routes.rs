@@ -2,10 +2,11 @@
 
 use crate::auth::{Admin, AnyRole, Approvals, Build, Caller, Need, Session, Sessions, require};
 use crate::error::ApiError;
+use crate::extract::{Body, Params};
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -56,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/secrets", get(list_secrets))
         .route("/v1/secrets/{name}", put(put_secret))
         .fallback(not_found)
+        .layer(DefaultBodyLimit::max(crate::extract::MAX_BODY))
         .with_state(state)
 }
 
@@ -88,7 +90,7 @@ async fn openapi() -> Response {
 async fn create_agent(
     State(state): State<AppState>,
     Caller(who, _): Caller<Build>,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("the agent file is not UTF-8 text"))?;
@@ -138,7 +140,7 @@ async fn set_agent_owner(
     State(state): State<AppState>,
     _: Caller<Admin>,
     Path(name): Path<String>,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     let req: Owner = parse(&body, "{\"owner\": TOKEN-NAME}")?;
     if req.owner.trim().is_empty() {
@@ -176,7 +178,7 @@ fn session_json(s: &tack_store::SessionRecord) -> Value {
 async fn create_session(
     State(state): State<AppState>,
     Caller(who, _): Caller<Sessions>,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let req: NewSession = parse(&body, "{\"agent\": NAME[@VERSION], \"input\": TEXT}")?;
     let s = state
@@ -196,7 +198,7 @@ struct Page {
 async fn list_sessions(
     State(state): State<AppState>,
     Caller(who, _): Caller<AnyRole>,
-    Query(page): Query<Page>,
+    Params(page): Params<Page>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = page.limit.unwrap_or(50).clamp(1, 500);
     let sessions = state
@@ -236,7 +238,7 @@ enum UserEvent {
 async fn post_event(
     State(state): State<AppState>,
     Session { who, session, .. }: Session<AnyRole>,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let id = session.id;
     let event: UserEvent = parse(
@@ -277,7 +279,7 @@ async fn post_event(
 async fn get_events(
     State(state): State<AppState>,
     s: Session<AnyRole>,
-    Query(page): Query<Page>,
+    Params(page): Params<Page>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = page.limit.unwrap_or(100).clamp(1, 1000);
     let events = state
@@ -323,7 +325,7 @@ async fn decide_approval(
     State(state): State<AppState>,
     Caller(who, _): Caller<AnyRole>,
     Path(approval): Path<String>,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let d: Decision = parse(
         &body,
@@ -362,7 +364,7 @@ async fn put_secret(
     State(state): State<AppState>,
     _: Caller<Admin>,
     Path(name): Path<String>,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let secrets = state.secrets.as_ref().ok_or_else(|| {
         ApiError::new(

@@ -13,8 +13,9 @@
 
 use crate::auth::{AnyRole, Session};
 use crate::error::ApiError;
+use crate::extract::Params;
 use crate::routes::AppState;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream};
@@ -164,7 +165,7 @@ pub(crate) async fn stream(
     State(state): State<AppState>,
     Session { who, session, .. }: Session<AnyRole>,
     headers: HeaderMap,
-    Query(after): Query<After>,
+    Params(after): Params<After>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let engine = state.engine.clone();
     let session = session.id;

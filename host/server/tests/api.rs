@@ -583,6 +583,56 @@ async fn the_events_route_authenticates_before_it_parses() {
     assert_eq!(s, 401, "{body}");
 }
 
+/// Every error answer has the JSON shape, the ones axum produces included (a
+/// body over the limit, a malformed query), and client text quoted in an
+/// error is cut short.
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_are_json_and_quote_client_text_briefly() {
+    let h = Harness::start(REFUND).await;
+    let api = Api::start(&h).await;
+    let (s, body) = api
+        .call(
+            "POST",
+            "/v1/agents",
+            Some("builder"),
+            Some("x".repeat(3 << 20)),
+        )
+        .await;
+    assert_eq!(s, 413, "{body}");
+    assert_eq!(body["error"]["code"], "payload_too_large");
+    let (s, body) = api
+        .call("GET", "/v1/sessions?limit=many", Some("user"), None)
+        .await;
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_request");
+
+    let agent_yaml = agent("refund-assistant", "scripted", Some("refunds"), "");
+    api.call("POST", "/v1/agents", Some("builder"), Some(agent_yaml))
+        .await;
+    let (_, session) = api
+        .call(
+            "POST",
+            "/v1/sessions",
+            Some("user"),
+            Some(json!({"agent": "refund-assistant", "input": "hi"}).to_string()),
+        )
+        .await;
+    let id = session["id"].as_str().unwrap();
+    let r = api
+        .http
+        .get(format!("{}/v1/sessions/{id}/stream", api.base))
+        .bearer_auth(&api.tokens["user"])
+        .header("Last-Event-ID", "E".repeat(8000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.len() < 400, "{message}");
+    assert!(message.contains("more bytes"), "{message}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_openapi_document_describes_every_route() {
     let h = Harness::start(REFUND).await;

@@ -226,6 +226,16 @@ impl Store {
         rows.iter().map(session_row).collect()
     }
 
+    /// How many sessions `owner` owns.
+    pub async fn count_sessions(&self, owner: &str) -> Result<u64> {
+        let row = query("SELECT COUNT(*) AS n FROM sessions WHERE owner = $1")
+            .bind(owner)
+            .fetch_one(&self.db)
+            .await?;
+        let n: i64 = row.try_get("n")?;
+        Ok(n as u64)
+    }
+
     /// Sessions whose status is `status` (a restarted host resumes the `running` ones).
     pub async fn sessions_with_status(&self, status: SessionStatus) -> Result<Vec<SessionRecord>> {
         let rows = query(select_sessions!("WHERE status = $1 ORDER BY id"))

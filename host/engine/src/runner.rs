@@ -748,6 +748,9 @@ fn content_text(content: &[Content]) -> String {
 struct Finished {
     ok: bool,
     content: String,
+    /// The tool's content parts, when it returned some (redaction works on
+    /// them: `content` is their text as the model reads it).
+    parts: Option<Vec<Content>>,
     error_code: Option<String>,
     latency_ms: u64,
     sandbox_id: Option<String>,
@@ -759,6 +762,7 @@ impl Finished {
         Finished {
             ok: false,
             content,
+            parts: None,
             error_code: Some(code.into()),
             latency_ms: 0,
             sandbox_id: None,
@@ -767,14 +771,16 @@ impl Finished {
     }
 
     fn record(&self) -> Value {
-        json!({"ok": self.ok, "content": self.content, "error_code": self.error_code,
-               "latency_ms": self.latency_ms, "sandbox_id": self.sandbox_id})
+        json!({"ok": self.ok, "content": self.content, "parts": self.parts,
+               "error_code": self.error_code, "latency_ms": self.latency_ms,
+               "sandbox_id": self.sandbox_id})
     }
 
     fn from_record(v: &Value) -> Self {
         Finished {
             ok: v["ok"].as_bool().unwrap_or(false),
             content: v["content"].as_str().unwrap_or_default().to_string(),
+            parts: serde_json::from_value(v["parts"].clone()).ok().flatten(),
             error_code: v["error_code"].as_str().map(str::to_string),
             latency_ms: v["latency_ms"].as_u64().unwrap_or(0),
             sandbox_id: v["sandbox_id"].as_str().map(str::to_string),
@@ -803,6 +809,7 @@ async fn execute_one(
             (Some(answer), _) => Finished {
                 ok: true,
                 content: answer.clone(),
+                parts: None,
                 error_code: None,
                 latency_ms: 0,
                 sandbox_id: None,
@@ -835,6 +842,7 @@ async fn execute_one(
             Some(k) => Finished {
                 ok: true,
                 content: k.body.clone(),
+                parts: None,
                 error_code: None,
                 latency_ms: 0,
                 sandbox_id: None,
@@ -895,40 +903,19 @@ async fn log_result(
         replayed: f.replayed,
     };
     // A tool may echo a redacted argument back (a ledger entry with its note):
-    // the log shows the result with those values scrubbed; the model gets it whole.
-    let shown = scrub(&f.content, &c.arguments, &c.redacted);
+    // the log shows the result with those values scrubbed, on the parsed
+    // values; the model gets it whole.
+    let needles = crate::redact::needles(&c.arguments, &c.redacted);
+    let shown = match &f.parts {
+        Some(parts) => content_text(&crate::redact::scrub_parts(parts, &needles)),
+        None => crate::redact::scrub_plain(&f.content, &needles),
+    };
     let private = (shown != f.content).then(|| event(f.content.clone()));
     // The last result of a step is written with the next `model_request`.
     let entry = Entry::default()
         .and_private(event(shown), private)
         .closing(call);
     h.log.lock().await.carry(entry).await
-}
-
-/// `text` with every value the `pointers` select in `arguments` replaced by
-/// `[redacted]` (string values of 3 characters or more, and numbers).
-fn scrub(text: &str, arguments: &str, pointers: &[String]) -> String {
-    if pointers.is_empty() {
-        return text.to_string();
-    }
-    let Ok(args) = serde_json::from_str::<Value>(arguments) else {
-        return text.to_string();
-    };
-    let mut out = text.to_string();
-    for p in pointers {
-        let p = if p.starts_with('/') {
-            p.clone()
-        } else {
-            format!("/{p}")
-        };
-        let needle = match args.pointer(&p) {
-            Some(Value::String(s)) if s.len() >= 3 => s.clone(),
-            Some(v @ Value::Number(_)) => v.to_string(),
-            _ => continue,
-        };
-        out = out.replace(&needle, crate::redact::REDACTED);
-    }
-    out
 }
 
 /// Run a plugin tool once. A destructive call claims its idempotency record
@@ -985,6 +972,7 @@ async fn run_tool(
             Ok(content) => Finished {
                 ok: true,
                 content: content_text(&content),
+                parts: Some(content),
                 error_code: None,
                 latency_ms,
                 sandbox_id: Some(sandbox_id),
@@ -998,6 +986,7 @@ async fn run_tool(
                 Finished {
                     ok: false,
                     content: e.to_string(),
+                    parts: None,
                     error_code: Some(code),
                     latency_ms,
                     sandbox_id: Some(sandbox_id),
@@ -1008,6 +997,7 @@ async fn run_tool(
         Err(e) => Finished {
             ok: false,
             content: e.to_string(),
+            parts: None,
             error_code: Some(e.kind().replace('-', "_")),
             latency_ms,
             sandbox_id: Some(sandbox_id),

@@ -20,7 +20,7 @@ scenarios:
           - {name: load_skill, arguments: {name: refund-policy}}
         usage: [100, 20]
       - tool_calls:
-          - {name: issue_refund, arguments: {account: acct_alice, amount_cents: 15000, reason: damaged, idempotency_key: k-150, note: "customer-note-7f3a"}}
+          - {name: issue_refund, arguments: {account: acct_alice, amount_cents: 15000, reason: damaged, idempotency_key: k-150, note: "customer \"note\"\n7f3a ü"}}
       - text: "Refund issued."
   - match: "refund 20"
     steps:
@@ -120,7 +120,7 @@ async fn refund_over_100_waits_for_an_approver_and_runs_exactly_once() {
     assert_eq!(refunds.len(), 1, "exactly one refund: {refunds:?}");
     assert_eq!(refunds[0]["amount_cents"], 15000);
     assert_eq!(
-        refunds[0]["note"], "customer-note-7f3a",
+        refunds[0]["note"], "customer \"note\"\n7f3a ü",
         "the tool got the real arguments"
     );
 
@@ -144,11 +144,26 @@ async fn refund_over_100_waits_for_an_approver_and_runs_exactly_once() {
         matches!(&approved.data, EventData::ToolResult { ok: true, approval, .. } if *approval == ApprovalStatus::Approved)
     );
 
-    // Redacted arguments appear in no event (model_response and tool_call included).
+    // Redacted arguments appear in no event (model_response and tool_call
+    // included), not even the tool's echo of a value with quotes, a newline
+    // and non-ASCII in it.
     let all = serde_json::to_string(&events).unwrap();
     assert!(
-        !all.contains("customer-note-7f3a"),
+        !all.contains("7f3a"),
         "a redacted argument leaked into the log"
+    );
+    let echo = of_kind(&events, "tool_result")
+        .into_iter()
+        .find_map(|e| match &e.data {
+            EventData::ToolResult { tool, content, .. } if tool == "issue_refund" => {
+                Some(content.clone())
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        echo.contains("[redacted]"),
+        "the tool echoed the note: {echo}"
     );
 
     // The skill's body went back to the model as a tool result.

@@ -144,6 +144,11 @@ pub trait Catalog {
     fn has_approval_policy(&self, name: &str) -> bool;
     /// The registry for references that name none.
     fn default_registry(&self) -> Option<String>;
+    /// Whether references may resolve through `registry` (`host[:port]`).
+    fn allows_registry(&self, registry: &str) -> bool {
+        let _ = registry;
+        true
+    }
     /// The most any agent's `limits` may ask for (unset: no cap).
     fn limit_caps(&self) -> Limits {
         Limits::default()
@@ -336,6 +341,17 @@ impl AgentSpec {
                         ),
                     });
                 }
+                if !catalog.allows_registry(&parsed.registry) {
+                    return Err(AgentError::Reference {
+                        path,
+                        message: format!(
+                            "`{r}` is on registry `{}`, which this host does not use; it \
+                             resolves references only through the registries its configuration \
+                             names (default-registry and [registries.*])",
+                            parsed.registry
+                        ),
+                    });
+                }
                 if !seen.insert(parsed.repository_url()) {
                     return Err(invalid(path, format!("`{r}` is listed twice")));
                 }
@@ -512,6 +528,46 @@ approval-policy: refunds-over-100
         assert_eq!(
             Limits::default().capped(&Limits::default()),
             Limits::default()
+        );
+    }
+
+    /// A host that resolves through its default registry only.
+    struct OneRegistry;
+    impl Catalog for OneRegistry {
+        fn has_model(&self, name: &str) -> bool {
+            Host.has_model(name)
+        }
+        fn models(&self) -> Vec<String> {
+            Host.models()
+        }
+        fn has_approval_policy(&self, name: &str) -> bool {
+            Host.has_approval_policy(name)
+        }
+        fn default_registry(&self) -> Option<String> {
+            Host.default_registry()
+        }
+        fn allows_registry(&self, registry: &str) -> bool {
+            registry == "localhost:5050"
+        }
+    }
+
+    #[test]
+    fn references_through_other_registries_are_refused_naming_the_field() {
+        let spec = AgentSpec::parse(GOOD).unwrap();
+        spec.validate(&OneRegistry).unwrap();
+        let bad = GOOD.replace(
+            "  - tack/refund-policy@0.1.0",
+            "  - 127.0.0.1:18182/internal/admin@1.0.0",
+        );
+        let e = AgentSpec::parse(&bad)
+            .unwrap()
+            .validate(&OneRegistry)
+            .unwrap_err();
+        let text = e.to_string();
+        assert!(text.starts_with("skills[0]"), "{text}");
+        assert!(
+            text.contains("`127.0.0.1:18182`") && text.contains("does not use"),
+            "{text}"
         );
     }
 }

@@ -223,33 +223,50 @@ pub(crate) async fn component(g: &Globals, target: &str) -> Result<Loaded, Failu
 /// [`Fetcher`] (signatures against the trust policy, digests, lock file, cache).
 pub(crate) struct RegistrySource {
     fetcher: Fetcher,
-    default_registry: Option<String>,
+    config: DistributionConfig,
 }
 
 impl RegistrySource {
-    /// A source over `fetcher`; references without a registry use `default_registry`.
-    pub(crate) fn new(fetcher: Fetcher, default_registry: Option<String>) -> Self {
-        RegistrySource {
-            fetcher,
-            default_registry,
-        }
+    /// A source over `fetcher`, resolving references only through the
+    /// registries `config` names (those without one use its default registry).
+    pub(crate) fn new(fetcher: Fetcher, config: DistributionConfig) -> Self {
+        RegistrySource { fetcher, config }
     }
 }
 
 impl ComponentSource for RegistrySource {
     fn fetch<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<Artifact, SourceError>> {
         Box::pin(async move {
-            let r = ArtifactRef::parse(reference, self.default_registry.as_deref())
+            let r = ArtifactRef::parse(reference, self.config.default_registry.as_deref())
                 .map_err(|e| SourceError::Refused(Box::new(e)))?;
+            // Only through the registries the operator configured: an agent
+            // file must not make the host fetch from an address of its choosing.
+            if !self.config.allows_registry(&r.registry) {
+                return Err(SourceError::Refused(
+                    format!(
+                        "`{reference}` is on registry `{}`, which this host does not use (it \
+                         resolves references through: {})",
+                        r.registry,
+                        self.config.allowed_registries().join(", ")
+                    )
+                    .into(),
+                ));
+            }
             let f = self
                 .fetcher
                 .fetch(&r, &FetchOptions::default(), &NoProgress)
                 .await
-                .map_err(|e| SourceError::Refused(Box::new(e)))?;
+                .map_err(|e| {
+                    // What the registry said goes to the host's log; the
+                    // client that asked for a session gets the summary.
+                    tracing::warn!("fetching {reference}: {e}");
+                    SourceError::Refused(e.summary().into())
+                })?;
             Ok(Artifact {
                 digest: f.digest,
                 component: f.component,
                 skill: f.skill,
+                signer: f.signature.filter(|s| s.trusted).map(|s| s.signer),
             })
         })
     }

@@ -54,7 +54,9 @@ pub(crate) async fn serve(a: ServeArgs, g: &Globals) -> Result<ExitCode, Failure
         }
     };
     let dist = Dist::load(g)?;
-    let source = RegistrySource::new(dist.fetcher(g)?, dist.default_registry());
+    let mut sources = dist.config.clone();
+    sources.default_registry = dist.default_registry();
+    let source = RegistrySource::new(dist.fetcher(g)?, sources);
     let runtime = Runtime::new(RuntimeConfig {
         cache: g.code_cache(),
         file_io: match host.guest_file_io {

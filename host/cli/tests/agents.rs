@@ -36,6 +36,10 @@ scenarios:
       - text: "Refund issued."
 "#;
 
+/// The plugins these tests publish are not signed: the `tack` namespace opts
+/// out of the host's default of requiring signatures.
+const UNSIGNED_TACK: &str = "[trust.tack]\nrequire-signature = false\n";
+
 const AGENT: &str = "name: refund-assistant\ndescription: Refunds.\nmodel: scripted\ninstructions: Help with refunds.\ntools:\n  - tack/payments@0.1.0\napproval-policy: refunds\n";
 
 /// A `tack serve` process, killed on drop.
@@ -103,7 +107,7 @@ impl Setup {
 
     /// [`with`](Self::with), the model playing `script`.
     async fn scripted(storage: &str, secret: Option<&str>, script: &str) -> Setup {
-        Setup::build(storage, secret, script, "").await
+        Setup::build(storage, secret, script, UNSIGNED_TACK).await
     }
 
     /// [`scripted`](Self::scripted), with `extra` at the end of the host
@@ -569,7 +573,7 @@ async fn many_streams_of_a_long_log_hold_pages_not_logs() {
         &url,
         None,
         SCRIPT,
-        "[limits]\nstreams-per-session = 100\nstreams-per-token = 200\n",
+        &format!("{UNSIGNED_TACK}[limits]\nstreams-per-session = 100\nstreams-per-token = 200\n"),
     )
     .await;
     let (_, _, user) = s.tokens.clone();
@@ -635,7 +639,7 @@ async fn half_open_connections_cannot_starve_the_api() {
         &format!("sqlite://{}", db.path().join("host.db").display()),
         None,
         SCRIPT,
-        "[limits]\nconnections = 64\nheader-timeout = \"1s\"\n",
+        &format!("{UNSIGNED_TACK}[limits]\nconnections = 64\nheader-timeout = \"1s\"\n"),
     )
     .await;
     let host = s.serve();
@@ -664,6 +668,90 @@ async fn half_open_connections_cannot_starve_the_api() {
         other => panic!("the health check was not answered: {other:?}"),
     }
     drop(held);
+}
+
+/// By default the host runs only code a trusted key signed: an agent whose
+/// plugins are unsigned, in a namespace without a trust entry, is refused with
+/// a message saying how to trust or opt out; with the namespace opted out it
+/// runs, and each run carries a `warning` event naming the unsigned code. An
+/// agent naming a registry the host does not use is refused at registration,
+/// and a registry's own error text never reaches the API client.
+#[tokio::test(flavor = "multi_thread")]
+async fn unsigned_code_needs_an_opt_out_and_registries_are_the_configured_ones() {
+    tack_distribution::client::install_crypto();
+    let db = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", db.path().join("host.db").display());
+    let strict = Setup::build(&url, None, SCRIPT, "").await;
+    let (builder, _, user) = strict.tokens.clone();
+    let host = strict.serve();
+    let post = |path: &str, token: &str, body: Value| {
+        let (url, token) = (format!("{}{path}", host.url), token.to_string());
+        async move { call(reqwest::Method::POST, url, &token, Some(body)).await }
+    };
+    let (st, v) = post("/v1/agents", &builder, json!({"yaml": AGENT})).await;
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = post(
+        "/v1/sessions",
+        &user,
+        json!({"agent": "refund-assistant", "input": "refund 150"}),
+    )
+    .await;
+    assert_eq!(st, 422, "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("no trust entry") && message.contains("require-signature = false"),
+        "{message}"
+    );
+
+    // An address of the agent file's choosing: refused, naming the field.
+    let elsewhere = AGENT.replace(
+        "tack/payments@0.1.0",
+        "127.0.0.1:18182/internal/admin@1.0.0",
+    );
+    let (st, v) = post("/v1/agents", &builder, json!({"yaml": elsewhere})).await;
+    assert_eq!(st, 400, "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("tools[0]") && message.contains("does not use"),
+        "{message}"
+    );
+    drop(host);
+
+    // Opted out: it runs, and says so.
+    let db = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", db.path().join("host.db").display());
+    let s = Setup::with(&url, None).await;
+    let (builder, _, user) = s.tokens.clone();
+    let host = s.serve();
+    let (session, _) = start_refund(&host, &builder, &user).await;
+    let ev = wait_for(&host, &session, &user, |ev| count(ev, "warning") == 1).await;
+    let warning = ev.iter().find(|e| e["type"] == "warning").unwrap();
+    let text = warning["message"].as_str().unwrap();
+    assert!(
+        text.contains("tack/payments@0.1.0") && text.contains("no trusted key"),
+        "{text}"
+    );
+    let post = |path: &str, token: &str, body: Value| {
+        let (url, token) = (format!("{}{path}", host.url), token.to_string());
+        async move { call(reqwest::Method::POST, url, &token, Some(body)).await }
+    };
+    // A configured registry's error text stays in the host's log.
+    let missing = AGENT.replace("tack/payments@0.1.0", "tack/payments@9.9.9");
+    let (st, v) = post("/v1/agents", &builder, json!({"yaml": missing})).await;
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = post(
+        "/v1/sessions",
+        &user,
+        json!({"agent": "refund-assistant", "input": "refund 150"}),
+    )
+    .await;
+    assert_eq!(st, 422, "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("was not found in its registry"),
+        "{message}"
+    );
+    assert!(!message.contains("MANIFEST_UNKNOWN"), "{message}");
 }
 
 /// `tack run` streams a session in the terminal; without a terminal it waits

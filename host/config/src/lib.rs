@@ -304,7 +304,12 @@ pub struct HostConfig {
     pub base_dir: PathBuf,
 }
 
-const DISTRIBUTION_KEYS: &[&str] = &["default-registry", "registries", "trust"];
+const DISTRIBUTION_KEYS: &[&str] = &[
+    "default-registry",
+    "require-signatures",
+    "registries",
+    "trust",
+];
 
 impl HostConfig {
     /// Parse the configuration file at `path` from `text`.
@@ -386,6 +391,9 @@ impl tack_agent::Catalog for HostConfig {
     }
     fn default_registry(&self) -> Option<String> {
         self.distribution.default_registry.clone()
+    }
+    fn allows_registry(&self, registry: &str) -> bool {
+        self.distribution.allows_registry(registry)
     }
     fn limit_caps(&self) -> tack_agent::Limits {
         let l = &self.limits;

@@ -2,6 +2,8 @@
 //!
 //! ```toml
 //! default-registry = "localhost:5050"
+//! require-signatures = true       # the default: a namespace without a trust entry
+//!                                 # needs one to run anything (or an opt-out)
 //!
 //! [registries."localhost:5050"]
 //! insecure = true                 # plain HTTP (the default for loopback hosts)
@@ -14,6 +16,9 @@
 //! [trust."*"]                     # every namespace without its own entry
 //! require-signature = false
 //! ```
+//!
+//! The host resolves references only through the registries named here (the
+//! default registry and the `[registries.*]` entries).
 //!
 //! Credentials come only from here (an environment variable or a file the entry
 //! names), never from a reference. Other top-level tables are left to other parts
@@ -61,11 +66,16 @@ fn yes() -> bool {
 }
 
 /// The distribution part of the host configuration.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct DistributionConfig {
     /// Registry for references that name none.
     pub default_registry: Option<String>,
+    /// Whether artifacts of a namespace without a trust entry (and no `*`
+    /// entry) must be signed by a trusted key, which such a namespace has none
+    /// of: they are refused until it gets an entry. Default: true.
+    #[serde(default = "yes")]
+    pub require_signatures: bool,
     /// Per-registry settings, by `host[:port]`.
     #[serde(default)]
     pub registries: BTreeMap<String, RegistryConfig>,
@@ -77,7 +87,38 @@ pub struct DistributionConfig {
     pub base_dir: PathBuf,
 }
 
+impl Default for DistributionConfig {
+    fn default() -> Self {
+        DistributionConfig {
+            default_registry: None,
+            require_signatures: true,
+            registries: BTreeMap::new(),
+            trust: BTreeMap::new(),
+            base_dir: PathBuf::new(),
+        }
+    }
+}
+
 impl DistributionConfig {
+    /// Whether the host resolves references through `registry` (`host[:port]`):
+    /// only its default registry and those with a `[registries.*]` entry.
+    pub fn allows_registry(&self, registry: &str) -> bool {
+        self.default_registry.as_deref() == Some(registry) || self.registries.contains_key(registry)
+    }
+
+    /// The registries the host resolves references through, for messages.
+    pub fn allowed_registries(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.default_registry.iter().cloned().collect();
+        all.extend(
+            self.registries
+                .keys()
+                .filter(|r| !all.contains(r))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        all
+    }
+
     /// Parse the TOML of a host configuration file at `path`.
     pub fn from_toml(text: &str, path: &Path) -> Result<DistributionConfig, ConfigError> {
         let mut c: DistributionConfig =
@@ -166,7 +207,10 @@ impl DistributionConfig {
                 },
             );
         }
-        Ok(TrustPolicy { namespaces })
+        Ok(TrustPolicy {
+            namespaces,
+            require_by_default: self.require_signatures,
+        })
     }
 }
 
@@ -184,6 +228,9 @@ pub struct NamespaceTrust {
 pub struct TrustPolicy {
     /// By namespace; `*` applies to the rest.
     pub namespaces: BTreeMap<String, NamespaceTrust>,
+    /// Whether a namespace no entry covers must be signed by a trusted key (so
+    /// is refused: it has none).
+    pub require_by_default: bool,
 }
 
 impl TrustPolicy {
@@ -197,7 +244,10 @@ impl TrustPolicy {
                 require_signature: true,
             },
         );
-        TrustPolicy { namespaces }
+        TrustPolicy {
+            namespaces,
+            require_by_default: false,
+        }
     }
 
     /// The entry governing `reference` (its namespace's, else `*`'s), with its name.

@@ -72,6 +72,22 @@ pub enum DistError {
         /// The trust entry that requires it.
         namespace: String,
     },
+    /// The namespace has no trust entry, and the host requires signatures by
+    /// default (`require-signatures = true`).
+    #[error(
+        "{reference} ({digest}) is in namespace `{namespace}`, which has no trust entry, and this \
+         host requires signatures (`require-signatures = true`): add [trust.{namespace}] with the \
+         publisher's keys = [\"….pub\"], or opt the namespace out with \
+         [trust.{namespace}] require-signature = false"
+    )]
+    NoTrustEntry {
+        /// The artifact.
+        reference: String,
+        /// Its manifest digest.
+        digest: String,
+        /// Its namespace.
+        namespace: String,
+    },
     /// Signed, but by keys the namespace does not trust.
     #[error(
         "{reference} ({digest}) is signed by {}, which is not a trusted key for namespace `{namespace}`; add the key to [trust.{namespace}] keys only if you trust its holder",
@@ -133,6 +149,34 @@ pub enum DistError {
 }
 
 impl DistError {
+    /// What went wrong without anything a registry sent (its error bodies,
+    /// its manifests' contents): the form to show a client of a service that
+    /// fetched on its behalf. The full error belongs in the host's log.
+    pub fn summary(&self) -> String {
+        match self {
+            DistError::Unreachable {
+                registry,
+                reference,
+                ..
+            } => format!("cannot reach registry {registry} for {reference}"),
+            DistError::NotFound { reference, .. } => {
+                format!("{reference} was not found in its registry")
+            }
+            DistError::Denied { reference, .. } => {
+                format!("{reference}: the registry refused access")
+            }
+            DistError::NotAnArtifact { reference, .. } => {
+                format!("{reference} is not a tack artifact")
+            }
+            DistError::Registry { reference, .. } => {
+                format!("{reference}: the registry answered with an error")
+            }
+            DistError::Io(_) => "the host's artifact cache failed".into(),
+            // Local facts only: digests, signers, the trust policy, the lock.
+            other => other.to_string(),
+        }
+    }
+
     /// A short stable name of the variant (for JSON output and tests).
     pub fn kind(&self) -> &'static str {
         match self {
@@ -143,6 +187,7 @@ impl DistError {
             DistError::TamperedManifest { .. } => "tampered-manifest",
             DistError::TamperedBlob { .. } => "tampered-blob",
             DistError::Unsigned { .. } => "unsigned",
+            DistError::NoTrustEntry { .. } => "no-trust-entry",
             DistError::UntrustedSigner { .. } => "untrusted-signer",
             DistError::BadSignature { .. } => "bad-signature",
             DistError::TagMoved { .. } => "tag-moved",

@@ -356,6 +356,13 @@ pub(crate) fn check_signature(
     material: Option<&SignatureMaterial>,
 ) -> Result<Option<SignatureCheck>, DistError> {
     let entry = trust.for_ref(r);
+    if entry.is_none() && trust.require_by_default {
+        return Err(DistError::NoTrustEntry {
+            reference: r.to_string(),
+            digest: digest.to_string(),
+            namespace: r.namespace().to_string(),
+        });
+    }
     let required = entry.is_some_and(|(_, t)| t.require_signature);
     let Some(m) = material else {
         if required {

@@ -25,6 +25,9 @@ pub struct Artifact {
     pub component: Option<Vec<u8>>,
     /// The `SKILL.md`, if it is a skill.
     pub skill: Option<String>,
+    /// The fingerprint of the trusted key that signed it; `None` when no
+    /// trusted key did (unsigned, or a source that does not verify).
+    pub signer: Option<String>,
 }
 
 /// Why a [`ComponentSource`] could not provide an artifact.
@@ -92,6 +95,7 @@ impl ComponentSource for LocalSource {
                     digest: format!("local:{reference}"),
                     component: None,
                     skill: Some(text.clone()),
+                    signer: None,
                 });
             }
             let path = self
@@ -106,6 +110,7 @@ impl ComponentSource for LocalSource {
                 digest: format!("local:{reference}"),
                 component: Some(bytes),
                 skill: None,
+                signer: None,
             })
         })
     }
@@ -172,6 +177,9 @@ pub struct ResolvedAgent {
     pub skills: Vec<SkillEntry>,
     /// Its approval policy.
     pub policy: Option<PolicySet>,
+    /// References it loaded that no trusted key signed (each run says so in a
+    /// `warning` event).
+    pub unverified: Vec<String>,
     /// The system prompt (made once).
     system: String,
     /// Tool sets by loaded skills (made once each).
@@ -215,6 +223,7 @@ impl ResolvedAgent {
             tools,
             skills,
             policy,
+            unverified: Vec::new(),
             system,
             tool_sets: std::sync::Mutex::default(),
         }
@@ -278,6 +287,9 @@ fn builtin_entry(d: ToolDescriptor) -> ToolEntry {
     }
 }
 
+/// The references one resolution loaded without a trusted signature.
+type Unverified = std::sync::Mutex<Vec<String>>;
+
 /// Resolves agents and caches loaded components.
 pub struct Resolver {
     runtime: Runtime,
@@ -302,20 +314,47 @@ impl Resolver {
         }
     }
 
-    async fn component(&self, reference: &str, what: &str) -> Result<Vec<u8>, EngineError> {
-        Ok(self.component_with_digest(reference, what).await?.0)
+    async fn component(
+        &self,
+        reference: &str,
+        what: &str,
+        u: &Unverified,
+    ) -> Result<Vec<u8>, EngineError> {
+        Ok(self.component_with_digest(reference, what, u).await?.0)
+    }
+
+    /// Fetch `reference` (a `what`), noting in `u` (and the host log) when no
+    /// trusted key signed it.
+    async fn fetch(
+        &self,
+        reference: &str,
+        what: &str,
+        u: &Unverified,
+    ) -> Result<Artifact, EngineError> {
+        let a = self
+            .source
+            .fetch(reference)
+            .await
+            .map_err(|e| EngineError::resolving(format!("{what} `{reference}`"), e))?;
+        if a.signer.is_none() {
+            tracing::warn!(
+                "loading {what} `{reference}` ({}), which no trusted key signed",
+                a.digest
+            );
+            u.lock()
+                .expect("unverified lock")
+                .push(reference.to_string());
+        }
+        Ok(a)
     }
 
     async fn component_with_digest(
         &self,
         reference: &str,
         what: &str,
+        u: &Unverified,
     ) -> Result<(Vec<u8>, String), EngineError> {
-        let a = self
-            .source
-            .fetch(reference)
-            .await
-            .map_err(|e| EngineError::resolving(format!("{what} `{reference}`"), e))?;
+        let a = self.fetch(reference, what, u).await?;
         let digest = a.digest;
         a.component.map(|c| (c, digest)).ok_or_else(|| {
             EngineError::Resolve(format!("{what} `{reference}` is a skill, not a component"))
@@ -333,6 +372,7 @@ impl Resolver {
         spec.limits = spec
             .limits
             .capped(&tack_agent::Catalog::limit_caps(&*self.host));
+        let u = &Unverified::default();
         let model = self.host.models.get(&spec.model).cloned().ok_or_else(|| {
             EngineError::Resolve(format!(
                 "model `{}` is not in this host's catalog (models: {})",
@@ -345,19 +385,15 @@ impl Resolver {
                     .join(", ")
             ))
         })?;
-        let adapter = self.adapter(&spec.model, &model).await?;
+        let adapter = self.adapter(&spec.model, &model, u).await?;
 
         let mut raw = Vec::new();
         for reference in &spec.tools {
-            raw.extend(self.plugin_tools(reference).await?);
+            raw.extend(self.plugin_tools(reference, u).await?);
         }
         let mut skills = Vec::new();
         for reference in &spec.skills {
-            let a = self
-                .source
-                .fetch(reference)
-                .await
-                .map_err(|e| EngineError::resolving(format!("skill `{reference}`"), e))?;
+            let a = self.fetch(reference, "skill", u).await?;
             let text = a.skill.ok_or_else(|| {
                 EngineError::Resolve(format!("`{reference}` is a component, not a skill"))
             })?;
@@ -366,7 +402,7 @@ impl Resolver {
             let mut tools = Vec::new();
             if let Some(list) = skill.metadata.get("tack.tools") {
                 for r in list.split_whitespace() {
-                    tools.extend(self.plugin_tools(r).await?);
+                    tools.extend(self.plugin_tools(r, u).await?);
                 }
             }
             skills.push(SkillEntry {
@@ -421,7 +457,7 @@ impl Resolver {
                         None => None,
                         Some(r) => {
                             let (bytes, d) =
-                                self.component_with_digest(r, "policy component").await?;
+                                self.component_with_digest(r, "policy component", u).await?;
                             digest.update(d.as_bytes());
                             Some(self.runtime.load_policy(&bytes).map_err(|e| {
                                 EngineError::resolving(format!("policy component `{r}`"), e)
@@ -442,13 +478,18 @@ impl Resolver {
                     })
                 }
             };
-        Ok(ResolvedAgent::new(
-            spec, version, model, adapter, raw, skills, policy,
-        ))
+        let mut agent = ResolvedAgent::new(spec, version, model, adapter, raw, skills, policy);
+        agent.unverified = std::mem::take(&mut *u.lock().expect("unverified lock"));
+        Ok(agent)
     }
 
-    async fn adapter(&self, name: &str, model: &ModelEntry) -> Result<BoundAdapter, EngineError> {
-        let bytes = self.component(&model.adapter, "model adapter").await?;
+    async fn adapter(
+        &self,
+        name: &str,
+        model: &ModelEntry,
+        u: &Unverified,
+    ) -> Result<BoundAdapter, EngineError> {
+        let bytes = self.component(&model.adapter, "model adapter", u).await?;
         let adapter = self
             .runtime
             .load_model_adapter(&bytes)
@@ -512,8 +553,12 @@ impl Resolver {
             .map_err(|e| EngineError::resolving("model adapter grant", e))
     }
 
-    async fn plugin_tools(&self, reference: &str) -> Result<Vec<ToolEntry>, EngineError> {
-        let bytes = self.component(reference, "tool plugin").await?;
+    async fn plugin_tools(
+        &self,
+        reference: &str,
+        u: &Unverified,
+    ) -> Result<Vec<ToolEntry>, EngineError> {
+        let bytes = self.component(reference, "tool plugin", u).await?;
         let plugin = self
             .runtime
             .load(&bytes)

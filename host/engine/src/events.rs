@@ -131,6 +131,14 @@ pub enum EventData {
         /// Model catalog name.
         model: String,
     },
+    /// Something a reader of the run should know that did not stop it: the
+    /// agent runs code no trusted key signed.
+    Warning {
+        /// The run.
+        run_id: String,
+        /// What.
+        message: String,
+    },
     /// The host restarted and picked the run up from its log.
     RunResumed {
         /// Run id.
@@ -351,6 +359,7 @@ impl EventData {
         match self {
             EventData::UserMessage { .. } => "user_message",
             EventData::RunStarted { .. } => "run_started",
+            EventData::Warning { .. } => "warning",
             EventData::RunResumed { .. } => "run_resumed",
             EventData::StatusChanged { .. } => "status_changed",
             EventData::ModelRequest { .. } => "model_request",

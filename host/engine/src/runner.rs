@@ -126,12 +126,23 @@ pub(crate) async fn drive(engine: &Engine, h: &Arc<SessionHandle>) -> Result<(),
             }
             Next::StartRun => {
                 let mut log = h.log.lock().await;
+                let run_id = ulid::Ulid::generate().to_string();
                 let mut entry = Entry::one(EventData::RunStarted {
-                    run_id: ulid::Ulid::generate().to_string(),
+                    run_id: run_id.clone(),
                     agent: agent.spec.name.clone(),
                     agent_version: agent.version,
                     model: agent.spec.model.clone(),
                 });
+                if !agent.unverified.is_empty() {
+                    entry = entry.and(EventData::Warning {
+                        run_id,
+                        message: format!(
+                            "this run uses code no trusted key signed: {} (the host's trust \
+                             policy does not require signatures for it)",
+                            agent.unverified.join(", ")
+                        ),
+                    });
+                }
                 if log.status != Some(Status::Running) {
                     entry = entry.and(EventData::StatusChanged {
                         status: Status::Running,

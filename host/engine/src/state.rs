@@ -376,6 +376,7 @@ impl SessionState {
                 self.interrupted = false;
             }
             EventData::RunResumed { .. }
+            | EventData::Warning { .. }
             | EventData::ModelRequest { .. }
             | EventData::ModelRetry { .. }
             | EventData::Error { .. } => {}

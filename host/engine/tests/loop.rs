@@ -281,6 +281,8 @@ scenarios:
         [
             "user_message",
             "run_started",
+            // The harness loads local files, which no key signed.
+            "warning",
             "status_changed",
             "model_request",
             "model_response",

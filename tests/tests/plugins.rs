@@ -558,3 +558,68 @@ async fn payments_reads_balances_and_issues_idempotent_refunds() {
     assert_eq!(ledger["refunds"].as_array().unwrap().len(), 1);
     assert!(!state.path().join(".ledger.json.tmp").exists());
 }
+
+/// Eight refunds at once, each in its own sandbox instance: every one reported
+/// `ok` is in the ledger exactly once, none reported failed is, the balance
+/// adds up, and no lock or temporary file is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_refunds_all_land_in_the_ledger() {
+    let state = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let plugin = rt.load_file(guest("tack_plugin_payments")).unwrap();
+    let sb = plugin
+        .sandbox(&Grant {
+            dirs: vec![dir(state.path(), "/state", Mode::ReadWrite)],
+            wall_clock: true,
+            ..Grant::default()
+        })
+        .unwrap();
+    let calls = (0..8).map(|i| {
+        let sb = sb.clone();
+        async move {
+            let ctx = CallContext {
+                call_id: format!("call-{i}"),
+                ..CallContext::default()
+            };
+            let args = json!({"account": "acct_alice", "amount_cents": 100 + i,
+                              "reason": "batch", "idempotency_key": format!("k-{i}")});
+            let out = sb.call("issue_refund", &args.to_string(), &ctx).await;
+            (
+                format!("call-{i}"),
+                out.map(|o| o.result.is_ok()).unwrap_or(false),
+            )
+        }
+    });
+    let results = futures_util::future::join_all(calls).await;
+    let ok: std::collections::BTreeSet<String> = results
+        .iter()
+        .filter(|(_, ok)| *ok)
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert_eq!(ok.len(), 8, "every refund succeeds: {results:?}");
+    let ledger: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state.path().join("ledger.json")).unwrap())
+            .unwrap();
+    let refunds = ledger["refunds"].as_array().unwrap();
+    let in_ledger: std::collections::BTreeSet<String> = refunds
+        .iter()
+        .map(|r| r["call_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(refunds.len(), in_ledger.len(), "no refund twice");
+    assert_eq!(
+        in_ledger, ok,
+        "the ledger holds exactly the refunds reported ok"
+    );
+    let paid: i64 = (0..8).map(|i| 100 + i).sum();
+    assert_eq!(
+        ledger["accounts"]["acct_alice"]["balance_cents"],
+        12500 + paid,
+        "the balance adds up"
+    );
+    let mut left: Vec<String> = std::fs::read_dir(state.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["ledger.json"]);
+}

@@ -1,16 +1,67 @@
 //! `payments`: a small ledger for the refund example.
 //!
 //! State lives in `ledger.json` in the directory granted at `/state`. A missing
-//! ledger starts with the demo accounts `acct_alice` and `acct_bob`. Every change
-//! is written to a temporary file and renamed into place, so a crash mid-call never
-//! leaves a torn ledger. `issue_refund` is destructive (it moves money) and
-//! idempotent per `idempotency_key`.
+//! ledger starts with the demo accounts `acct_alice` and `acct_bob`. A change is
+//! made under the ledger's lock (`ledger.lock`, created exclusively; calls run in
+//! parallel sandboxes and WASI has no `flock`), written to a temporary file of its
+//! own, synced and renamed into place, so concurrent refunds all land and a crash
+//! mid-call never leaves a torn ledger. A lock whose holder died (its sandbox was
+//! stopped) is taken over once it is older than [`STALE_LOCK`]. `issue_refund` is
+//! destructive (it moves money) and idempotent per `idempotency_key`.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tack_sdk::{Annotations, CallContext, JsonSchema, ToolError, Toolbox};
 
 const LEDGER: &str = "/state/ledger.json";
+const LOCK: &str = "/state/ledger.lock";
+/// A lock older than this was left by a call that died holding it.
+const STALE_LOCK: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a call waits for the lock before it reports the ledger busy.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The ledger's lock, held while it is read, changed and written; released on
+/// drop.
+struct Locked;
+
+impl Locked {
+    fn take() -> Result<Locked, ToolError> {
+        let start = std::time::Instant::now();
+        loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(LOCK)
+            {
+                Ok(_) => return Ok(Locked),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let stale = std::fs::metadata(LOCK)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age > STALE_LOCK);
+                    if stale {
+                        let _ = std::fs::remove_file(LOCK);
+                        continue;
+                    }
+                    if start.elapsed() > LOCK_WAIT {
+                        return Err(ToolError::unavailable(
+                            "the ledger is busy (another call holds its lock); try again",
+                        ));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+                Err(e) => return Err(ToolError::io("locking the ledger", e)),
+            }
+        }
+    }
+}
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(LOCK);
+    }
+}
 
 #[derive(Serialize, Deserialize)]
 struct Ledger {
@@ -83,11 +134,29 @@ fn load() -> Result<Ledger, ToolError> {
     }
 }
 
-fn save(ledger: &Ledger) -> Result<(), ToolError> {
+/// Write `ledger` (under [`Locked`]): a temporary file of this call's own,
+/// synced, then renamed over the ledger.
+fn save(ledger: &Ledger, _: &Locked, call_id: &str) -> Result<(), ToolError> {
+    use std::io::Write;
     let text = serde_json::to_string_pretty(ledger).expect("the ledger serialises");
-    let tmp = "/state/.ledger.json.tmp";
-    std::fs::write(tmp, text).map_err(|e| ToolError::io("writing the ledger", e))?;
-    std::fs::rename(tmp, LEDGER).map_err(|e| ToolError::io("replacing the ledger", e))
+    let suffix: String = call_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect();
+    let tmp = format!("/state/.ledger.{suffix}.tmp");
+    let write = || {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()
+    };
+    if let Err(e) = write() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(ToolError::io("writing the ledger", e));
+    }
+    std::fs::rename(&tmp, LEDGER).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        ToolError::io("replacing the ledger", e)
+    })
 }
 
 /// Arguments of `read_balance`.
@@ -169,6 +238,7 @@ fn issue_refund(input: RefundInput, ctx: &CallContext) -> Result<RefundOutput, T
             "the amount must be at least 1 cent",
         ));
     }
+    let lock = Locked::take()?;
     let mut ledger = load()?;
     if let Some(key) = &input.idempotency_key
         && let Some(r) = ledger
@@ -212,7 +282,8 @@ fn issue_refund(input: RefundInput, ctx: &CallContext) -> Result<RefundOutput, T
     entry.refundable_cents -= input.amount_cents;
     let balance = entry.balance_cents;
     ledger.refunds.push(refund.clone());
-    save(&ledger)?;
+    save(&ledger, &lock, &ctx.call_id)?;
+    drop(lock);
     tack_sdk::log::info(&format!(
         "refund {} of {} cents to {}",
         refund.refund_id, refund.amount_cents, refund.account

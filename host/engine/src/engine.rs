@@ -541,6 +541,13 @@ impl Engine {
                 "approval `{approval_id}` was already decided ({d:?}); a decision cannot be changed",
             )));
         }
+        if approval.closed {
+            return Err(EngineError::Conflict(format!(
+                "approval `{approval_id}` belongs to a run that ended before it was decided \
+                 (interrupted, out of time or failed): nothing waits for it. Send a new message \
+                 to start another run"
+            )));
+        }
         if !by.may_approve(&approval.approvers) {
             return Err(EngineError::Forbidden(format!(
                 "the `{}` role may not decide approval `{approval_id}`; it needs one of: {}",
@@ -567,6 +574,28 @@ impl Engine {
             }
             (_, None) => None,
         };
+        // Edited arguments must fit the tool before the approval is spent on
+        // them: a misfit is refused and the approval stays pending.
+        if let Some(edited) = &arguments {
+            let agent = self.agent(&h.agent, h.agent_version).await?;
+            let sandbox = agent
+                .tools
+                .iter()
+                .chain(agent.skills.iter().flat_map(|k| k.tools.iter()))
+                .find(|t| t.tool == approval.tool && t.plugin == approval.plugin)
+                .and_then(|t| t.sandbox.as_ref());
+            if let Some(sandbox) = sandbox {
+                sandbox
+                    .check_arguments(&approval.tool, edited)
+                    .await
+                    .map_err(|e| {
+                        EngineError::Invalid(format!(
+                            "the edited arguments were refused, and approval `{approval_id}` \
+                             still waits: {e}"
+                        ))
+                    })?;
+            }
+        }
         let grant_expires_ms = match (verdict, approval.scope) {
             (Verdict::Approve | Verdict::Edit, crate::events::Scope::Session) => {
                 Some(now_ms() + approval.grant_ttl_s.unwrap_or(15 * 60) as i64 * 1000)

@@ -86,6 +86,9 @@ pub struct Approval {
     pub redacted: Vec<String>,
     /// The verdict, once decided.
     pub decided: Option<Verdict>,
+    /// Whether its run ended (interrupted, out of time, failed) before anyone
+    /// decided: it can no longer be decided.
+    pub closed: bool,
 }
 
 /// A session-scoped grant: calls of `tool` of `plugin` need no approval until
@@ -269,6 +272,7 @@ impl SessionState {
                         grant_ttl_s: *grant_ttl_s,
                         redacted: redacted.clone(),
                         decided: None,
+                        closed: false,
                     },
                 );
                 if let Some(c) = self.call_mut(call_id) {
@@ -374,6 +378,12 @@ impl SessionState {
             EventData::RunFinished { .. } => {
                 self.run = None;
                 self.interrupted = false;
+                // Its undecided approvals end with it.
+                for a in self.approvals.values_mut() {
+                    if a.decided.is_none() {
+                        a.closed = true;
+                    }
+                }
             }
             EventData::RunResumed { .. }
             | EventData::Warning { .. }
@@ -400,9 +410,11 @@ impl SessionState {
         self.approvals.get(id)
     }
 
-    /// Approvals nobody has decided yet.
+    /// Approvals nobody has decided yet, of the run in progress.
     pub fn pending_approvals(&self) -> impl Iterator<Item = &Approval> {
-        self.approvals.values().filter(|a| a.decided.is_none())
+        self.approvals
+            .values()
+            .filter(|a| a.decided.is_none() && !a.closed)
     }
 
     /// Whether a session grant covers `tool` of `plugin` at `now_ms`.

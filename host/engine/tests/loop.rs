@@ -386,6 +386,27 @@ async fn an_approver_can_edit_the_arguments() {
         .await
         .unwrap_err();
     assert!(matches!(err, EngineError::Invalid(_)));
+    // Arguments that do not fit the tool's schema are refused at decision
+    // time, and the approval still waits.
+    let err = h
+        .engine
+        .decide(
+            &s,
+            &id,
+            &approver(),
+            Verdict::Edit,
+            None,
+            Some(json!({"account": "acct_alice", "amount_cents": "lots", "reason": "partial"})),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::Invalid(_)), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("amount_cents") && text.contains("still waits"),
+        "{text}"
+    );
+    assert_eq!(h.engine.pending_approvals().await.len(), 1);
     h.engine
         .decide(
             &s,
@@ -1144,4 +1165,26 @@ async fn host_limits_cap_agents_messages_and_sessions() {
         .create_session("uncapped", "balances", &common::builder())
         .await
         .unwrap();
+}
+
+/// An interrupted run takes its undecided approvals with it: they leave the
+/// pending list, a decision on one is refused as a conflict, and nothing is
+/// paid.
+#[tokio::test(flavor = "multi_thread")]
+async fn approvals_of_an_interrupted_run_close_with_it() {
+    let h = Harness::start(REFUND).await;
+    let (s, approval) = waiting_refund(&h, "please refund 150").await;
+    assert_eq!(h.engine.pending_approvals().await.len(), 1);
+    h.engine.interrupt(&s, &user()).await.unwrap();
+    let events = wait_finished(&h.engine, &s, 1).await;
+    assert_eq!(finished(&events).0, RunStop::Cancelled);
+    assert!(h.engine.pending_approvals().await.is_empty());
+    let e = h
+        .engine
+        .decide(&s, &approval, &approver(), Verdict::Approve, None, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, EngineError::Conflict(_)), "{e}");
+    assert!(e.to_string().contains("ended before it was decided"), "{e}");
+    assert!(h.ledger()["refunds"].as_array().unwrap().is_empty());
 }

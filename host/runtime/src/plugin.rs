@@ -301,6 +301,41 @@ impl Sandbox {
         &self.plugin
     }
 
+    /// Whether `arguments` fit `tool`'s input schema, without running anything
+    /// (an approver's edited arguments are checked so before they are accepted).
+    pub async fn check_arguments(
+        &self,
+        tool: &str,
+        arguments: &serde_json::Value,
+    ) -> Result<(), CallError> {
+        let tools = self.plugin.tools().await?;
+        let Some(desc) = tools.iter().find(|t| t.name == tool) else {
+            return Err(CallError::UnknownTool {
+                name: tool.to_string(),
+                available: tools.iter().map(|t| t.name.clone()).collect(),
+            });
+        };
+        self.check(desc, arguments)
+    }
+
+    fn check(&self, desc: &ToolDescriptor, value: &serde_json::Value) -> Result<(), CallError> {
+        let validator = self.plugin.validator(desc)?;
+        if validator.is_valid(value) {
+            return Ok(());
+        }
+        let errors = validator
+            .iter_errors(value)
+            .map(|e| ArgumentError {
+                pointer: e.instance_path().to_string(),
+                message: e.to_string(),
+            })
+            .collect();
+        Err(CallError::InvalidArguments {
+            tool: desc.name.clone(),
+            errors,
+        })
+    }
+
     /// Call `tool` with `arguments` (JSON text).
     ///
     /// The arguments are checked against the tool's input schema first; then a
@@ -323,20 +358,7 @@ impl Sandbox {
         };
         let value: serde_json::Value = serde_json::from_str(arguments)
             .map_err(|e| CallError::ArgumentsNotJson(e.to_string()))?;
-        let validator = self.plugin.validator(desc)?;
-        if !validator.is_valid(&value) {
-            let errors = validator
-                .iter_errors(&value)
-                .map(|e| ArgumentError {
-                    pointer: e.instance_path().to_string(),
-                    message: e.to_string(),
-                })
-                .collect();
-            return Err(CallError::InvalidArguments {
-                tool: tool.to_string(),
-                errors,
-            });
-        }
+        self.check(desc, &value)?;
 
         let limits = self.capabilities.limits;
         let busy = || CallError::Busy {

@@ -94,8 +94,32 @@ impl Store {
     }
 }
 
+/// Create the database file at `path`, readable by its owner only, unless it
+/// exists. SQLite gives its `-wal` and `-shm` files the database file's mode,
+/// so sessions, secrets' sealed values and tokens' hashes stay the owner's.
+fn create_private(path: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path == ":memory:" || path.is_empty() {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Db(DbError {
+            message: format!("cannot create the database file {path}: {e}"),
+            conflict: false,
+        })),
+    }
+}
+
 fn open_sqlite(path: &str, synchronous: &str, policy: WalPolicy) -> Result<Db> {
     let db = |e: rusqlite::Error| StoreError::Db(e.into());
+    create_private(path)?;
     let mut conn = rusqlite::Connection::open(path).map_err(db)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(db)?;

@@ -440,3 +440,21 @@ async fn the_wal_stays_bounded_under_steady_writes() {
     assert_eq!(events.len(), appends, "every append is stored");
     assert!(events.iter().zip(1..).all(|(e, seq)| e.seq == seq));
 }
+
+/// A new SQLite database, its WAL and its shared-memory file are readable by
+/// their owner only (they hold every session's log).
+#[tokio::test]
+async fn a_new_sqlite_database_is_private_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tack.db");
+    let store = Store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    store.put_agent("a", &json!({})).await.unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let file = format!("{}{suffix}", path.display());
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{file} has mode {mode:o}");
+    }
+}

@@ -106,10 +106,11 @@ impl FromStr for HumanDuration {
             "s" => Duration::from_secs(n),
             "m" | "min" => Duration::from_secs(n.saturating_mul(60)),
             "h" => Duration::from_secs(n.saturating_mul(3600)),
+            "d" => Duration::from_secs(n.saturating_mul(86_400)),
             "us" | "µs" => Duration::from_micros(n),
             other => {
                 return Err(format!(
-                    "unknown duration unit `{other}` in `{s}`; use ms, s, m or h"
+                    "unknown duration unit `{other}` in `{s}`; use ms, s, m, h or d"
                 ));
             }
         };
@@ -121,7 +122,15 @@ impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
         if ms.is_multiple_of(1000) && ms > 0 {
-            write!(f, "{}s", ms / 1000)
+            // The largest unit that says it exactly (parses back the same).
+            let s = ms / 1000;
+            match [(86_400, "d"), (3600, "h"), (60, "m")]
+                .into_iter()
+                .find(|(unit, _)| s.is_multiple_of(*unit))
+            {
+                Some((unit, name)) => write!(f, "{}{name}", s / unit),
+                None => write!(f, "{s}s"),
+            }
         } else if self.0.subsec_nanos().is_multiple_of(1_000_000) {
             write!(f, "{ms}ms")
         } else {
@@ -198,5 +207,20 @@ mod tests {
                 .unwrap_err()
                 .contains("parsecs")
         );
+    }
+
+    #[test]
+    fn durations_show_in_the_largest_exact_unit_and_parse_back() {
+        for (text, shown) in [
+            ("90d", "90d"),
+            ("48h", "2d"),
+            ("90m", "90m"),
+            ("120s", "2m"),
+            ("1500ms", "1500ms"),
+        ] {
+            let d: HumanDuration = text.parse().unwrap();
+            assert_eq!(d.to_string(), shown, "{text}");
+            assert_eq!(shown.parse::<HumanDuration>().unwrap(), d);
+        }
     }
 }

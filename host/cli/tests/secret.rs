@@ -75,3 +75,55 @@ fn secrets_are_set_from_stdin_sealed_and_listed_by_name() {
     let out = tack(&env, &["secret", "ls"], b"");
     assert!(String::from_utf8_lossy(&out.stderr).contains("pass --storage URL or --config FILE"));
 }
+
+/// API tokens: one with an expiry is listed with it, a revoked one is gone,
+/// and revoking a token that does not exist says so.
+#[test]
+fn tokens_expire_and_are_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("tack.db").display());
+    let ok = |args: &[&str]| {
+        let out = tack(&[], args, b"");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    ok(&[
+        "token",
+        "create",
+        "ci",
+        "--role",
+        "builder",
+        "--expires",
+        "90d",
+        "--storage",
+        &url,
+    ]);
+    ok(&[
+        "token",
+        "create",
+        "una",
+        "--role",
+        "user",
+        "--storage",
+        &url,
+    ]);
+    let listed = ok(&["token", "ls", "--storage", &url]);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2, "{listed}");
+    assert!(lines[0].starts_with("ci\tbuilder\texpires 20"), "{listed}");
+    assert_eq!(lines[1], "una\tuser\tno expiry");
+    ok(&["token", "revoke", "ci", "--storage", &url]);
+    let listed = ok(&["token", "ls", "--storage", &url]);
+    assert_eq!(listed, "una\tuser\tno expiry\n");
+    let out = tack(&[], &["token", "revoke", "ci", "--storage", &url], b"");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no API token `ci`") && err.contains("tack token ls"),
+        "{err}"
+    );
+}

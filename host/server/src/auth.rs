@@ -30,8 +30,14 @@ pub fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Create (or replace) token `name` with `role`; returns the value, shown once.
-pub async fn create_token(store: &Store, name: &str, role: Role) -> Result<String, String> {
+/// Create (or replace) token `name` with `role`, accepted for `ttl` (`None`:
+/// until revoked); returns the value, shown once.
+pub async fn create_token(
+    store: &Store,
+    name: &str,
+    role: Role,
+    ttl: Option<std::time::Duration>,
+) -> Result<String, String> {
     if name.is_empty()
         || !name
             .chars()
@@ -41,9 +47,15 @@ pub async fn create_token(store: &Store, name: &str, role: Role) -> Result<Strin
             "`{name}` is not a token name: use letters, digits, `-`, `_` and `.`"
         ));
     }
+    let expires_ms = ttl.map(|t| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        (now + t).as_millis().min(i64::MAX as u128) as i64
+    });
     let token = new_token();
     store
-        .put_api_token(name, role.as_str(), &hash(&token))
+        .put_api_token(name, role.as_str(), &hash(&token), expires_ms)
         .await
         .map_err(|e| e.to_string())?;
     Ok(token)
@@ -115,7 +127,7 @@ pub(crate) async fn authenticate(
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",
-                "the token is not valid (revoked, or for another host)",
+                "the token is not valid (revoked, expired, or for another host)",
             )
         })?;
     let role = role.parse::<Role>().map_err(|e| {

@@ -46,7 +46,7 @@ impl Api {
             } else {
                 format!("{key}-1")
             };
-            let t = auth::create_token(h.engine.store(), &name, role.parse().unwrap())
+            let t = auth::create_token(h.engine.store(), &name, role.parse().unwrap(), None)
                 .await
                 .unwrap();
             tokens.insert(key, t);
@@ -564,6 +564,44 @@ async fn an_agent_is_published_by_its_owner_or_an_admin() {
         )
         .await;
     assert_eq!(s, 404);
+}
+
+/// A revoked token is refused from its next request on, and so is an expired
+/// one, each with a message saying so.
+#[tokio::test(flavor = "multi_thread")]
+async fn revoked_and_expired_tokens_are_refused() {
+    let h = Harness::start(REFUND).await;
+    let api = Api::start(&h).await;
+    assert_eq!(
+        api.call("GET", "/v1/sessions", Some("user-2"), None)
+            .await
+            .0,
+        200
+    );
+    assert!(h.engine.store().revoke_api_token("user-2").await.unwrap());
+    let (s, body) = api.call("GET", "/v1/sessions", Some("user-2"), None).await;
+    assert_eq!(s, 401, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("revoked, expired")
+    );
+    // Expired a millisecond after the epoch.
+    let t = auth::new_token();
+    h.engine
+        .store()
+        .put_api_token("old", "admin", &auth::hash(&t), Some(1))
+        .await
+        .unwrap();
+    let r = api
+        .http
+        .get(format!("{}/v1/sessions", api.base))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
 }
 
 /// The events route authenticates before it reads the body: no token is a

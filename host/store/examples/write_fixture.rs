@@ -152,11 +152,11 @@ async fn write(store: &Store) {
     store.put_secret("openai", "sealed-v2").await.unwrap();
     store.put_secret("anthropic", "sealed-a").await.unwrap();
     store
-        .put_api_token("admin", "admin", "hash-of-admin-token")
+        .put_api_token("admin", "admin", "hash-of-admin-token", None)
         .await
         .unwrap();
     store
-        .put_api_token("alice", "user", "hash-of-user-token")
+        .put_api_token("alice", "user", "hash-of-user-token", None)
         .await
         .unwrap();
 }

@@ -22,7 +22,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub(crate) enum Param {
     Text(String),
     Int(i64),
+    /// A NULL text.
     Null,
+    /// A NULL integer (Postgres types a bound NULL).
+    NullInt,
 }
 
 impl From<&str> for Param {
@@ -43,6 +46,11 @@ impl From<String> for Param {
 impl From<i64> for Param {
     fn from(i: i64) -> Self {
         Param::Int(i)
+    }
+}
+impl From<Option<i64>> for Param {
+    fn from(i: Option<i64>) -> Self {
+        i.map(Param::Int).unwrap_or(Param::NullInt)
     }
 }
 impl From<Option<&str>> for Param {
@@ -318,6 +326,19 @@ impl FromColumn for Option<String> {
     }
 }
 
+impl FromColumn for Option<i64> {
+    fn from_sqlite(v: &rusqlite::types::Value) -> Option<Self> {
+        match v {
+            rusqlite::types::Value::Null => Some(None),
+            rusqlite::types::Value::Integer(i) => Some(Some(*i)),
+            _ => None,
+        }
+    }
+    fn from_pg(row: &sqlx::postgres::PgRow, name: &str) -> Result<Self, sqlx::Error> {
+        row.try_get(name)
+    }
+}
+
 impl Row {
     /// Column `name` as `T`.
     pub(crate) fn try_get<T: FromColumn>(&self, name: &str) -> Result<T, DbError> {
@@ -383,6 +404,7 @@ impl Query {
                 Param::Text(s) => q.bind(s.as_str()),
                 Param::Int(i) => q.bind(*i),
                 Param::Null => q.bind(None::<String>),
+                Param::NullInt => q.bind(None::<i64>),
             };
         }
         q
@@ -392,7 +414,7 @@ impl Query {
         self.params.iter().map(|p| match p {
             Param::Text(s) => rusqlite::types::Value::Text(s.clone()),
             Param::Int(i) => rusqlite::types::Value::Integer(*i),
-            Param::Null => rusqlite::types::Value::Null,
+            Param::Null | Param::NullInt => rusqlite::types::Value::Null,
         })
     }
 

@@ -36,6 +36,7 @@ pub use error::StoreError;
 pub use log::{Appended, Event, NewEvent};
 pub use migrate::SCHEMA_VERSION;
 pub use sessions::{SessionRecord, SessionStatus};
+pub use tokens::ApiToken;
 pub use wal::WalPolicy;
 
 use db::Db;

@@ -76,6 +76,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
                 SELECT name, NULL, MIN(created_ms) FROM agents GROUP BY name",
         ],
     },
+    Migration {
+        version: 3,
+        description: "API tokens may expire",
+        statements: &["ALTER TABLE api_tokens ADD COLUMN expires_ms BIGINT"],
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -233,6 +233,17 @@ component = "tack/refund-gate@0.1.0"
     }
 }
 
+/// POST `body` to `path` of `host` as `token`: (status, JSON answer).
+async fn post(host: &Host, path: &str, token: &str, body: Value) -> (u16, Value) {
+    call(
+        reqwest::Method::POST,
+        format!("{}{path}", host.url),
+        token,
+        Some(body),
+    )
+    .await
+}
+
 async fn call(
     method: reqwest::Method,
     url: String,
@@ -684,13 +695,10 @@ async fn unsigned_code_needs_an_opt_out_and_registries_are_the_configured_ones()
     let strict = Setup::build(&url, None, SCRIPT, "").await;
     let (builder, _, user) = strict.tokens.clone();
     let host = strict.serve();
-    let post = |path: &str, token: &str, body: Value| {
-        let (url, token) = (format!("{}{path}", host.url), token.to_string());
-        async move { call(reqwest::Method::POST, url, &token, Some(body)).await }
-    };
-    let (st, v) = post("/v1/agents", &builder, json!({"yaml": AGENT})).await;
+    let (st, v) = post(&host, "/v1/agents", &builder, json!({"yaml": AGENT})).await;
     assert_eq!(st, 201, "{v}");
     let (st, v) = post(
+        &host,
         "/v1/sessions",
         &user,
         json!({"agent": "refund-assistant", "input": "refund 150"}),
@@ -708,7 +716,7 @@ async fn unsigned_code_needs_an_opt_out_and_registries_are_the_configured_ones()
         "tack/payments@0.1.0",
         "127.0.0.1:18182/internal/admin@1.0.0",
     );
-    let (st, v) = post("/v1/agents", &builder, json!({"yaml": elsewhere})).await;
+    let (st, v) = post(&host, "/v1/agents", &builder, json!({"yaml": elsewhere})).await;
     assert_eq!(st, 400, "{v}");
     let message = v["error"]["message"].as_str().unwrap();
     assert!(
@@ -731,15 +739,12 @@ async fn unsigned_code_needs_an_opt_out_and_registries_are_the_configured_ones()
         text.contains("tack/payments@0.1.0") && text.contains("no trusted key"),
         "{text}"
     );
-    let post = |path: &str, token: &str, body: Value| {
-        let (url, token) = (format!("{}{path}", host.url), token.to_string());
-        async move { call(reqwest::Method::POST, url, &token, Some(body)).await }
-    };
     // A configured registry's error text stays in the host's log.
     let missing = AGENT.replace("tack/payments@0.1.0", "tack/payments@9.9.9");
-    let (st, v) = post("/v1/agents", &builder, json!({"yaml": missing})).await;
+    let (st, v) = post(&host, "/v1/agents", &builder, json!({"yaml": missing})).await;
     assert_eq!(st, 201, "{v}");
     let (st, v) = post(
+        &host,
         "/v1/sessions",
         &user,
         json!({"agent": "refund-assistant", "input": "refund 150"}),

@@ -18,6 +18,7 @@ mod call;
 mod dist;
 mod inspect;
 mod keygen;
+mod mcp;
 mod publish;
 mod pull;
 mod registry;
@@ -115,6 +116,9 @@ enum Command {
     /// List and decide pending approvals on a running host.
     #[command(subcommand)]
     Approvals(approvals::ApprovalsCommand),
+    /// Serve tack's tools to MCP clients.
+    #[command(subcommand)]
+    Mcp(mcp::McpCommand),
 }
 
 #[derive(Subcommand)]
@@ -188,6 +192,7 @@ fn main() -> ExitCode {
             Command::Token(cmd) => token::token(cmd, &g).await,
             Command::Run(args) => run::run(args, &g).await,
             Command::Approvals(cmd) => approvals::approvals(cmd, &g).await,
+            Command::Mcp(cmd) => mcp::run(cmd, &g).await,
         }
     });
     match result {

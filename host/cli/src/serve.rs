@@ -31,28 +31,24 @@ pub(crate) async fn open_store(url: &str) -> Result<tack_store::Store, Failure> 
     })
 }
 
-pub(crate) async fn serve(a: ServeArgs, g: &Globals) -> Result<ExitCode, Failure> {
+/// The host configuration `command` needs (`--config` or `TACK_CONFIG`).
+pub(crate) fn host_config(g: &Globals, command: &str) -> Result<tack_config::HostConfig, Failure> {
     let Some(path) = &g.config else {
-        return Err(
-            Failure::new(EXIT_USAGE, "`tack serve` needs a host configuration").help(
-                "pass --config tack.toml (or set TACK_CONFIG); the format is in docs/agents.md",
-            ),
-        );
+        return Err(Failure::new(
+            EXIT_USAGE,
+            format!("`{command}` needs a host configuration"),
+        )
+        .help("pass --config tack.toml (or set TACK_CONFIG); the format is in docs/agents.md"));
     };
-    let host = tack_config::HostConfig::load(path)
-        .map_err(|e| Failure::new(EXIT_UNUSABLE, e.to_string()))?;
-    let url = match a.storage {
-        Some(u) => u,
-        None => StorageArgs::default().url(g)?,
-    };
-    let store = open_store(&url).await?;
-    let secrets = match MasterKey::from_env() {
-        Ok(key) => Some(Secrets::new(store.clone(), key)),
-        Err(e) => {
-            eprintln!("note: no secrets available to models ({e})");
-            None
-        }
-    };
+    tack_config::HostConfig::load(path).map_err(|e| Failure::new(EXIT_UNUSABLE, e.to_string()))
+}
+
+/// Components from the configured registries, verified against the trust
+/// policy, and the runtime that runs them.
+pub(crate) fn components(
+    host: &tack_config::HostConfig,
+    g: &Globals,
+) -> Result<(RegistrySource, Runtime), Failure> {
     let dist = Dist::load(g)?;
     let mut sources = dist.config.clone();
     sources.default_registry = dist.default_registry();
@@ -67,6 +63,24 @@ pub(crate) async fn serve(a: ServeArgs, g: &Globals) -> Result<ExitCode, Failure
         ..RuntimeConfig::default()
     })
     .map_err(|e| Failure::internal(format!("cannot start the runtime: {e:#}")))?;
+    Ok((source, runtime))
+}
+
+pub(crate) async fn serve(a: ServeArgs, g: &Globals) -> Result<ExitCode, Failure> {
+    let host = host_config(g, "tack serve")?;
+    let url = match a.storage {
+        Some(u) => u,
+        None => StorageArgs::default().url(g)?,
+    };
+    let store = open_store(&url).await?;
+    let secrets = match MasterKey::from_env() {
+        Ok(key) => Some(Secrets::new(store.clone(), key)),
+        Err(e) => {
+            eprintln!("note: no secrets available to models ({e})");
+            None
+        }
+    };
+    let (source, runtime) = components(&host, g)?;
     let listen = a.listen.unwrap_or(host.listen);
     let engine = Engine::new(EngineConfig {
         host,

@@ -25,6 +25,9 @@
 //! grant-ttl = "15m"
 //! redact = ["account"]
 //!
+//! [toolsets.support]                   # tools `tack mcp serve support` offers MCP clients
+//! tools = ["tack/jq@0.1.0"]             # tool plugins (flags and grants from [tools.*])
+//!
 //! [limits]                             # host-wide limits and quotas (defaults shown)
 //! connections = 1024                    # API connections served at once
 //! header-timeout = "10s"                # to send a request's headers (or the next one)
@@ -148,6 +151,16 @@ fn per_call() -> ApprovalScope {
     ApprovalScope::Call
 }
 
+/// A named set of tools served to MCP clients (`[toolsets.NAME]`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Toolset {
+    /// Tool plugin references, each with a version; their flags and grants
+    /// come from `[tools."repo"]` as for an agent.
+    #[serde(default)]
+    pub tools: Vec<String>,
+}
+
 /// Host-wide limits and quotas (`[limits]`); every one has a default.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
@@ -259,6 +272,8 @@ struct HostSection {
     guest_file_io: GuestFileIo,
     #[serde(default)]
     limits: HostLimits,
+    #[serde(default)]
+    toolsets: BTreeMap<String, Toolset>,
 }
 
 /// Where a guest's file operations (in its granted directories) run.
@@ -300,6 +315,8 @@ pub struct HostConfig {
     pub guest_file_io: GuestFileIo,
     /// Host-wide limits and quotas.
     pub limits: HostLimits,
+    /// Tool sets served over MCP, by name.
+    pub toolsets: BTreeMap<String, Toolset>,
     /// Where relative paths start.
     pub base_dir: PathBuf,
 }
@@ -358,6 +375,7 @@ impl HostConfig {
         host.limits.check().map_err(err)?;
         Ok(HostConfig {
             limits: host.limits,
+            toolsets: host.toolsets,
             listen: host.listen,
             storage: host.storage,
             models: host.models,
@@ -519,5 +537,8 @@ require-signature = false
         assert!(e("[limits]\nagent-timeout = \"9999h\"").contains("limits.agent-timeout"));
         assert!(e("[limits]\nagent-max-cost-usd = -1.0").contains("agent-max-cost-usd"));
         assert!(e("[limits]\nstreams = 4").contains("unknown field `streams`"));
+        let c = HostConfig::from_toml("[toolsets.s]\ntools = [\"a/b@1.0.0\"]", &path()).unwrap();
+        assert_eq!(c.toolsets["s"].tools, ["a/b@1.0.0"]);
+        assert!(e("[toolsets.s]\ntool = []").contains("unknown field `tool`"));
     }
 }

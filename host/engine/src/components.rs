@@ -553,6 +553,14 @@ impl Resolver {
             .map_err(|e| EngineError::resolving("model adapter grant", e))
     }
 
+    /// The tools of the plugin at `reference`, fetched and verified, each in
+    /// a sandbox with the host's grant for it and the host's central flags
+    /// applied (what an agent's tools are made of, for other front ends such
+    /// as the MCP server). Unsigned code is logged, as for an agent.
+    pub async fn tools(&self, reference: &str) -> Result<Vec<ToolEntry>, EngineError> {
+        self.plugin_tools(reference, &Unverified::default()).await
+    }
+
     async fn plugin_tools(
         &self,
         reference: &str,

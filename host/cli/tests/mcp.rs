@@ -1,6 +1,8 @@
 //! `tack mcp serve` as MCP clients meet it: the official Python `mcp` client
 //! starts it over stdio, lists the toolset's tools with their annotations,
-//! calls one, and sees refusals as tool errors.
+//! calls one, and sees refusals as tool errors. And `tack mcp tools|call`
+//! against upstream servers of the host configuration (here, `tack mcp serve`
+//! itself), with the annotation policy.
 
 use serde_json::Value;
 use std::path::Path;
@@ -39,26 +41,33 @@ async def main():
 asyncio.run(main())
 "#;
 
-fn tack(dir: &Path, config: &Path, args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tack"))
+fn run(dir: &Path, config: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tack"))
         .current_dir(dir)
         .env("TACK_CONFIG", config)
         .env("TACK_ARTIFACT_DIR", dir.join("artifacts"))
+        .env(
+            "TACK_CACHE_DIR",
+            tack_tests::workspace_root().join("target/tack-test-cache"),
+        )
         .args(args)
         .output()
-        .expect("run tack");
+        .expect("run tack")
+}
+
+fn tack(dir: &Path, config: &Path, args: &[&str]) -> String {
+    let out = run(dir, config, args);
     assert!(
         out.status.success(),
         "tack {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8(out.stdout).unwrap()
 }
 
-#[test]
-fn the_python_mcp_client_lists_and_calls_a_toolset_over_stdio() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let registry = TackRegistry::start_in(&d.join("registry"), None);
+/// A host configuration in `d` with a registry holding jq and payments, a
+/// `support` toolset of both, and `extra` at the end.
+fn setup(d: &Path, registry: &TackRegistry, extra: &str) -> std::path::PathBuf {
     let state = d.join("payments");
     std::fs::create_dir_all(&state).unwrap();
     let config = d.join("tack.toml");
@@ -76,6 +85,7 @@ grant = {{ dirs = [{{ host = "{state}", guest = "/state", mode = "rw" }}], wall-
 
 [toolsets.support]
 tools = ["tack/jq@0.1.0", "tack/payments@0.1.0"]
+{extra}
 "#,
             registry = registry.host,
             state = state.display()
@@ -88,6 +98,99 @@ tools = ["tack/jq@0.1.0", "tack/payments@0.1.0"]
     ] {
         tack(d, &config, &["publish", guest(file).to_str().unwrap(), r]);
     }
+    config
+}
+
+/// Operators reach upstream servers by name: `tack mcp tools` shows each tool
+/// with its effective flags (an untrusted server's tools count as destructive
+/// unless `read-only` lists them; a trusted one's annotations decide), `tack
+/// mcp call` calls one, and an unknown server is refused naming the known.
+#[test]
+fn operators_list_and_call_upstream_tools_under_the_annotation_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let registry = TackRegistry::start_in(&d.join("registry"), None);
+    let bin = env!("CARGO_BIN_EXE_tack");
+    let upstream = |name: &str, trust: bool| {
+        format!(
+            "[mcp-servers.{name}]\ncommand = \"{bin}\"\nargs = [\"mcp\", \"serve\", \"support\"]\n\
+             env = [\"TACK_CONFIG\", \"TACK_ARTIFACT_DIR\", \"TACK_CACHE_DIR\"]\n\
+             trust-annotations = {trust}\nread-only = [\"read_balance\"]\n"
+        )
+    };
+    let extra = format!(
+        "{}{}",
+        upstream("payments", false),
+        upstream("trusted", true)
+    );
+    let config = setup(d, &registry, &extra);
+
+    let listed = tack(d, &config, &["mcp", "ls"]);
+    assert!(
+        listed.contains("payments\tstdio: ") && listed.contains("trusted\t"),
+        "{listed}"
+    );
+    let flags = |server: &str| {
+        let out = tack(d, &config, &["mcp", "tools", server, "--json"]);
+        let tools: Vec<Value> = serde_json::from_str(&out).unwrap();
+        tools
+            .iter()
+            .map(|t| {
+                (
+                    t["name"].as_str().unwrap().to_string(),
+                    (
+                        t["destructive"].as_bool().unwrap(),
+                        t["read_only"].as_bool().unwrap(),
+                    ),
+                )
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let untrusted = flags("payments");
+    assert_eq!(untrusted["jq"], (true, false), "a hint is not believed");
+    assert_eq!(
+        untrusted["read_balance"],
+        (false, true),
+        "the operator's list wins"
+    );
+    assert_eq!(untrusted["issue_refund"], (true, false));
+    let trusted = flags("trusted");
+    assert_eq!(
+        trusted["jq"],
+        (false, true),
+        "trusted: jq says it is read-only"
+    );
+    assert_eq!(trusted["issue_refund"], (true, false));
+
+    let out = tack(
+        d,
+        &config,
+        &[
+            "mcp",
+            "call",
+            "payments",
+            "jq",
+            "--args",
+            r#"{"filter": ".a", "input": {"a": 7}}"#,
+        ],
+    );
+    assert_eq!(out.trim(), "7");
+    let out = run(d, &config, &["mcp", "tools", "nobody"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no MCP server `nobody`") && err.contains("payments, trusted"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_python_mcp_client_lists_and_calls_a_toolset_over_stdio() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let registry = TackRegistry::start_in(&d.join("registry"), None);
+    let config = setup(d, &registry, "");
+    let state = d.join("payments");
     let calls = serde_json::json!([
         ["jq", {"filter": ".a", "input": {"a": 41}}],
         ["read_balance", {"account": "acct_alice"}],

@@ -28,6 +28,13 @@
 //! [toolsets.support]                   # tools `tack mcp serve support` offers MCP clients
 //! tools = ["tack/jq@0.1.0"]             # tool plugins (flags and grants from [tools.*])
 //!
+//! [mcp-servers.payments]               # an upstream MCP server (stdio, or url = "…")
+//! command = "tack"
+//! args = ["mcp", "serve", "support"]
+//! env = ["TACK_CONFIG"]                 # passed through; nothing else of the host's
+//! trust-annotations = false             # the default: unlisted tools count as destructive
+//! read-only = ["read_balance"]
+//!
 //! [limits]                             # host-wide limits and quotas (defaults shown)
 //! connections = 1024                    # API connections served at once
 //! header-timeout = "10s"                # to send a request's headers (or the next one)
@@ -149,6 +156,37 @@ fn approver() -> String {
 
 fn per_call() -> ApprovalScope {
     ApprovalScope::Call
+}
+
+/// An upstream MCP server the host connects to (`[mcp-servers.NAME]`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct McpServerConfig {
+    /// Start the server as this program, speaking MCP on its stdio.
+    pub command: Option<String>,
+    /// Its arguments.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Environment variables passed through from the host's environment, by
+    /// name; the child gets these (and `PATH`, `HOME`) and nothing else.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Reach the server over streamable HTTP at this URL.
+    pub url: Option<String>,
+    /// Whether the server's own tool annotations are believed (otherwise a
+    /// tool counts as destructive unless `read-only` lists it).
+    #[serde(default)]
+    pub trust_annotations: bool,
+    /// Tools treated as destructive whatever the server says.
+    #[serde(default)]
+    pub destructive: Vec<String>,
+    /// Tools treated as read-only whatever the server says.
+    #[serde(default)]
+    pub read_only: Vec<String>,
+    /// How long connecting (and the handshake) may take.
+    pub connect_timeout: Option<HumanDuration>,
+    /// How long one call may take.
+    pub call_timeout: Option<HumanDuration>,
 }
 
 /// A named set of tools served to MCP clients (`[toolsets.NAME]`).
@@ -274,6 +312,8 @@ struct HostSection {
     limits: HostLimits,
     #[serde(default)]
     toolsets: BTreeMap<String, Toolset>,
+    #[serde(default)]
+    mcp_servers: BTreeMap<String, McpServerConfig>,
 }
 
 /// Where a guest's file operations (in its granted directories) run.
@@ -317,6 +357,8 @@ pub struct HostConfig {
     pub limits: HostLimits,
     /// Tool sets served over MCP, by name.
     pub toolsets: BTreeMap<String, Toolset>,
+    /// Upstream MCP servers, by name.
+    pub mcp_servers: BTreeMap<String, McpServerConfig>,
     /// Where relative paths start.
     pub base_dir: PathBuf,
 }
@@ -373,9 +415,23 @@ impl HostConfig {
             }
         }
         host.limits.check().map_err(err)?;
+        for (name, m) in &host.mcp_servers {
+            if m.command.is_some() == m.url.is_some() {
+                return Err(err(format!(
+                    "mcp-servers.{name}: give either `command` (stdio) or `url` (streamable HTTP)"
+                )));
+            }
+            if name.contains("__") {
+                return Err(err(format!(
+                    "mcp-servers.{name}: a server name may not contain `__` (it separates the \
+                     server from the tool in tool names)"
+                )));
+            }
+        }
         Ok(HostConfig {
             limits: host.limits,
             toolsets: host.toolsets,
+            mcp_servers: host.mcp_servers,
             listen: host.listen,
             storage: host.storage,
             models: host.models,
@@ -540,5 +596,15 @@ require-signature = false
         let c = HostConfig::from_toml("[toolsets.s]\ntools = [\"a/b@1.0.0\"]", &path()).unwrap();
         assert_eq!(c.toolsets["s"].tools, ["a/b@1.0.0"]);
         assert!(e("[toolsets.s]\ntool = []").contains("unknown field `tool`"));
+        let m = |body: &str| e(&format!("[mcp-servers.m]\n{body}"));
+        assert!(m("command = \"x\"\nurl = \"http://h\"").contains("either `command`"));
+        assert!(m("args = []").contains("either `command`"));
+        assert!(e("[mcp-servers.a__b]\ncommand = \"x\"").contains("`__`"));
+        let c = HostConfig::from_toml("[mcp-servers.t]\ncommand = \"mcp-server-time\"", &path())
+            .unwrap();
+        assert!(
+            !c.mcp_servers["t"].trust_annotations,
+            "hints are not believed by default"
+        );
     }
 }

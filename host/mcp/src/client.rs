@@ -1,0 +1,213 @@
+//! Upstream MCP servers, as the host connects to them (`[mcp-servers.NAME]`).
+//!
+//! A stdio server is started as a child process with a clean environment: the
+//! variables its configuration lists (passed through from the host's), plus
+//! `PATH` and `HOME`, and nothing else of the host's. It ends with its
+//! [`Upstream`] (the transport closes its stdin, then it is killed).
+//!
+//! **Annotations are hints.** Unless the server is marked
+//! `trust-annotations = true`, a tool counts as destructive unless the
+//! operator's `read-only` list names it; with trust, the server's
+//! `destructiveHint` (and `readOnlyHint`) decide. The operator's `destructive`
+//! and `read-only` lists always win.
+
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, CallToolResult, ContentBlock, Tool};
+use rmcp::service::{RoleClient, RunningService};
+use serde_json::Value;
+use std::time::Duration;
+use tack_config::McpServerConfig;
+
+/// How long connecting may take when the configuration does not say.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a call may take when the configuration does not say.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why an upstream server could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// The configuration cannot be used as it is.
+    #[error("mcp-servers.{server}: {message}")]
+    Config {
+        /// The server's name.
+        server: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The server did not start or did not finish the handshake.
+    #[error("MCP server `{server}` could not be reached: {message}")]
+    Connect {
+        /// The server's name.
+        server: String,
+        /// Why.
+        message: String,
+    },
+    /// A request failed at the protocol level (the server went away, answered
+    /// with a JSON-RPC error, or took too long).
+    #[error("MCP server `{server}`: {message}")]
+    Request {
+        /// The server's name.
+        server: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// One of an upstream server's tools, with its effective flags.
+#[derive(Debug, Clone)]
+pub struct UpstreamTool {
+    /// As the server describes it.
+    pub tool: Tool,
+    /// Destructive after the annotation policy and the operator's lists.
+    pub destructive: bool,
+    /// Read-only after the same.
+    pub read_only: bool,
+}
+
+/// What a call returned: its text, and whether the server marked it an error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamResult {
+    /// `isError` as the server set it.
+    pub is_error: bool,
+    /// The text blocks, joined by newlines (other blocks are named by type).
+    pub text: String,
+    /// `structuredContent`, when the server gave one.
+    pub structured: Option<Value>,
+}
+
+/// A connected upstream MCP server.
+pub struct Upstream {
+    name: String,
+    config: McpServerConfig,
+    service: RunningService<RoleClient, ()>,
+}
+
+impl Upstream {
+    /// Connect to server `name` as `config` says (and run the handshake).
+    pub async fn connect(name: &str, config: &McpServerConfig) -> Result<Upstream, UpstreamError> {
+        let fail = |message: String| UpstreamError::Connect {
+            server: name.to_string(),
+            message,
+        };
+        let Some(program) = &config.command else {
+            return Err(UpstreamError::Config {
+                server: name.to_string(),
+                message: "only stdio servers (`command`) can be connected to so far; \
+                          streamable HTTP (`url`) is not supported yet"
+                    .into(),
+            });
+        };
+        let mut command = tokio::process::Command::new(program);
+        command.args(&config.args).env_clear();
+        for var in ["PATH", "HOME"]
+            .iter()
+            .map(|v| v.to_string())
+            .chain(config.env.iter().cloned())
+        {
+            if let Ok(value) = std::env::var(&var) {
+                command.env(&var, value);
+            }
+        }
+        let transport = rmcp::transport::TokioChildProcess::new(command)
+            .map_err(|e| fail(format!("cannot start `{program}`: {e}")))?;
+        let limit = config.connect_timeout.map_or(CONNECT_TIMEOUT, |d| d.0);
+        let service = tokio::time::timeout(limit, ().serve(transport))
+            .await
+            .map_err(|_| fail(format!("no handshake within {limit:?}")))?
+            .map_err(|e| fail(e.to_string()))?;
+        Ok(Upstream {
+            name: name.to_string(),
+            config: config.clone(),
+            service,
+        })
+    }
+
+    fn request_error(&self, message: String) -> UpstreamError {
+        UpstreamError::Request {
+            server: self.name.clone(),
+            message,
+        }
+    }
+
+    /// The server's tools, with their effective flags.
+    pub async fn tools(&self) -> Result<Vec<UpstreamTool>, UpstreamError> {
+        let tools = tokio::time::timeout(self.call_timeout(), self.service.list_all_tools())
+            .await
+            .map_err(|_| self.request_error("tools/list took too long".into()))?
+            .map_err(|e| self.request_error(e.to_string()))?;
+        Ok(tools.into_iter().map(|t| self.flags(t)).collect())
+    }
+
+    fn call_timeout(&self) -> Duration {
+        self.config.call_timeout.map_or(CALL_TIMEOUT, |d| d.0)
+    }
+
+    /// `tool` with the annotation policy and the operator's lists applied.
+    fn flags(&self, tool: Tool) -> UpstreamTool {
+        let c = &self.config;
+        let name = tool.name.as_ref();
+        let (destructive, read_only) = if c.destructive.iter().any(|t| t == name) {
+            (true, false)
+        } else if c.read_only.iter().any(|t| t == name) {
+            (false, true)
+        } else if c.trust_annotations {
+            let a = tool.annotations.clone().unwrap_or_default();
+            let read_only = a.read_only_hint.unwrap_or(false);
+            // The specification's defaults: not read-only, and then destructive.
+            (!read_only && a.destructive_hint.unwrap_or(true), read_only)
+        } else {
+            (true, false)
+        };
+        UpstreamTool {
+            tool,
+            destructive,
+            read_only,
+        }
+    }
+
+    /// Call `tool` with `arguments` (a JSON object).
+    pub async fn call(
+        &self,
+        tool: &str,
+        arguments: Value,
+    ) -> Result<UpstreamResult, UpstreamError> {
+        let Value::Object(arguments) = arguments else {
+            return Err(
+                self.request_error(format!("the arguments of `{tool}` must be a JSON object"))
+            );
+        };
+        let params = CallToolRequestParams::new(tool.to_string()).with_arguments(arguments);
+        let limit = self.call_timeout();
+        let result = tokio::time::timeout(limit, self.service.call_tool(params))
+            .await
+            .map_err(|_| self.request_error(format!("`{tool}` took longer than {limit:?}")))?
+            .map_err(|e| self.request_error(e.to_string()))?;
+        Ok(result_of(result))
+    }
+}
+
+fn result_of(r: CallToolResult) -> UpstreamResult {
+    let text = r
+        .content
+        .iter()
+        .map(|b| match b {
+            ContentBlock::Text(t) => t.text.clone(),
+            other => format!("[{} content]", block_kind(other)),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    UpstreamResult {
+        is_error: r.is_error.unwrap_or(false),
+        text,
+        structured: r.structured_content,
+    }
+}
+
+fn block_kind(b: &ContentBlock) -> &'static str {
+    match b {
+        ContentBlock::Text(_) => "text",
+        ContentBlock::Image(_) => "image",
+        ContentBlock::Audio(_) => "audio",
+        _ => "other",
+    }
+}

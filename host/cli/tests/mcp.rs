@@ -250,3 +250,73 @@ fn the_python_mcp_client_lists_and_calls_a_toolset_over_stdio() {
         calls[3]
     );
 }
+
+/// A real upstream server from PyPI (`mcp-server-time`, stdio; scripts/test
+/// installs it): its tools listed with the operator's flags, a call answered,
+/// and the server's own error (an unknown time zone) reported as one (exit 1).
+#[test]
+fn a_real_upstream_server_is_listed_and_called() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = d.join("tack.toml");
+    std::fs::write(
+        &config,
+        "[mcp-servers.time]\ncommand = \"python3\"\nargs = [\"-m\", \"mcp_server_time\", \"--local-timezone\", \"UTC\"]\nread-only = [\"get_current_time\"]\n",
+    )
+    .unwrap();
+    let out = tack(d, &config, &["mcp", "tools", "time", "--json"]);
+    let tools: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let flags = |name: &str| {
+        let t = tools
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("{out}"));
+        (
+            t["destructive"].as_bool().unwrap(),
+            t["read_only"].as_bool().unwrap(),
+        )
+    };
+    assert_eq!(flags("get_current_time"), (false, true));
+    assert_eq!(
+        flags("convert_time"),
+        (true, false),
+        "unlisted, untrusted: destructive"
+    );
+
+    let out = tack(
+        d,
+        &config,
+        &[
+            "mcp",
+            "call",
+            "time",
+            "get_current_time",
+            "--args",
+            r#"{"timezone": "Europe/Berlin"}"#,
+        ],
+    );
+    assert!(
+        out.contains("Europe/Berlin") && out.contains("datetime"),
+        "{out}"
+    );
+    let out = run(
+        d,
+        &config,
+        &[
+            "mcp",
+            "call",
+            "time",
+            "get_current_time",
+            "--args",
+            r#"{"timezone": "Mars/Olympus"}"#,
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Mars/Olympus"), "{text}");
+}

@@ -320,3 +320,37 @@ fn a_real_upstream_server_is_listed_and_called() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Mars/Olympus"), "{text}");
 }
+
+/// A toolset whose plugins share a tool name is refused at start (a client
+/// could not tell the tools apart), and an unknown toolset names the known.
+#[test]
+fn toolsets_with_clashing_names_or_unknown_names_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let registry = TackRegistry::start_in(&d.join("registry"), None);
+    tack(
+        d,
+        &setup(d, &registry, ""),
+        &[
+            "publish",
+            guest("tack_plugin_jq").to_str().unwrap(),
+            "tack/jq@0.2.0",
+        ],
+    );
+    let config = setup(
+        d,
+        &registry,
+        "[toolsets.twice]\ntools = [\"tack/jq@0.1.0\", \"tack/jq@0.2.0\"]\n",
+    );
+    let out = run(d, &config, &["mcp", "serve", "twice"]);
+    assert_eq!(out.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("a tool named `jq`"), "{err}");
+    let out = run(d, &config, &["mcp", "serve", "nothing"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no toolset `nothing`") && err.contains("support, twice"),
+        "{err}"
+    );
+}

@@ -582,7 +582,7 @@ impl Engine {
                 .tools
                 .iter()
                 .chain(agent.skills.iter().flat_map(|k| k.tools.iter()))
-                .find(|t| t.tool == approval.tool && t.plugin == approval.plugin)
+                .find(|t| t.name == approval.tool && t.plugin == approval.plugin)
                 .and_then(|t| t.sandbox.as_ref());
             if let Some(sandbox) = sandbox {
                 sandbox

@@ -567,7 +567,7 @@ async fn gate_one(
         .log
         .lock()
         .await
-        .granted(&entry.plugin, &entry.tool, now_ms());
+        .granted(&entry.plugin, &entry.name, now_ms());
     let mut ctx = ctx.clone();
     ctx.call_id = call_id.to_string();
     let g = gate(agent.policy.as_ref(), entry, arguments, &ctx, granted).await;

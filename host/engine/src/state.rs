@@ -97,7 +97,7 @@ pub struct Approval {
 pub struct SessionGrant {
     /// Plugin reference.
     pub plugin: String,
-    /// Tool name.
+    /// The tool's name as the model calls it (`payments__issue_refund`).
     pub tool: String,
     /// Expiry, ms since the epoch.
     pub expires_ms: i64,

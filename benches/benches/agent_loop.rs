@@ -178,6 +178,7 @@ grant = {{ dirs = [{{ host = "{}", guest = "/state", mode = "rw" }}] }}
                 .component("tack/payments@0.1.0", guest("tack_plugin_payments"))
                 .component("tack/openai-chat@0.1.0", guest("tack_plugin_openai_chat")),
         ),
+        tool_servers: None,
         retry: RetryPolicy::default(),
     })
 }

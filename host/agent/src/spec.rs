@@ -26,12 +26,67 @@ pub struct AgentSpec {
     /// Skill references, each with a version.
     #[serde(default)]
     pub skills: Vec<String>,
+    /// MCP servers from the host's catalog whose tools the agent uses, by
+    /// name (`payments`), each optionally narrowed to some of its tools
+    /// (`{name: payments, tools: [get_balance]}`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mcp_servers: Vec<McpServerUse>,
     /// Limits of one run.
     #[serde(default)]
     pub limits: Limits,
     /// The name of an approval policy defined by the host.
     #[serde(default)]
     pub approval_policy: Option<String>,
+}
+
+/// One entry of an agent's `mcp-servers`: a server by name, with all the tools
+/// the host lets agents use, or only those `tools` lists (by the server's own
+/// tool names).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct McpServerUse {
+    /// The server's name in the host configuration (`[mcp-servers.NAME]`).
+    pub name: String,
+    /// Only these of its tools; `None`: all of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<String>>,
+}
+
+impl<'de> Deserialize<'de> for McpServerUse {
+    /// A name (`payments`), or `{name: payments, tools: [...]}`.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Narrowed {
+            name: String,
+            #[serde(default)]
+            tools: Option<Vec<String>>,
+        }
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = McpServerUse;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a server name, or a map with `name` and `tools`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<McpServerUse, E> {
+                Ok(McpServerUse {
+                    name: v.to_string(),
+                    tools: None,
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<McpServerUse, A::Error> {
+                let n = Narrowed::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(McpServerUse {
+                    name: n.name,
+                    tools: n.tools,
+                })
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 /// Limits of one run; a run stops with its reason at the first one reached.
@@ -148,6 +203,10 @@ pub trait Catalog {
     fn allows_registry(&self, registry: &str) -> bool {
         let _ = registry;
         true
+    }
+    /// The MCP servers agents may name (`[mcp-servers.*]`).
+    fn mcp_servers(&self) -> Vec<String> {
+        Vec::new()
     }
     /// The most any agent's `limits` may ask for (unset: no cap).
     fn limit_caps(&self) -> Limits {
@@ -316,6 +375,45 @@ impl AgentSpec {
                 message: format!("no approval policy `{p}` is defined on this host"),
             });
         }
+        let servers = catalog.mcp_servers();
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, s) in self.mcp_servers.iter().enumerate() {
+            let path = format!("mcp-servers[{i}]");
+            if !servers.contains(&s.name) {
+                return Err(AgentError::Reference {
+                    path,
+                    message: format!(
+                        "no MCP server `{}` is configured on this host (known: {})",
+                        s.name,
+                        if servers.is_empty() {
+                            "none; add [mcp-servers.NAME] to the host configuration".into()
+                        } else {
+                            servers.join(", ")
+                        }
+                    ),
+                });
+            }
+            if !seen.insert(&s.name) {
+                return Err(invalid(path, format!("`{}` is listed twice", s.name)));
+            }
+            if let Some(tools) = &s.tools {
+                if tools.is_empty() {
+                    return Err(invalid(
+                        format!("{path}.tools"),
+                        "lists no tool: name some, or give the server by name alone for all of them",
+                    ));
+                }
+                let mut names = std::collections::BTreeSet::new();
+                for (j, t) in tools.iter().enumerate() {
+                    if !names.insert(t) {
+                        return Err(invalid(
+                            format!("{path}.tools[{j}]"),
+                            format!("`{t}` is listed twice"),
+                        ));
+                    }
+                }
+            }
+        }
         let registry = catalog.default_registry();
         for (field, list) in [("tools", &self.tools), ("skills", &self.skills)] {
             let mut seen = std::collections::BTreeSet::new();
@@ -379,6 +477,9 @@ mod tests {
         fn default_registry(&self) -> Option<String> {
             Some("localhost:5050".into())
         }
+        fn mcp_servers(&self) -> Vec<String> {
+            vec!["payments".into(), "zendesk".into()]
+        }
     }
 
     const GOOD: &str = "name: refund-assistant
@@ -411,6 +512,59 @@ approval-policy: refunds-over-100
         assert_eq!(spec.limits.timeout(), Some(Duration::from_secs(120)));
         assert_eq!(spec.limits.max_cost_usd, Some(0.5));
         assert_eq!(spec.tools, ["tack/payments@0.1.0"]);
+    }
+
+    #[test]
+    fn mcp_servers_are_named_alone_or_narrowed_to_some_tools() {
+        let yaml = format!(
+            "{GOOD}mcp-servers:\n  - zendesk\n  - name: payments\n    tools: [get_balance]\n"
+        );
+        let spec = AgentSpec::parse(&yaml).unwrap();
+        spec.validate(&Host).unwrap();
+        let stored = serde_json::to_string(&spec).unwrap();
+        assert_eq!(serde_json::from_str::<AgentSpec>(&stored).unwrap(), spec);
+        assert_eq!(
+            spec.mcp_servers,
+            [
+                McpServerUse {
+                    name: "zendesk".into(),
+                    tools: None
+                },
+                McpServerUse {
+                    name: "payments".into(),
+                    tools: Some(vec!["get_balance".into()])
+                }
+            ]
+        );
+        let mistakes = [
+            ("  - jira\n", "mcp-servers[0]", "no MCP server `jira`"),
+            (
+                "  - zendesk\n  - zendesk\n",
+                "mcp-servers[1]",
+                "listed twice",
+            ),
+            (
+                "  - name: payments\n    tools: []\n",
+                "mcp-servers[0].tools",
+                "lists no tool",
+            ),
+            (
+                "  - name: payments\n    tools: [a, a]\n",
+                "mcp-servers[0].tools[1]",
+                "listed twice",
+            ),
+            (
+                "  - name: payments\n    tool: [a]\n",
+                "mcp-servers[0].tool",
+                "unknown field",
+            ),
+            ("  - 7\n", "mcp-servers[0]", "a server name"),
+        ];
+        for (list, path, message) in mistakes {
+            let e = err(&format!("{GOOD}mcp-servers:\n{list}"));
+            assert_eq!(e.path(), path, "{list}: {e}");
+            assert!(e.to_string().contains(message), "{list}: {e}");
+        }
     }
 
     #[test]

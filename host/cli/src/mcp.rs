@@ -165,8 +165,9 @@ async fn serve(a: ServeArgs, g: &Globals) -> Result<ExitCode, Failure> {
             })?,
         );
     }
-    let server =
-        tack_mcp::ToolServer::new(&a.toolset, tools).map_err(|e| Failure::new(EXIT_UNUSABLE, e))?;
+    let server = tack_mcp::ToolServer::new(&a.toolset, tools)
+        .map_err(|e| Failure::new(EXIT_UNUSABLE, e))?
+        .with_destructive_calls(toolset.destructive_calls);
     let running = server
         .serve(rmcp::transport::stdio())
         .await

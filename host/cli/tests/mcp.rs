@@ -4,7 +4,10 @@
 //! against upstream servers of the host configuration (here, `tack mcp serve`
 //! itself), with the annotation policy.
 
-use serde_json::Value;
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Command;
 use tack_tests::guest;
@@ -352,5 +355,299 @@ fn toolsets_with_clashing_names_or_unknown_names_are_refused() {
     assert!(
         err.contains("no toolset `nothing`") && err.contains("support, twice"),
         "{err}"
+    );
+}
+
+/// The agent for the gateway tests: a Wasm tool (jq) and the `payments` MCP
+/// server, under a policy whose approval of a refund covers the session.
+const GATEWAY_AGENT: &str = "name: refunds-over-mcp\ndescription: Refunds.\nmodel: scripted\ninstructions: Help with refunds.\ntools:\n  - tack/jq@0.1.0\nmcp-servers:\n  - payments\napproval-policy: refunds-per-session\n";
+
+/// An agent takes its payments tools from an MCP server by name
+/// (`payments`: the payments plugin served by `tack mcp serve` over stdio):
+/// one step calls an MCP tool and a Wasm tool at once; the refund (which the
+/// policy names by the server's tool name) waits for an approver through the
+/// API, whose edited arguments are checked against the server's schema, and
+/// then runs upstream exactly once; the approval covers the session's next
+/// refund. An unknown server is refused at registration, naming the field.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_uses_an_mcp_server_by_name_behind_the_central_gate() {
+    tack_distribution::client::install_crypto();
+    let script = r#"
+scenarios:
+  - steps:
+      - tool_calls:
+          - {name: jq, arguments: {filter: ".a", input: {a: 7}}}
+          - {name: payments__read_balance, arguments: {account: acct_alice}}
+      - tool_calls:
+          - {name: payments__issue_refund, arguments: {account: acct_alice, amount_cents: 15000, reason: damaged, idempotency_key: k-1}}
+      - tool_calls:
+          - {name: payments__issue_refund, arguments: {account: acct_alice, amount_cents: 500, reason: late, idempotency_key: k-2}}
+      - text: "Refunds issued."
+"#;
+    let bin = env!("CARGO_BIN_EXE_tack");
+    let extra = format!(
+        "{UNSIGNED_TACK}
+[toolsets.pay]
+tools = [\"tack/payments@0.1.0\"]
+destructive-calls = \"run\"
+
+[mcp-servers.payments]
+command = \"{bin}\"
+args = [\"mcp\", \"serve\", \"pay\"]
+env = [\"TACK_CONFIG\", \"TACK_ARTIFACT_DIR\", \"TACK_CACHE_DIR\"]
+read-only = [\"read_balance\"]
+
+[approval-policies.refunds-per-session]
+tools = [\"issue_refund\"]
+scope = \"session\"
+grant-ttl = \"1h\"
+"
+    );
+    let s = Setup::build("sqlite://host.db", None, script, &extra).await;
+    tack_publish(&s, "tack_plugin_jq", "tack/jq@0.1.0");
+    let (builder, approver, user) = s.tokens.clone();
+    let host = s.serve();
+
+    let unknown = GATEWAY_AGENT.replace("  - payments\n", "  - jira\n");
+    let (st, v) = post(&host, "/v1/agents", &builder, json!({"yaml": unknown})).await;
+    assert_eq!(st, 400, "{v}");
+    let msg = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("mcp-servers[0]")
+            && msg.contains("no MCP server `jira`")
+            && msg.contains("payments"),
+        "{v}"
+    );
+
+    let (st, v) = post(
+        &host,
+        "/v1/agents",
+        &builder,
+        json!({"yaml": GATEWAY_AGENT}),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = post(
+        &host,
+        "/v1/sessions",
+        &user,
+        json!({"agent": "refunds-over-mcp", "input": "refund 150"}),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let session = v["id"].as_str().unwrap().to_string();
+    let ev = wait_for(&host, &session, &user, |ev| {
+        count(ev, "approval_required") == 1
+    })
+    .await;
+
+    // Step 1: both calls ran, each from its source.
+    let results: Vec<&Value> = ev.iter().filter(|e| e["type"] == "tool_result").collect();
+    let result = |tool: &str| {
+        *results
+            .iter()
+            .find(|e| e["tool"] == tool)
+            .unwrap_or_else(|| panic!("no result of {tool}: {results:#?}"))
+    };
+    assert_eq!(result("jq")["ok"], true);
+    assert_eq!(result("jq")["content"], "7");
+    let balance = result("payments__read_balance");
+    assert_eq!(balance["ok"], true, "{balance}");
+    assert_eq!(balance["plugin"], "mcp:payments");
+    assert!(
+        balance["content"].as_str().unwrap().contains("12500"),
+        "{balance}"
+    );
+    // The refund is destructive here (an untrusted server's tool), so it waits.
+    let call = ev
+        .iter()
+        .find(|e| e["type"] == "tool_call" && e["tool"] == "payments__issue_refund")
+        .unwrap();
+    assert_eq!(call["destructive"], true, "{call}");
+    assert_eq!(call["plugin"], "mcp:payments", "{call}");
+    assert!(
+        s.ledger()["refunds"].as_array().unwrap().is_empty(),
+        "nothing paid before the approval"
+    );
+    let approval = ev
+        .iter()
+        .find(|e| e["type"] == "approval_required")
+        .unwrap()["approval_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Edited arguments are checked against the server's schema first.
+    let (st, v) = post(
+        &host,
+        &format!("/v1/approvals/{approval}"),
+        &approver,
+        json!({"decision": "edit", "arguments": {"account": 5, "amount_cents": 100, "reason": "x"}}),
+    )
+    .await;
+    assert_eq!(st, 400, "{v}");
+    let msg = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("still waits") && msg.contains("/account"),
+        "{v}"
+    );
+    let (st, v) = post(
+        &host,
+        &format!("/v1/approvals/{approval}"),
+        &approver,
+        json!({"decision": "approve"}),
+    )
+    .await;
+    assert_eq!(st, 202, "{v}");
+    let ev = wait_for(&host, &session, &user, |ev| count(ev, "run_finished") == 1).await;
+    let refunds: Vec<&Value> = ev
+        .iter()
+        .filter(|e| e["type"] == "tool_result" && e["tool"] == "payments__issue_refund")
+        .collect();
+    assert_eq!(refunds.len(), 2, "{refunds:#?}");
+    assert_eq!(refunds[0]["ok"], true, "{}", refunds[0]);
+    assert_eq!(refunds[0]["approval"], "approved", "{}", refunds[0]);
+    assert_eq!(refunds[1]["ok"], true, "{}", refunds[1]);
+    assert_eq!(refunds[1]["approval"], "session_grant", "{}", refunds[1]);
+    assert_eq!(count(&ev, "approval_required"), 1);
+    let paid = s.ledger()["refunds"].as_array().unwrap().clone();
+    assert_eq!(paid.len(), 2, "each paid exactly once, upstream: {paid:?}");
+    assert_eq!(paid[0]["amount_cents"], 15000);
+}
+
+/// A small upstream server on the official Python SDK, with tools that
+/// misbehave on request.
+const FLAKY_SERVER: &str = r#"
+import asyncio, os
+from mcp.server.mcpserver import MCPServer
+
+server = MCPServer("flaky")
+
+@server.tool()
+def echo(text: str) -> str:
+    """Return the text."""
+    return text
+
+@server.tool()
+def big(size: int) -> str:
+    """Return `size` bytes."""
+    return "x" * size
+
+@server.tool()
+async def hang() -> str:
+    """Never answer."""
+    await asyncio.sleep(3600)
+    return "late"
+
+@server.tool()
+def die() -> str:
+    """Exit mid-call."""
+    os._exit(3)
+
+@server.tool()
+def refund() -> str:
+    """Filtered out by the host."""
+    return "refunded"
+
+server.run("stdio")
+"#;
+
+/// Every way an upstream tool can fail is a tool error the model reads, and
+/// the run goes on: arguments that miss the server's schema are refused before
+/// the call, a tool the host filtered out is unknown, an oversized result is
+/// cut to `max-result-bytes`, a call that hangs ends at `call-timeout`, and
+/// when the server exits mid-call the next call connects again.
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_failures_are_tool_errors_and_the_run_goes_on() {
+    tack_distribution::client::install_crypto();
+    let script = r#"
+scenarios:
+  - steps:
+      - tool_calls:
+          - {name: flaky__echo, arguments: {text: 5}}
+          - {name: flaky__refund, arguments: {}}
+      - tool_calls: [{name: flaky__big, arguments: {size: 5000}}]
+      - tool_calls: [{name: flaky__hang, arguments: {}}]
+      - tool_calls: [{name: flaky__die, arguments: {}}]
+      - tool_calls: [{name: flaky__echo, arguments: {text: back}}]
+      - text: "done"
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let server = dir.path().join("flaky.py");
+    std::fs::write(&server, FLAKY_SERVER).unwrap();
+    let extra = format!(
+        "{UNSIGNED_TACK}
+[mcp-servers.flaky]
+command = \"python3\"
+args = [\"{}\"]
+read-only = [\"echo\", \"big\", \"hang\", \"die\", \"refund\"]
+disable-tools = [\"refund\"]
+call-timeout = \"1s\"
+max-result-bytes = 1000
+",
+        server.display()
+    );
+    let s = Setup::build("sqlite://host.db", None, script, &extra).await;
+    let (builder, _, user) = s.tokens.clone();
+    let host = s.serve();
+    let agent = "name: flaky\nmodel: scripted\nmcp-servers: [flaky]\n";
+    let (st, v) = post(&host, "/v1/agents", &builder, json!({"yaml": agent})).await;
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = post(
+        &host,
+        "/v1/sessions",
+        &user,
+        json!({"agent": "flaky", "input": "go"}),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let session = v["id"].as_str().unwrap().to_string();
+    let ev = wait_for(&host, &session, &user, |ev| count(ev, "run_finished") == 1).await;
+    let results: Vec<&Value> = ev.iter().filter(|e| e["type"] == "tool_result").collect();
+    assert_eq!(results.len(), 6, "{results:#?}");
+    let outcome = |i: usize| {
+        (
+            results[i]["tool"].as_str().unwrap(),
+            results[i]["error_code"].as_str().unwrap_or("ok"),
+            results[i]["content"].as_str().unwrap(),
+        )
+    };
+    let (tool, code, text) = outcome(0);
+    assert_eq!((tool, code), ("flaky__echo", "invalid_arguments"), "{text}");
+    assert!(text.contains("/text") && text.contains("string"), "{text}");
+    let (tool, code, text) = outcome(1);
+    assert_eq!((tool, code), ("flaky__refund", "denied"), "{text}");
+    assert!(text.contains("there is no tool `flaky__refund`"), "{text}");
+    let (_, code, text) = outcome(2);
+    assert_eq!(code, "ok", "{text}");
+    // The SDK gives a `str` result as structuredContent `{"result": …}`.
+    let (kept, note) = text.split_once('\n').unwrap();
+    assert_eq!(kept.len(), 1000, "{text}");
+    assert!(kept.starts_with(r#"{"result":"xxxx"#), "{text}");
+    assert_eq!(
+        note,
+        "[cut: the result was 5013 bytes; this server's max-result-bytes is 1000]"
+    );
+    let (_, code, text) = outcome(3);
+    assert_eq!(code, "timeout", "{text}");
+    assert!(text.contains("call-timeout"), "{text}");
+    let (_, code, text) = outcome(4);
+    assert_eq!(code, "unavailable", "{text}");
+    assert!(text.contains("went away"), "{text}");
+    let (_, code, text) = outcome(5);
+    assert_eq!(
+        (code, text),
+        ("ok", r#"{"result":"back"}"#),
+        "connected again"
+    );
+    let finished = ev.iter().find(|e| e["type"] == "run_finished").unwrap();
+    assert_eq!(finished["stop_reason"], "end_turn", "{finished}");
+}
+
+/// Publish guest `file` as `reference` to the setup's registry.
+fn tack_publish(s: &Setup, file: &str, reference: &str) {
+    common::tack(
+        s.dir.path(),
+        &s.config,
+        &["publish", guest(file).to_str().unwrap(), reference],
     );
 }

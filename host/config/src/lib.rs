@@ -187,6 +187,35 @@ pub struct McpServerConfig {
     pub connect_timeout: Option<HumanDuration>,
     /// How long one call may take.
     pub call_timeout: Option<HumanDuration>,
+    /// Largest result, in bytes of text, a call may hand to a model; a longer
+    /// one is cut to this size with a note saying so.
+    pub max_result_bytes: Option<usize>,
+    /// Only these tools are offered (names, or the groups `@read-only` and
+    /// `@destructive`, judged after the flags above); unset: all.
+    pub enable_tools: Option<Vec<String>>,
+    /// These tools are never offered (names or groups), whatever
+    /// `enable-tools` says.
+    #[serde(default)]
+    pub disable_tools: Vec<String>,
+}
+
+impl McpServerConfig {
+    /// The largest result a call may return when the configuration does not say.
+    pub const MAX_RESULT_BYTES: usize = 256 * 1024;
+
+    /// Whether a tool called `name`, destructive or not after the annotation
+    /// policy, passes `enable-tools` and `disable-tools`.
+    pub fn offers(&self, name: &str, destructive: bool, read_only: bool) -> bool {
+        let matches = |item: &String| match item.as_str() {
+            "@destructive" => destructive,
+            "@read-only" => read_only,
+            other => other == name,
+        };
+        self.enable_tools
+            .as_ref()
+            .is_none_or(|list| list.iter().any(matches))
+            && !self.disable_tools.iter().any(matches)
+    }
 }
 
 /// A named set of tools served to MCP clients (`[toolsets.NAME]`).
@@ -197,6 +226,23 @@ pub struct Toolset {
     /// come from `[tools."repo"]` as for an agent.
     #[serde(default)]
     pub tools: Vec<String>,
+    /// What becomes of a call to a destructive tool over stdio, where no
+    /// approver can be asked.
+    #[serde(default)]
+    pub destructive_calls: DestructiveCalls,
+}
+
+/// What `tack mcp serve` does with a call to a destructive tool.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DestructiveCalls {
+    /// Refuse it with a tool error that says why (the default).
+    #[default]
+    Refuse,
+    /// Run it: the client gates calls itself, as another tack host's gateway
+    /// does (it asks its own approvers first). Only for a toolset whose
+    /// clients are such hosts: whoever can start the server can run the tools.
+    Run,
 }
 
 /// Host-wide limits and quotas (`[limits]`); every one has a default.
@@ -427,6 +473,27 @@ impl HostConfig {
                      server from the tool in tool names)"
                 )));
             }
+            if m.max_result_bytes == Some(0) {
+                return Err(err(format!(
+                    "mcp-servers.{name}.max-result-bytes: must be at least 1"
+                )));
+            }
+            for (field, list) in [
+                (
+                    "enable-tools",
+                    m.enable_tools.as_deref().unwrap_or_default(),
+                ),
+                ("disable-tools", &m.disable_tools[..]),
+            ] {
+                if let Some(g) = list.iter().find(|t| {
+                    t.starts_with('@') && !["@read-only", "@destructive"].contains(&t.as_str())
+                }) {
+                    return Err(err(format!(
+                        "mcp-servers.{name}.{field}: `{g}` is not a group; the groups are \
+                         `@read-only` and `@destructive`"
+                    )));
+                }
+            }
         }
         Ok(HostConfig {
             limits: host.limits,
@@ -468,6 +535,9 @@ impl tack_agent::Catalog for HostConfig {
     }
     fn allows_registry(&self, registry: &str) -> bool {
         self.distribution.allows_registry(registry)
+    }
+    fn mcp_servers(&self) -> Vec<String> {
+        self.mcp_servers.keys().cloned().collect()
     }
     fn limit_caps(&self) -> tack_agent::Limits {
         let l = &self.limits;
@@ -605,6 +675,55 @@ require-signature = false
         assert!(
             !c.mcp_servers["t"].trust_annotations,
             "hints are not believed by default"
+        );
+        assert!(
+            m("command = \"x\"\ndisable-tools = [\"@writes\"]").contains(
+                "mcp-servers.m.disable-tools: `@writes` is not a group; the groups are `@read-only`"
+            )
+        );
+        assert!(m("command = \"x\"\nmax-result-bytes = 0").contains("max-result-bytes"));
+    }
+
+    #[test]
+    fn tool_filters_take_names_and_groups_and_disable_wins() {
+        let server = |body: &str| {
+            HostConfig::from_toml(
+                &format!("[mcp-servers.m]\ncommand = \"x\"\n{body}"),
+                &path(),
+            )
+            .unwrap()
+            .mcp_servers
+            .remove("m")
+            .unwrap()
+        };
+        // (name, destructive, read-only)
+        let tools = [
+            ("read", false, true),
+            ("write", true, false),
+            ("other", false, false),
+        ];
+        let offered = |s: &McpServerConfig| {
+            tools
+                .iter()
+                .filter(|(n, d, r)| s.offers(n, *d, *r))
+                .map(|t| t.0)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(offered(&server("")), ["read", "write", "other"]);
+        assert_eq!(
+            offered(&server("enable-tools = [\"@read-only\"]")),
+            ["read"]
+        );
+        assert_eq!(
+            offered(&server("disable-tools = [\"@destructive\"]")),
+            ["read", "other"]
+        );
+        assert_eq!(
+            offered(&server(
+                "enable-tools = [\"@read-only\", \"write\"]\ndisable-tools = [\"write\"]"
+            )),
+            ["read"],
+            "disable-tools wins"
         );
     }
 }

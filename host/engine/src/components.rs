@@ -4,6 +4,7 @@
 
 use crate::builtin;
 use crate::error::EngineError;
+use crate::remote::{RemoteTool, ToolServers};
 use futures_util::future::BoxFuture;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -124,14 +125,36 @@ pub struct ToolEntry {
     pub name: String,
     /// The tool's own name.
     pub tool: String,
-    /// Plugin reference (`builtin` for host tools).
+    /// Where it comes from: a plugin reference, `builtin` for host tools, or
+    /// `mcp:SERVER` for an upstream MCP server's.
     pub plugin: String,
     /// The descriptor sent to the model (named [`name`](Self::name)).
     pub descriptor: ToolDescriptor,
     /// Destructive after central flags.
     pub destructive: bool,
-    /// Where calls run (`None` for built-in tools).
-    pub sandbox: Option<Sandbox>,
+    /// Where calls run.
+    pub backend: Backend,
+}
+
+/// Where a tool's calls run.
+#[derive(Clone)]
+pub enum Backend {
+    /// The engine answers them itself (`ask_user`, `load_skill`).
+    Builtin,
+    /// A component: each call in a fresh instance of this sandbox.
+    Wasm(Sandbox),
+    /// A tool the host reaches (an upstream MCP server's).
+    Remote(Arc<dyn RemoteTool>),
+}
+
+impl ToolEntry {
+    /// The sandbox its calls run in, for a component's tool.
+    pub fn sandbox(&self) -> Option<&Sandbox> {
+        match &self.backend {
+            Backend::Wasm(s) => Some(s),
+            _ => None,
+        }
+    }
 }
 
 /// A skill of the agent.
@@ -283,7 +306,7 @@ fn builtin_entry(d: ToolDescriptor) -> ToolEntry {
         plugin: builtin::BUILTIN.into(),
         descriptor: d,
         destructive: false,
-        sandbox: None,
+        backend: Backend::Builtin,
     }
 }
 
@@ -296,6 +319,7 @@ pub struct Resolver {
     source: Arc<dyn ComponentSource>,
     host: Arc<HostConfig>,
     secrets: Option<tack_secrets::Secrets>,
+    servers: Option<Arc<dyn ToolServers>>,
 }
 
 impl Resolver {
@@ -311,7 +335,15 @@ impl Resolver {
             source,
             host,
             secrets,
+            servers: None,
         }
+    }
+
+    /// Reach agents' `mcp-servers` through `servers` (without, an agent that
+    /// names one does not resolve).
+    pub fn with_tool_servers(mut self, servers: Option<Arc<dyn ToolServers>>) -> Self {
+        self.servers = servers;
+        self
     }
 
     async fn component(
@@ -439,6 +471,10 @@ impl Resolver {
         for k in &mut skills {
             k.tools.iter_mut().for_each(rename);
         }
+        for (i, server) in spec.mcp_servers.iter().enumerate() {
+            raw.extend(self.server_tools(i, server).await?);
+        }
+        distinct_names(raw.iter().chain(skills.iter().flat_map(|k| k.tools.iter())))?;
 
         let policy =
             match &spec.approval_policy {
@@ -481,6 +517,59 @@ impl Resolver {
         let mut agent = ResolvedAgent::new(spec, version, model, adapter, raw, skills, policy);
         agent.unverified = std::mem::take(&mut *u.lock().expect("unverified lock"));
         Ok(agent)
+    }
+
+    /// The tools of the agent's `i`th MCP server, named `server__tool`.
+    async fn server_tools(
+        &self,
+        i: usize,
+        server: &tack_agent::McpServerUse,
+    ) -> Result<Vec<ToolEntry>, EngineError> {
+        let name = &server.name;
+        let servers = self.servers.as_ref().ok_or_else(|| {
+            EngineError::Resolve(format!(
+                "mcp-servers[{i}]: this host reaches no MCP servers, so `{name}` cannot be used"
+            ))
+        })?;
+        let mut entries = servers
+            .tools(name)
+            .await
+            .map_err(|e| EngineError::resolving(format!("MCP server `{name}`"), e))?;
+        if let Some(only) = &server.tools {
+            for (j, t) in only.iter().enumerate() {
+                if !entries.iter().any(|e| &e.descriptor.name == t) {
+                    let mut offered: Vec<&str> =
+                        entries.iter().map(|e| e.descriptor.name.as_str()).collect();
+                    offered.sort();
+                    return Err(EngineError::Resolve(format!(
+                        "mcp-servers[{i}].tools[{j}]: MCP server `{name}` offers no tool `{t}` \
+                         to agents on this host (it offers: {})",
+                        if offered.is_empty() {
+                            "none".into()
+                        } else {
+                            offered.join(", ")
+                        }
+                    )));
+                }
+            }
+            entries.retain(|e| only.contains(&e.descriptor.name));
+        }
+        Ok(entries
+            .into_iter()
+            .map(|e| {
+                let mut descriptor = e.descriptor;
+                let tool = std::mem::replace(&mut descriptor.name, format!("{name}__"));
+                descriptor.name.push_str(&tool);
+                ToolEntry {
+                    name: descriptor.name.clone(),
+                    tool,
+                    plugin: format!("mcp:{name}"),
+                    descriptor,
+                    destructive: e.destructive,
+                    backend: Backend::Remote(e.tool),
+                }
+            })
+            .collect())
     }
 
     async fn adapter(
@@ -602,11 +691,33 @@ impl Resolver {
                     plugin: reference.to_string(),
                     destructive: d.annotations.destructive,
                     descriptor: d,
-                    sandbox: Some(sandbox.clone()),
+                    backend: Backend::Wasm(sandbox.clone()),
                 }
             })
             .collect())
     }
+}
+
+/// Refuse two tools of different sources under one model-visible name: the
+/// model could not say which it means, and neither may shadow the other.
+fn distinct_names<'a>(tools: impl Iterator<Item = &'a ToolEntry>) -> Result<(), EngineError> {
+    let mut seen: HashMap<&str, &ToolEntry> = HashMap::new();
+    for t in tools {
+        match seen.get(t.name.as_str()) {
+            Some(o) if o.plugin != t.plugin || o.tool != t.tool => {
+                return Err(EngineError::Resolve(format!(
+                    "two tools would both be called `{}`: `{}` of {} and `{}` of {}; the model \
+                     could not tell them apart, so remove one source from the agent or narrow \
+                     its MCP server's tools ({{name: SERVER, tools: [...]}})",
+                    t.name, o.tool, o.plugin, t.tool, t.plugin
+                )));
+            }
+            _ => {
+                seen.insert(&t.name, t);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Host and port of an `http(s)://` URL.
@@ -629,5 +740,48 @@ pub(crate) fn endpoint_host(url: &str) -> Option<(String, u16)> {
         Some((h, p)) => Some((h.to_string(), p.parse().ok()?)),
         None if authority.is_empty() => None,
         None => Some((authority.to_string(), default_port)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str, tool: &str, plugin: &str) -> ToolEntry {
+        ToolEntry {
+            name: name.into(),
+            tool: tool.into(),
+            plugin: plugin.into(),
+            descriptor: ToolDescriptor {
+                name: name.into(),
+                description: String::new(),
+                input_schema: serde_json::json!({"type": "object"}),
+                output_schema: None,
+                annotations: Default::default(),
+            },
+            destructive: false,
+            backend: Backend::Builtin,
+        }
+    }
+
+    #[test]
+    fn two_sources_under_one_name_fail_resolution_naming_both() {
+        // `a` offering `_b` and `a_` offering `b` both come out as `a___b`.
+        let tools = [entry("a___b", "_b", "mcp:a"), entry("a___b", "b", "mcp:a_")];
+        let e = distinct_names(tools.iter()).unwrap_err().to_string();
+        assert!(
+            e.contains("two tools would both be called `a___b`")
+                && e.contains("`_b` of mcp:a")
+                && e.contains("`b` of mcp:a_"),
+            "{e}"
+        );
+        // The same tool reached twice (an agent's plugin also brought by a
+        // skill) is one tool, not a clash.
+        let same = [
+            entry("jq", "jq", "tack/jq@0.1.0"),
+            entry("jq", "jq", "tack/jq@0.1.0"),
+            entry("payments__refund", "refund", "mcp:payments"),
+        ];
+        distinct_names(same.iter()).unwrap();
     }
 }

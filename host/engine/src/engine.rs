@@ -1,7 +1,7 @@
 //! The engine: sessions, their logs and runners, and the operations the API
 //! offers (agents, sessions, messages, approval decisions, answers, interrupts).
 
-use crate::components::{ComponentSource, ResolvedAgent, Resolver};
+use crate::components::{Backend, ComponentSource, ResolvedAgent, Resolver};
 use crate::error::EngineError;
 use crate::events::{EventData, LoggedEvent, Status, Verdict};
 use crate::log::{Entry, SessionLog, logged};
@@ -109,6 +109,9 @@ pub struct EngineConfig {
     pub secrets: Option<tack_secrets::Secrets>,
     /// Where components come from.
     pub components: Arc<dyn ComponentSource>,
+    /// How agents' `mcp-servers` are reached (the host's MCP gateway); `None`:
+    /// an agent that names one does not resolve.
+    pub tool_servers: Option<Arc<dyn crate::remote::ToolServers>>,
     /// Model call retries.
     pub retry: RetryPolicy,
 }
@@ -151,7 +154,8 @@ impl Engine {
                     config.components,
                     host.clone(),
                     config.secrets,
-                ),
+                )
+                .with_tool_servers(config.tool_servers),
                 host,
                 store: config.store,
                 retry: config.retry,
@@ -578,22 +582,26 @@ impl Engine {
         // them: a misfit is refused and the approval stays pending.
         if let Some(edited) = &arguments {
             let agent = self.agent(&h.agent, h.agent_version).await?;
-            let sandbox = agent
+            let entry = agent
                 .tools
                 .iter()
                 .chain(agent.skills.iter().flat_map(|k| k.tools.iter()))
-                .find(|t| t.name == approval.tool && t.plugin == approval.plugin)
-                .and_then(|t| t.sandbox.as_ref());
-            if let Some(sandbox) = sandbox {
-                sandbox
-                    .check_arguments(&approval.tool, edited)
+                .find(|t| t.name == approval.tool && t.plugin == approval.plugin);
+            let refused = |e: String| {
+                EngineError::Invalid(format!(
+                    "the edited arguments were refused, and approval `{approval_id}` \
+                     still waits: {e}"
+                ))
+            };
+            match entry.map(|t| (&t.backend, &t.tool)) {
+                Some((Backend::Wasm(sandbox), tool)) => sandbox
+                    .check_arguments(tool, edited)
                     .await
-                    .map_err(|e| {
-                        EngineError::Invalid(format!(
-                            "the edited arguments were refused, and approval `{approval_id}` \
-                             still waits: {e}"
-                        ))
-                    })?;
+                    .map_err(|e| refused(e.to_string()))?,
+                Some((Backend::Remote(tool), _)) => tool
+                    .check_arguments(edited)
+                    .map_err(|e| refused(e.to_string()))?,
+                Some((Backend::Builtin, _)) | None => {}
             }
         }
         let grant_expires_ms = match (verdict, approval.scope) {

@@ -9,6 +9,8 @@
 //! - [`components`]: where components come from ([`ComponentSource`]) and what
 //!   an agent resolves to (adapter bound to its endpoint and credential, tools
 //!   with central flags and grants, skills, approval policy).
+//! - [`remote`]: tools outside tack (upstream MCP servers) reached through the
+//!   host's gateway ([`ToolServers`]), gated and logged like any tool.
 //! - [`trace`]: per-step trace records, projected from the log.
 
 pub mod approval;
@@ -20,6 +22,7 @@ pub mod events;
 mod log;
 mod principal;
 pub mod redact;
+pub mod remote;
 mod runner;
 pub mod state;
 pub mod trace;
@@ -29,4 +32,5 @@ pub use engine::{Delta, Engine, EngineConfig, RetryPolicy, SessionHandle};
 pub use error::EngineError;
 pub use events::{ApprovalStatus, EventData, LoggedEvent, RunStop, Scope, Status, Verdict};
 pub use principal::{Principal, Role, UnknownRole};
+pub use remote::{RemoteEntry, RemoteError, RemoteTool, ToolServers};
 pub use trace::TraceRecord;

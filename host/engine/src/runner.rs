@@ -8,12 +8,13 @@
 
 use crate::approval::{Outcome, gate};
 use crate::builtin;
-use crate::components::{ResolvedAgent, ToolEntry, ToolSet};
+use crate::components::{Backend, ResolvedAgent, ToolEntry, ToolSet};
 use crate::engine::{Delta, Engine, RetryPolicy, SessionHandle, now_ms};
 use crate::error::EngineError;
 use crate::events::{ApprovalStatus, EventData, RunStop, Status};
 use crate::log::{Entry, Pending};
 use crate::redact::{redact, redact_text};
+use crate::remote::{RemoteError, RemoteTool};
 use crate::state::{ApprovalState, CallState, Next, RunState, SessionState};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 use tack_agent::Limits;
 use tack_runtime::{
     AdapterSession, CallContext, CallError, Completion, CompletionRequest, Content, DeltaSink,
-    Message, Part,
+    Message, Part, Sandbox,
 };
 use tack_store::Claim;
 
@@ -962,60 +963,85 @@ async fn run_tool(
         }
     }
     let claim = entry.destructive.then_some(key);
-    let Some(sandbox) = &entry.sandbox else {
-        return Ok((
-            Finished::error("internal", "the tool has no sandbox".into()),
-            claim,
-        ));
-    };
-    let sandbox_id = ulid::Ulid::generate().to_string();
     let ctx = CallContext {
         call_id: c.call_id.clone(),
         run_id: Some(run_id.to_string()),
         session_id: Some(h.id.clone()),
         principal: None,
     };
+    let f = match &entry.backend {
+        Backend::Wasm(sandbox) => run_wasm(sandbox, entry, c, &ctx).await,
+        Backend::Remote(tool) => run_remote(tool.as_ref(), c, &ctx).await,
+        Backend::Builtin => Finished::error("internal", "a built-in tool has no runner".into()),
+    };
+    Ok((f, claim))
+}
+
+/// One call in a fresh instance of the tool's sandbox.
+async fn run_wasm(
+    sandbox: &Sandbox,
+    entry: &ToolEntry,
+    c: &CallState,
+    ctx: &CallContext,
+) -> Finished {
+    let sandbox_id = ulid::Ulid::generate().to_string();
     let started = Instant::now();
-    let outcome = sandbox.call(&entry.tool, &c.arguments, &ctx).await;
+    let outcome = sandbox.call(&entry.tool, &c.arguments, ctx).await;
     let latency_ms = started.elapsed().as_millis() as u64;
-    let f = match outcome {
+    let (ok, content, parts, error_code) = match outcome {
         Ok(o) => match o.result {
-            Ok(content) => Finished {
-                ok: true,
-                content: content_text(&content),
-                parts: Some(content),
-                error_code: None,
-                latency_ms,
-                sandbox_id: Some(sandbox_id),
-                replayed: false,
-            },
+            Ok(content) => (true, content_text(&content), Some(content), None),
             Err(e) => {
                 let code = serde_json::to_value(e.code)
                     .ok()
                     .and_then(|v| v.as_str().map(|s| s.replace('-', "_")))
                     .unwrap_or_else(|| "error".into());
-                Finished {
-                    ok: false,
-                    content: e.to_string(),
-                    parts: None,
-                    error_code: Some(code),
-                    latency_ms,
-                    sandbox_id: Some(sandbox_id),
-                    replayed: false,
-                }
+                (false, e.to_string(), None, Some(code))
             }
         },
-        Err(e) => Finished {
-            ok: false,
-            content: e.to_string(),
-            parts: None,
-            error_code: Some(e.kind().replace('-', "_")),
-            latency_ms,
-            sandbox_id: Some(sandbox_id),
-            replayed: false,
+        Err(e) => (false, e.to_string(), None, Some(e.kind().replace('-', "_"))),
+    };
+    Finished {
+        ok,
+        content,
+        parts,
+        error_code,
+        latency_ms,
+        sandbox_id: Some(sandbox_id),
+        replayed: false,
+    }
+}
+
+/// One call to a tool the host reaches (an upstream MCP server's): the
+/// arguments are checked against its schema first, as a sandbox does.
+async fn run_remote(tool: &dyn RemoteTool, c: &CallState, ctx: &CallContext) -> Finished {
+    let started = Instant::now();
+    let outcome = match serde_json::from_str::<Value>(&c.arguments) {
+        Err(e) => Err(RemoteError::new(
+            "invalid_arguments",
+            format!("the arguments are not JSON: {e}"),
+        )),
+        Ok(arguments) => match tool.check_arguments(&arguments) {
+            Err(e) => Err(e),
+            Ok(()) => tool.call(&arguments, ctx).await,
         },
     };
-    Ok((f, claim))
+    let latency_ms = started.elapsed().as_millis() as u64;
+    match outcome {
+        Ok(parts) => Finished {
+            ok: true,
+            content: content_text(&parts),
+            parts: Some(parts),
+            error_code: None,
+            latency_ms,
+            sandbox_id: None,
+            replayed: false,
+        },
+        Err(e) => Finished {
+            latency_ms,
+            ..Finished::error(e.code, e.message)
+        },
+    }
 }
 
 #[cfg(test)]

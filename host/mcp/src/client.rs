@@ -42,8 +42,8 @@ pub enum UpstreamError {
         /// Why.
         message: String,
     },
-    /// A request failed at the protocol level (the server went away, answered
-    /// with a JSON-RPC error, or took too long).
+    /// A request failed at the protocol level (the server answered with a
+    /// JSON-RPC error, or with something that is not a result).
     #[error("MCP server `{server}`: {message}")]
     Request {
         /// The server's name.
@@ -51,6 +51,34 @@ pub enum UpstreamError {
         /// Why.
         message: String,
     },
+    /// The connection is gone (the server exited or closed it).
+    #[error("MCP server `{server}` went away: {message}")]
+    Gone {
+        /// The server's name.
+        server: String,
+        /// What was being done.
+        message: String,
+    },
+    /// The server did not answer in time (the request was cancelled).
+    #[error("MCP server `{server}` did not answer {what} within {limit:?} (call-timeout)")]
+    Timeout {
+        /// The server's name.
+        server: String,
+        /// The request.
+        what: String,
+        /// The limit it exceeded.
+        limit: Duration,
+    },
+}
+
+impl UpstreamError {
+    /// Whether the connection is unusable, so the next call should reconnect.
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(
+            self,
+            UpstreamError::Gone { .. } | UpstreamError::Connect { .. }
+        )
+    }
 }
 
 /// One of an upstream server's tools, with its effective flags.
@@ -122,19 +150,52 @@ impl Upstream {
         })
     }
 
-    fn request_error(&self, message: String) -> UpstreamError {
-        UpstreamError::Request {
+    /// Whether the connection has ended (the server exited or closed it).
+    pub fn is_closed(&self) -> bool {
+        self.service.is_closed()
+    }
+
+    /// `e`, from request `what`, as an [`UpstreamError`].
+    fn service_error(&self, what: &str, e: rmcp::ServiceError) -> UpstreamError {
+        let server = self.name.clone();
+        match e {
+            rmcp::ServiceError::TransportClosed | rmcp::ServiceError::TransportSend(_) => {
+                UpstreamError::Gone {
+                    server,
+                    message: format!("{what} was not answered ({e})"),
+                }
+            }
+            rmcp::ServiceError::Timeout { timeout } => UpstreamError::Timeout {
+                server,
+                what: what.into(),
+                limit: timeout,
+            },
+            rmcp::ServiceError::McpError(e) => UpstreamError::Request {
+                server,
+                message: format!("{what} failed: {} (JSON-RPC error {})", e.message, e.code.0),
+            },
+            e => UpstreamError::Request {
+                server,
+                message: format!("{what} failed: {e}"),
+            },
+        }
+    }
+
+    fn timed_out(&self, what: &str, limit: Duration) -> UpstreamError {
+        UpstreamError::Timeout {
             server: self.name.clone(),
-            message,
+            what: what.into(),
+            limit,
         }
     }
 
     /// The server's tools, with their effective flags.
     pub async fn tools(&self) -> Result<Vec<UpstreamTool>, UpstreamError> {
-        let tools = tokio::time::timeout(self.call_timeout(), self.service.list_all_tools())
+        let limit = self.call_timeout();
+        let tools = tokio::time::timeout(limit, self.service.list_all_tools())
             .await
-            .map_err(|_| self.request_error("tools/list took too long".into()))?
-            .map_err(|e| self.request_error(e.to_string()))?;
+            .map_err(|_| self.timed_out("tools/list", limit))?
+            .map_err(|e| self.service_error("tools/list", e))?;
         Ok(tools.into_iter().map(|t| self.flags(t)).collect())
     }
 
@@ -171,18 +232,30 @@ impl Upstream {
         tool: &str,
         arguments: Value,
     ) -> Result<UpstreamResult, UpstreamError> {
+        Ok(result_of(self.call_tool(tool, arguments).await?))
+    }
+
+    /// Call `tool` with `arguments` (a JSON object), returning the result as
+    /// the server gave it. A call that takes longer than `call-timeout` is
+    /// cancelled (the server is told).
+    pub async fn call_tool(
+        &self,
+        tool: &str,
+        arguments: Value,
+    ) -> Result<CallToolResult, UpstreamError> {
         let Value::Object(arguments) = arguments else {
-            return Err(
-                self.request_error(format!("the arguments of `{tool}` must be a JSON object"))
-            );
+            return Err(UpstreamError::Request {
+                server: self.name.clone(),
+                message: format!("the arguments of `{tool}` must be a JSON object"),
+            });
         };
         let params = CallToolRequestParams::new(tool.to_string()).with_arguments(arguments);
         let limit = self.call_timeout();
-        let result = tokio::time::timeout(limit, self.service.call_tool(params))
+        let what = format!("tools/call `{tool}`");
+        tokio::time::timeout(limit, self.service.call_tool(params))
             .await
-            .map_err(|_| self.request_error(format!("`{tool}` took longer than {limit:?}")))?
-            .map_err(|e| self.request_error(e.to_string()))?;
-        Ok(result_of(result))
+            .map_err(|_| self.timed_out(&what, limit))?
+            .map_err(|e| self.service_error(&what, e))
     }
 }
 

@@ -7,7 +7,9 @@
 //! client reads the message); only an unknown tool is a protocol error.
 //!
 //! A destructive tool needs an approval before it runs, and this server has no
-//! approver to ask yet: such a call is refused with a tool error that says so.
+//! approver to ask yet: such a call is refused with a tool error that says so,
+//! unless the toolset says its clients gate calls themselves
+//! (`destructive-calls = "run"`, for another tack host's gateway).
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
@@ -18,6 +20,7 @@ use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ErrorData as McpError, ServerHandler};
 use serde_json::Value;
 use std::sync::Arc;
+use tack_config::DestructiveCalls;
 use tack_engine::components::ToolEntry;
 use tack_runtime::{CallContext, CallError, Content};
 
@@ -26,6 +29,7 @@ use tack_runtime::{CallContext, CallError, Content};
 pub struct ToolServer {
     name: String,
     tools: Arc<Vec<ToolEntry>>,
+    destructive_calls: DestructiveCalls,
 }
 
 impl ToolServer {
@@ -34,7 +38,7 @@ impl ToolServer {
     pub fn new(name: &str, tools: Vec<ToolEntry>) -> Result<ToolServer, String> {
         let mut seen = std::collections::BTreeSet::new();
         for t in &tools {
-            if t.sandbox.is_none() {
+            if t.sandbox().is_none() {
                 return Err(format!("tool `{}` has no sandbox to run in", t.name));
             }
             if !seen.insert(t.name.clone()) {
@@ -48,7 +52,14 @@ impl ToolServer {
         Ok(ToolServer {
             name: name.to_string(),
             tools: Arc::new(tools),
+            destructive_calls: DestructiveCalls::Refuse,
         })
+    }
+
+    /// Run or refuse calls to destructive tools, as the toolset says.
+    pub fn with_destructive_calls(mut self, d: DestructiveCalls) -> Self {
+        self.destructive_calls = d;
+        self
     }
 
     /// The tools as MCP describes them.
@@ -72,14 +83,15 @@ impl ToolServer {
                 None,
             )
         })?;
-        if entry.destructive {
+        if entry.destructive && self.destructive_calls == DestructiveCalls::Refuse {
             return Ok(CallToolResult::error(vec![ContentBlock::text(format!(
                 "`{name}` is destructive, so it runs only after an approval, and tack's MCP \
                  server cannot ask for one yet; use it from an agent run, where approvals \
-                 are held by the server"
+                 are held by the server (or, if this toolset's clients are tack hosts that \
+                 gate calls themselves, set destructive-calls = \"run\" on it)"
             ))]));
         }
-        let sandbox = entry.sandbox.as_ref().expect("checked in new");
+        let sandbox = entry.sandbox().expect("checked in new");
         let ctx = CallContext {
             call_id: format!("mcp_{}", ulid::Ulid::generate()),
             ..CallContext::default()

@@ -153,6 +153,18 @@ pub async fn engine_with(
     extra: &str,
     components: Arc<dyn tack_engine::ComponentSource>,
 ) -> Engine {
+    engine_full(endpoint, state, store_url, extra, components, None).await
+}
+
+/// [`engine_with`], reaching agents' `mcp-servers` through `servers`.
+pub async fn engine_full(
+    endpoint: &str,
+    state: &std::path::Path,
+    store_url: &str,
+    extra: &str,
+    components: Arc<dyn tack_engine::ComponentSource>,
+    servers: Option<Arc<dyn tack_engine::ToolServers>>,
+) -> Engine {
     let text = host_toml(endpoint, state, extra);
     let host = HostConfig::from_toml(&text, &PathBuf::from("/etc/tack/tack.toml")).expect("config");
     let store = Store::open(store_url).await.expect("store");
@@ -162,6 +174,7 @@ pub async fn engine_with(
         store,
         secrets: None,
         components,
+        tool_servers: servers,
         retry: RetryPolicy {
             attempts: 4,
             base_delay: Duration::from_millis(10),

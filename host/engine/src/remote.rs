@@ -1,0 +1,68 @@
+//! Tools that live outside tack (upstream MCP servers), as the engine uses
+//! them. The host's gateway implements [`ToolServers`] and is handed to the
+//! engine like its [`ComponentSource`](crate::ComponentSource); an agent's
+//! `mcp-servers` resolve through it to [`RemoteTool`]s, which the loop gates,
+//! logs, traces and claims exactly like sandboxed tools. The engine never
+//! speaks MCP itself.
+
+use futures_util::future::BoxFuture;
+use serde_json::Value;
+use std::sync::Arc;
+use tack_runtime::{CallContext, Content, ToolDescriptor};
+
+/// The servers the host configuration names (`[mcp-servers.*]`).
+pub trait ToolServers: Send + Sync {
+    /// The tools server `name` offers agents: after the host's filters, each
+    /// with its effective flags in its descriptor and named as the server
+    /// names it.
+    fn tools<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<RemoteEntry>, RemoteError>>;
+}
+
+/// One tool of a server, ready to call.
+#[derive(Clone)]
+pub struct RemoteEntry {
+    /// As the server describes it, with the host's flags applied.
+    pub descriptor: ToolDescriptor,
+    /// Destructive after the annotation policy and the operator's lists.
+    pub destructive: bool,
+    /// Where its calls go.
+    pub tool: Arc<dyn RemoteTool>,
+}
+
+/// A tool the host reaches on a model's behalf.
+pub trait RemoteTool: Send + Sync {
+    /// Whether `arguments` fit the tool's input schema (checked before every
+    /// call, and on an approver's edited arguments before they are accepted).
+    fn check_arguments(&self, arguments: &Value) -> Result<(), RemoteError>;
+
+    /// Call it with `arguments` (already checked). `Ok`: the parts the model
+    /// reads. `Err`: the tool's own error or a failure to reach it.
+    fn call<'a>(
+        &'a self,
+        arguments: &'a Value,
+        ctx: &'a CallContext,
+    ) -> BoxFuture<'a, Result<Vec<Content>, RemoteError>>;
+}
+
+/// Why a remote tool gave no result, with the code the `tool_result` event
+/// carries.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct RemoteError {
+    /// `invalid_arguments`, `tool_error` (the tool said it failed),
+    /// `unavailable` (the server could not be reached or went away),
+    /// `timeout`, or `protocol` (the server answered wrongly).
+    pub code: &'static str,
+    /// What happened, for the model and the operator.
+    pub message: String,
+}
+
+impl RemoteError {
+    /// An error with `code` saying `message`.
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        RemoteError {
+            code,
+            message: message.into(),
+        }
+    }
+}

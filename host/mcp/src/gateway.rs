@@ -1,0 +1,411 @@
+//! The gateway: upstream MCP servers as tool sources for agents.
+//!
+//! [`Gateway`] implements the engine's [`ToolServers`]: an agent's
+//! `mcp-servers` resolve to its tools (after the annotation policy and the
+//! operator's filters), and each call goes through one shared connection per
+//! server, made on first use and made again after the server went away. The
+//! engine gates, logs and claims the calls like any tool's; here they are
+//! checked against the server's input schema, bounded by `call-timeout`, and
+//! their results mapped to tool content and cut to `max-result-bytes`.
+
+use crate::client::{Upstream, UpstreamError, UpstreamTool};
+use futures_util::future::BoxFuture;
+use rmcp::model::{CallToolResult, ContentBlock, ResourceContents};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tack_config::McpServerConfig;
+use tack_engine::remote::{RemoteEntry, RemoteError, RemoteTool, ToolServers};
+use tack_runtime::{Annotations, CallContext, Content, ToolDescriptor};
+use tokio::sync::Mutex;
+
+/// The host's upstream MCP servers, connected on demand. Cheap to clone (the
+/// clones share the connections).
+#[derive(Clone)]
+pub struct Gateway {
+    servers: Arc<BTreeMap<String, Server>>,
+}
+
+struct Server {
+    config: McpServerConfig,
+    /// The live connection, if any (one per server, shared by every call).
+    live: Mutex<Option<Arc<Upstream>>>,
+}
+
+impl Gateway {
+    /// A gateway to the servers of the host configuration (none is started yet).
+    pub fn new(servers: &BTreeMap<String, McpServerConfig>) -> Gateway {
+        Gateway {
+            servers: Arc::new(
+                servers
+                    .iter()
+                    .map(|(name, config)| {
+                        let server = Server {
+                            config: config.clone(),
+                            live: Mutex::new(None),
+                        };
+                        (name.clone(), server)
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The connection to server `name`, made now if there is none or the last
+    /// one ended.
+    async fn upstream(&self, name: &str) -> Result<Arc<Upstream>, UpstreamError> {
+        let server = self.server(name)?;
+        let mut live = server.live.lock().await;
+        if let Some(u) = live.as_ref().filter(|u| !u.is_closed()) {
+            return Ok(u.clone());
+        }
+        *live = None;
+        let u = Arc::new(Upstream::connect(name, &server.config).await?);
+        *live = Some(u.clone());
+        Ok(u)
+    }
+
+    fn server(&self, name: &str) -> Result<&Server, UpstreamError> {
+        self.servers.get(name).ok_or_else(|| UpstreamError::Config {
+            server: name.to_string(),
+            message: "no such server in the host configuration".into(),
+        })
+    }
+
+    /// Drop the connection to `name` if it is `failed` (a later call connects
+    /// again).
+    async fn forget(&self, name: &str, failed: &Arc<Upstream>) {
+        if let Ok(server) = self.server(name) {
+            let mut live = server.live.lock().await;
+            if live.as_ref().is_some_and(|u| Arc::ptr_eq(u, failed)) {
+                *live = None;
+            }
+        }
+    }
+
+    /// The tools server `name` offers agents, after its filters.
+    pub async fn offered(&self, name: &str) -> Result<Vec<UpstreamTool>, UpstreamError> {
+        let config = &self.server(name)?.config;
+        let upstream = self.upstream(name).await?;
+        let tools = upstream.tools().await?;
+        Ok(tools
+            .into_iter()
+            .filter(|t| config.offers(&t.tool.name, t.destructive, t.read_only))
+            .collect())
+    }
+}
+
+impl ToolServers for Gateway {
+    fn tools<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<RemoteEntry>, RemoteError>> {
+        Box::pin(async move {
+            let tools = self.offered(name).await.map_err(remote_error)?;
+            let config = &self.server(name).map_err(remote_error)?.config;
+            let max_result = config
+                .max_result_bytes
+                .unwrap_or(McpServerConfig::MAX_RESULT_BYTES);
+            Ok(tools
+                .into_iter()
+                .map(|t| {
+                    let descriptor = descriptor(&t);
+                    let validator = match jsonschema::validator_for(&descriptor.input_schema) {
+                        Ok(v) => Some(v),
+                        Err(e) => {
+                            tracing::warn!(
+                                "MCP server `{name}`: the input schema of `{}` does not \
+                                 compile ({e}); its arguments are checked only to be an object",
+                                t.tool.name
+                            );
+                            None
+                        }
+                    };
+                    RemoteEntry {
+                        destructive: t.destructive,
+                        tool: Arc::new(GatewayTool {
+                            gateway: self.clone(),
+                            server: name.to_string(),
+                            tool: t.tool.name.to_string(),
+                            validator,
+                            max_result,
+                        }),
+                        descriptor,
+                    }
+                })
+                .collect())
+        })
+    }
+}
+
+/// A tool as the engine describes it: the server's own name, description and
+/// schemas, with the effective flags as annotations.
+fn descriptor(t: &UpstreamTool) -> ToolDescriptor {
+    let hints = t.tool.annotations.clone().unwrap_or_default();
+    ToolDescriptor {
+        name: t.tool.name.to_string(),
+        description: t
+            .tool
+            .description
+            .as_deref()
+            .unwrap_or_default()
+            .to_string(),
+        input_schema: Value::Object((*t.tool.input_schema).clone()),
+        output_schema: t
+            .tool
+            .output_schema
+            .as_ref()
+            .map(|s| Value::Object((**s).clone())),
+        annotations: Annotations {
+            destructive: t.destructive,
+            read_only: t.read_only,
+            idempotent: hints.idempotent_hint.unwrap_or(false),
+            open_world: hints.open_world_hint.unwrap_or(true),
+        },
+    }
+}
+
+fn remote_error(e: UpstreamError) -> RemoteError {
+    let code = match &e {
+        UpstreamError::Timeout { .. } => "timeout",
+        UpstreamError::Gone { .. } | UpstreamError::Connect { .. } => "unavailable",
+        UpstreamError::Config { .. } | UpstreamError::Request { .. } => "protocol",
+    };
+    RemoteError::new(code, e.to_string())
+}
+
+/// One tool of an upstream server, called through the gateway's connection.
+struct GatewayTool {
+    gateway: Gateway,
+    server: String,
+    tool: String,
+    validator: Option<jsonschema::Validator>,
+    max_result: usize,
+}
+
+impl RemoteTool for GatewayTool {
+    fn check_arguments(&self, arguments: &Value) -> Result<(), RemoteError> {
+        let invalid = |detail: String| {
+            RemoteError::new(
+                "invalid_arguments",
+                format!(
+                    "the arguments do not fit the input schema of `{}` (MCP server `{}`): {detail}",
+                    self.tool, self.server
+                ),
+            )
+        };
+        if !arguments.is_object() {
+            return Err(invalid("they must be a JSON object".into()));
+        }
+        let Some(v) = &self.validator else {
+            return Ok(());
+        };
+        let errors: Vec<String> = v
+            .iter_errors(arguments)
+            .map(|e| {
+                let at = e.instance_path().to_string();
+                if at.is_empty() {
+                    e.to_string()
+                } else {
+                    format!("{at}: {e}")
+                }
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(invalid(errors.join("; ")))
+        }
+    }
+
+    fn call<'a>(
+        &'a self,
+        arguments: &'a Value,
+        _ctx: &'a CallContext,
+    ) -> BoxFuture<'a, Result<Vec<Content>, RemoteError>> {
+        Box::pin(async move {
+            let upstream = self
+                .gateway
+                .upstream(&self.server)
+                .await
+                .map_err(remote_error)?;
+            match upstream.call_tool(&self.tool, arguments.clone()).await {
+                Ok(r) => parts(r, self.max_result),
+                Err(e) => {
+                    if e.is_connection_lost() || upstream.is_closed() {
+                        self.gateway.forget(&self.server, &upstream).await;
+                    }
+                    Err(remote_error(e))
+                }
+            }
+        })
+    }
+}
+
+/// A call's result as tool content: `structuredContent` as one JSON part when
+/// there is one (its text blocks are the same data, by the specification's
+/// advice), else each text block as text; other blocks are described, not
+/// passed on. An `isError` result is the tool's error, with its text. The
+/// whole is cut to `max` bytes of text.
+fn parts(r: CallToolResult, max: usize) -> Result<Vec<Content>, RemoteError> {
+    let blocks: Vec<String> = r
+        .content
+        .iter()
+        .filter(|b| !(r.structured_content.is_some() && matches!(b, ContentBlock::Text(_))))
+        .map(describe_block)
+        .collect();
+    if r.is_error == Some(true) {
+        let mut text = blocks.join(
+            "
+",
+        );
+        if let Some(v) = &r.structured_content {
+            text = format!(
+                "{v}
+{text}"
+            )
+            .trim_end()
+            .to_string();
+        }
+        if text.is_empty() {
+            text = "the tool reported an error and said nothing more".into();
+        }
+        return Err(RemoteError::new("tool_error", cut(text, max)));
+    }
+    let mut parts: Vec<Content> = Vec::new();
+    if let Some(v) = r.structured_content {
+        parts.push(Content::Json(v));
+    }
+    parts.extend(blocks.into_iter().map(Content::Text));
+    let size: usize = parts
+        .iter()
+        .map(|p| match p {
+            Content::Text(t) => t.len(),
+            Content::Json(v) => v.to_string().len(),
+        })
+        .sum();
+    if size <= max {
+        return Ok(parts);
+    }
+    let text = parts
+        .iter()
+        .map(|p| match p {
+            Content::Text(t) => t.clone(),
+            Content::Json(v) => v.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(
+            "
+",
+        );
+    Ok(vec![Content::Text(cut(text, max))])
+}
+
+/// `text` cut to at most `max` bytes (on a character boundary), with a note
+/// saying how much there was.
+fn cut(text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}
+[cut: the result was {} bytes; this server's max-result-bytes is {max}]",
+        &text[..end],
+        text.len()
+    )
+}
+
+/// A content block as text for the model.
+fn describe_block(b: &ContentBlock) -> String {
+    match b {
+        ContentBlock::Text(t) => t.text.clone(),
+        ContentBlock::Image(i) => format!(
+            "[image content: {}, {} bytes of base64, not shown]",
+            i.mime_type,
+            i.data.len()
+        ),
+        ContentBlock::Audio(a) => format!(
+            "[audio content: {}, {} bytes of base64, not shown]",
+            a.mime_type,
+            a.data.len()
+        ),
+        ContentBlock::Resource(r) => match &r.resource {
+            ResourceContents::TextResourceContents { uri, text, .. } => {
+                format!(
+                    "[resource {uri}]
+{text}"
+                )
+            }
+            ResourceContents::BlobResourceContents { uri, mime_type, .. } => format!(
+                "[resource {uri}: binary{}, not shown]",
+                mime_type
+                    .as_deref()
+                    .map(|m| format!(" {m}"))
+                    .unwrap_or_default()
+            ),
+            _ => "[a resource of a kind tack does not know, not shown]".into(),
+        },
+        ContentBlock::ResourceLink(l) => format!("[resource link: {} ({})]", l.uri, l.name),
+        _ => "[content of a kind tack does not know, not shown]".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(blocks: Vec<ContentBlock>, structured: Option<Value>, error: bool) -> CallToolResult {
+        let mut r = if error {
+            CallToolResult::error(blocks)
+        } else {
+            CallToolResult::success(blocks)
+        };
+        r.structured_content = structured;
+        r
+    }
+
+    #[test]
+    fn structured_content_is_one_json_part_and_its_text_twin_is_dropped() {
+        let v = serde_json::json!({"balance": 120});
+        let r = result(
+            vec![ContentBlock::text(v.to_string()), ContentBlock::text("x")],
+            Some(v.clone()),
+            false,
+        );
+        assert_eq!(parts(r, 1 << 20).unwrap(), [Content::Json(v)]);
+        let r = result(
+            vec![ContentBlock::text("a"), ContentBlock::text("b")],
+            None,
+            false,
+        );
+        assert_eq!(
+            parts(r, 1 << 20).unwrap(),
+            [Content::Text("a".into()), Content::Text("b".into())]
+        );
+    }
+
+    #[test]
+    fn an_error_result_is_the_tools_error_with_its_text() {
+        let r = result(vec![ContentBlock::text("no such order")], None, true);
+        let e = parts(r, 1 << 20).unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            ("tool_error", "no such order")
+        );
+    }
+
+    #[test]
+    fn a_result_over_the_limit_is_cut_on_a_character_boundary_and_says_so() {
+        let r = result(vec![ContentBlock::text("é".repeat(100))], None, false);
+        let [Content::Text(t)] = &parts(r, 51).unwrap()[..] else {
+            panic!("one text part")
+        };
+        let (kept, note) = t.split_once('\n').unwrap();
+        assert_eq!(kept, "é".repeat(25));
+        assert_eq!(
+            note,
+            "[cut: the result was 200 bytes; this server's max-result-bytes is 51]"
+        );
+    }
+}

@@ -408,6 +408,39 @@ grant-ttl = \"1h\"
     let (builder, approver, user) = s.tokens.clone();
     let host = s.serve();
 
+    // Builders see the servers and each one's tools with effective flags.
+    let (st, v) = get(&host, "/v1/mcp-servers", &builder).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["mcp_servers"][0]["name"], "payments", "{v}");
+    assert_eq!(v["mcp_servers"][0]["transport"], "stdio", "{v}");
+    assert!(v["mcp_servers"][0].get("args").is_none(), "{v}");
+    let (st, v) = get(&host, "/v1/mcp-servers/payments/tools", &builder).await;
+    assert_eq!(st, 200, "{v}");
+    let tool = |name: &str| {
+        v["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("{v}"))
+            .clone()
+    };
+    assert_eq!(tool("read_balance")["read_only"], true);
+    assert_eq!(tool("read_balance")["destructive"], false);
+    assert_eq!(tool("issue_refund")["destructive"], true);
+    assert_eq!(tool("issue_refund")["called"], "payments__issue_refund");
+    let (st, v) = get(&host, "/v1/mcp-servers/jira/tools", &builder).await;
+    assert_eq!(st, 404, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("known: payments"),
+        "{v}"
+    );
+    let (st, _) = get(&host, "/v1/mcp-servers", &user).await;
+    assert_eq!(st, 403, "a user does not see how servers are reached");
+
     let unknown = GATEWAY_AGENT.replace("  - payments\n", "  - jira\n");
     let (st, v) = post(&host, "/v1/agents", &builder, json!({"yaml": unknown})).await;
     assert_eq!(st, 400, "{v}");

@@ -339,6 +339,11 @@ impl Resolver {
         }
     }
 
+    /// How agents' `mcp-servers` are reached, if they are.
+    pub fn tool_servers(&self) -> Option<&Arc<dyn ToolServers>> {
+        self.servers.as_ref()
+    }
+
     /// Reach agents' `mcp-servers` through `servers` (without, an agent that
     /// names one does not resolve).
     pub fn with_tool_servers(mut self, servers: Option<Arc<dyn ToolServers>>) -> Self {

@@ -176,6 +176,11 @@ impl Engine {
         &self.inner.host
     }
 
+    /// How this host reaches MCP servers (its gateway), if it does.
+    pub fn tool_servers(&self) -> Option<&Arc<dyn crate::remote::ToolServers>> {
+        self.inner.resolver.tool_servers()
+    }
+
     /// Register an agent file (YAML) as published by `by`; an unchanged file
     /// keeps its version. The first publisher of a name owns it: a later
     /// version comes from its owner or an admin

@@ -54,6 +54,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sessions/{id}/runs/{run}/trace", get(get_trace))
         .route("/v1/approvals", get(list_approvals))
         .route("/v1/approvals/{id}", post(decide_approval))
+        .route("/v1/mcp-servers", get(list_mcp_servers))
+        .route("/v1/mcp-servers/{name}/tools", get(mcp_server_tools))
         .route("/v1/secrets", get(list_secrets))
         .route("/v1/secrets/{name}", put(put_secret))
         .fallback(not_found)
@@ -155,6 +157,93 @@ async fn set_agent_owner(
         return Err(EngineError::NotFound(format!("agent `{name}` is not registered")).into());
     }
     Ok(Json(json!({"name": name, "owner": req.owner})))
+}
+
+/// The host's upstream MCP servers, for builders writing agent files: how
+/// each is reached and filtered (no arguments or environment values, which
+/// may hold what only the operator should see).
+async fn list_mcp_servers(State(state): State<AppState>, _: Caller<Build>) -> Json<Value> {
+    let servers: Vec<Value> = state
+        .engine
+        .host()
+        .mcp_servers
+        .iter()
+        .map(|(name, c)| {
+            let (transport, target) = match (&c.command, &c.url) {
+                (Some(command), _) => ("stdio", command.clone()),
+                (None, Some(url)) => (
+                    "streamable-http",
+                    url.split(['?', '#']).next().unwrap_or_default().to_string(),
+                ),
+                (None, None) => ("none", String::new()),
+            };
+            json!({
+                "name": name,
+                "transport": transport,
+                "target": target,
+                "trust_annotations": c.trust_annotations,
+                "enable_tools": c.enable_tools,
+                "disable_tools": c.disable_tools,
+                "links": {"tools": format!("/v1/mcp-servers/{name}/tools")},
+            })
+        })
+        .collect();
+    Json(json!({"mcp_servers": servers}))
+}
+
+/// A server's tools as agents are offered them: after the host's filters,
+/// with their effective flags and the name the model calls.
+async fn mcp_server_tools(
+    State(state): State<AppState>,
+    _: Caller<Build>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let host = state.engine.host();
+    if !host.mcp_servers.contains_key(&name) {
+        let known: Vec<&str> = host.mcp_servers.keys().map(String::as_str).collect();
+        return Err(EngineError::NotFound(format!(
+            "no MCP server `{name}` is configured on this host (known: {})",
+            if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            }
+        ))
+        .into());
+    }
+    let servers = state.engine.tool_servers().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_gateway",
+            "this host reaches no MCP servers",
+        )
+    })?;
+    let tools = servers.tools(&name).await.map_err(|e| {
+        let status = if e.code == "timeout" {
+            StatusCode::GATEWAY_TIMEOUT
+        } else {
+            StatusCode::BAD_GATEWAY
+        };
+        ApiError::new(status, "upstream_failed", e.to_string())
+    })?;
+    let tools: Vec<Value> = tools
+        .iter()
+        .map(|t| {
+            let d = &t.descriptor;
+            json!({
+                "name": d.name,
+                "called": format!("{name}__{}", d.name),
+                "description": d.description,
+                "input_schema": d.input_schema,
+                "output_schema": d.output_schema,
+                "destructive": t.destructive,
+                "read_only": d.annotations.read_only,
+                "idempotent": d.annotations.idempotent,
+                "open_world": d.annotations.open_world,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"server": name, "tools": tools})))
 }
 
 #[derive(Deserialize)]

@@ -699,6 +699,8 @@ async fn the_openapi_document_describes_every_route() {
         "/v1/sessions/{id}/runs/{run}/trace",
         "/v1/approvals",
         "/v1/approvals/{id}",
+        "/v1/mcp-servers",
+        "/v1/mcp-servers/{name}/tools",
         "/v1/secrets",
         "/v1/secrets/{name}",
     ] {
@@ -722,7 +724,7 @@ async fn the_openapi_document_describes_every_route() {
     }
     assert_eq!(
         paths.len(),
-        14,
+        16,
         "every documented path is in the list above"
     );
     let (s, body) = api.call("GET", "/v1/nope", None, None).await;

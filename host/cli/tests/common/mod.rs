@@ -204,6 +204,17 @@ pub async fn post(host: &Host, path: &str, token: &str, body: Value) -> (u16, Va
     .await
 }
 
+/// GET `path` of `host` as `token`: (status, JSON answer).
+pub async fn get(host: &Host, path: &str, token: &str) -> (u16, Value) {
+    call(
+        reqwest::Method::GET,
+        format!("{}{path}", host.url),
+        token,
+        None,
+    )
+    .await
+}
+
 pub async fn call(
     method: reqwest::Method,
     url: String,

@@ -157,14 +157,10 @@ async fn serve(a: ServeArgs, g: &Globals) -> Result<ExitCode, Failure> {
     })?;
     let (source, runtime) = components(&host, g)?;
     let resolver = Resolver::new(runtime, Arc::new(source), Arc::new(host), None);
-    let mut tools = Vec::new();
-    for reference in &toolset.tools {
-        tools.extend(
-            resolver.tools(reference).await.map_err(|e| {
-                Failure::new(EXIT_UNUSABLE, format!("toolset `{}`: {e}", a.toolset))
-            })?,
-        );
-    }
+    let tools = resolver
+        .toolset(&a.toolset)
+        .await
+        .map_err(|e| Failure::new(EXIT_UNUSABLE, format!("toolset `{}`: {e}", a.toolset)))?;
     let server = tack_mcp::ToolServer::new(&a.toolset, tools)
         .map_err(|e| Failure::new(EXIT_UNUSABLE, e))?
         .with_destructive_calls(toolset.destructive_calls);

@@ -254,6 +254,164 @@ fn the_python_mcp_client_lists_and_calls_a_toolset_over_stdio() {
     );
 }
 
+/// The Python client over streamable HTTP: `URL TOKEN ERA CALLS`, where ERA
+/// is `legacy` (initialize, 2025-11-25, a session) or `modern` (discover,
+/// 2026-07-28, stateless); prints what it saw as JSON.
+const HTTP_CLIENT: &str = r#"
+import asyncio, json, sys
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client, create_mcp_http_client
+
+async def main():
+    url, token, era, calls = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+    http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
+    async with http:
+        async with streamable_http_client(url, http_client=http) as streams:
+            async with ClientSession(streams[0], streams[1]) as session:
+                if era == "legacy":
+                    r = await session.initialize()
+                    out = {"version": r.protocol_version, "server": r.server_info.name}
+                else:
+                    r = await session.discover()
+                    out = {"version": session._negotiated_version, "server": None}
+                tools = await session.list_tools()
+                out["tools"] = sorted(t.name for t in tools.tools)
+                out["calls"] = []
+                for name, args in calls:
+                    r = await session.call_tool(name, args)
+                    out["calls"].append({"is_error": bool(r.is_error),
+                                         "text": r.content[0].text if r.content else ""})
+                print(json.dumps(out))
+
+asyncio.run(main())
+"#;
+
+/// `/mcp/{toolset}` on `tack serve`, as the Python client meets it in both
+/// protocol eras, and as an attacker does: no token (401 pointing at the RFC
+/// 9728 metadata), a role without sessions (403), a foreign `Host` (DNS
+/// rebinding, 403 before any token is looked at), a foreign browser `Origin`
+/// (403), an unknown toolset (404).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_python_mcp_client_uses_a_toolset_over_http_in_both_eras() {
+    tack_distribution::client::install_crypto();
+    let extra = format!(
+        "{UNSIGNED_TACK}\n[toolsets.support]\ntools = [\"tack/jq@0.1.0\", \"tack/payments@0.1.0\"]\n"
+    );
+    let s = Setup::build("sqlite://host.db", None, "scenarios: []", &extra).await;
+    tack_publish(&s, "tack_plugin_jq", "tack/jq@0.1.0");
+    let (builder, approver, user) = s.tokens.clone();
+    let host = s.serve();
+    let endpoint = format!("{}/mcp/support", host.url);
+    let calls = json!([
+        ["jq", {"filter": ".a", "input": {"a": 41}}],
+        ["issue_refund", {"account": "acct_alice", "amount_cents": 100, "reason": "x"}]
+    ]);
+    for (era, version) in [("legacy", "2025-11-25"), ("modern", "2026-07-28")] {
+        let out = Command::new("python3")
+            .args(["-c", HTTP_CLIENT, &endpoint, &user, era, &calls.to_string()])
+            .output()
+            .expect("python3 runs (with the `mcp` package: scripts/test installs it)");
+        assert!(
+            out.status.success(),
+            "the {era} client failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(seen["version"], version, "{seen}");
+        assert_eq!(
+            seen["tools"],
+            json!(["issue_refund", "jq", "read_balance"]),
+            "{seen}"
+        );
+        assert_eq!(seen["calls"][0]["is_error"], false, "{seen}");
+        assert_eq!(seen["calls"][0]["text"], "41", "{seen}");
+        assert_eq!(seen["calls"][1]["is_error"], true, "{seen}");
+    }
+    assert_eq!(s.ledger()["refunds"], json!([]), "nothing was paid");
+
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "probe", "version": "1"}}});
+    let http = reqwest::Client::new();
+    let send = |token: Option<&str>, headers: &[(&str, &str)]| {
+        let mut r = http
+            .post(&endpoint)
+            .header("accept", "application/json, text/event-stream")
+            .json(&initialize);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        r.send()
+    };
+
+    let r = send(None, &[]).await.unwrap();
+    assert_eq!(r.status(), 401);
+    let challenge = r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let metadata = format!(
+        "{}/.well-known/oauth-protected-resource/mcp/support",
+        host.url
+    );
+    assert_eq!(
+        challenge,
+        format!("Bearer resource_metadata=\"{metadata}\"")
+    );
+    let (st, v) = get(
+        &host,
+        "/.well-known/oauth-protected-resource/mcp/support",
+        "",
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["resource"], endpoint.as_str(), "{v}");
+    assert_eq!(v["bearer_methods_supported"], json!(["header"]), "{v}");
+
+    let r = send(Some("tack_0000"), &[]).await.unwrap();
+    assert_eq!(r.status(), 401, "a made-up token");
+    let r = send(Some(&approver), &[]).await.unwrap();
+    assert_eq!(r.status(), 403, "an approver does not call tools");
+    let r = send(Some(&builder), &[("host", "evil.example")])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "forbidden_host", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("allowed-hosts"),
+        "{v}"
+    );
+    let r = send(None, &[("host", "evil.example")]).await.unwrap();
+    assert_eq!(
+        r.status(),
+        403,
+        "a foreign Host learns nothing about tokens"
+    );
+    let r = send(Some(&builder), &[("origin", "http://evil.example")])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "a browser on another origin");
+    let r = send(Some(&builder), &[]).await.unwrap();
+    assert_eq!(r.status(), 200, "the same request, as it should be");
+
+    let (st, v) = post(&host, "/mcp/nothing", &builder, initialize.clone()).await;
+    assert_eq!(st, 404, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("toolsets: support"),
+        "{v}"
+    );
+}
+
 /// A real upstream server from PyPI (`mcp-server-time`, stdio; scripts/test
 /// installs it): its tools listed with the operator's flags, a call answered,
 /// and the server's own error (an unknown time zone) reported as one (exit 1).

@@ -360,6 +360,24 @@ struct HostSection {
     toolsets: BTreeMap<String, Toolset>,
     #[serde(default)]
     mcp_servers: BTreeMap<String, McpServerConfig>,
+    #[serde(default)]
+    mcp: McpEndpoint,
+}
+
+/// `/mcp/{toolset}` on `tack serve` (`[mcp]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct McpEndpoint {
+    /// `Host` values (names, or `name:port`) the endpoint answers to besides
+    /// loopback and the `listen` address: the names clients use to reach this
+    /// host. Anything else is refused, against DNS rebinding.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins (`https://app.example.com:443`, `http://localhost:*`)
+    /// allowed to call the endpoint; a request from any other origin is
+    /// refused. Clients that are not browsers send no `Origin`.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
 }
 
 /// Where a guest's file operations (in its granted directories) run.
@@ -405,6 +423,8 @@ pub struct HostConfig {
     pub toolsets: BTreeMap<String, Toolset>,
     /// Upstream MCP servers, by name.
     pub mcp_servers: BTreeMap<String, McpServerConfig>,
+    /// The MCP endpoint of `tack serve`.
+    pub mcp: McpEndpoint,
     /// Where relative paths start.
     pub base_dir: PathBuf,
 }
@@ -499,6 +519,7 @@ impl HostConfig {
             limits: host.limits,
             toolsets: host.toolsets,
             mcp_servers: host.mcp_servers,
+            mcp: host.mcp,
             listen: host.listen,
             storage: host.storage,
             models: host.models,

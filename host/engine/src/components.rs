@@ -655,6 +655,27 @@ impl Resolver {
         self.plugin_tools(reference, &Unverified::default()).await
     }
 
+    /// The tools of the host's toolset `name` (`[toolsets.NAME]`), each
+    /// plugin resolved as [`tools`](Self::tools) does.
+    pub async fn toolset(&self, name: &str) -> Result<Vec<ToolEntry>, EngineError> {
+        let toolset = self.host.toolsets.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.host.toolsets.keys().map(String::as_str).collect();
+            EngineError::NotFound(format!(
+                "the host configuration has no toolset `{name}` (toolsets: {})",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ))
+        })?;
+        let mut tools = Vec::new();
+        for reference in &toolset.tools {
+            tools.extend(self.tools(reference).await?);
+        }
+        Ok(tools)
+    }
+
     async fn plugin_tools(
         &self,
         reference: &str,

@@ -181,6 +181,15 @@ impl Engine {
         self.inner.resolver.tool_servers()
     }
 
+    /// The tools of the host's toolset `name`, resolved and verified (what
+    /// `/mcp/{toolset}` serves).
+    pub async fn toolset(
+        &self,
+        name: &str,
+    ) -> Result<Vec<crate::components::ToolEntry>, EngineError> {
+        self.inner.resolver.toolset(name).await
+    }
+
     /// Register an agent file (YAML) as published by `by`; an unchanged file
     /// keeps its version. The first publisher of a name owns it: a later
     /// version comes from its owner or an admin

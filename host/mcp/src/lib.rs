@@ -14,8 +14,10 @@
 
 pub mod client;
 pub mod gateway;
+pub mod http;
 pub mod server;
 
 pub use client::{Upstream, UpstreamError, UpstreamResult, UpstreamTool};
 pub use gateway::Gateway;
+pub use http::HttpToolset;
 pub use server::ToolServer;

@@ -129,7 +129,12 @@ fn describe(t: &ToolEntry) -> Tool {
         d.description.clone(),
         Arc::new(object(&d.input_schema)),
     );
-    if let Some(out) = &d.output_schema {
+    // MCP's structured content is an object, so only an object schema is an
+    // output schema there; a tool that returns other JSON (jq's outputs) has
+    // none, and its result is text. A client checks results against it.
+    if let Some(out @ Value::Object(m)) = &d.output_schema
+        && m.get("type").and_then(Value::as_str) == Some("object")
+    {
         tool.output_schema = Some(Arc::new(object(out)));
     }
     let a = &d.annotations;

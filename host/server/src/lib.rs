@@ -9,12 +9,15 @@
 //! stream (`GET /sessions/{id}/stream`, SSE with `Last-Event-ID`), traces
 //! (`GET /sessions/{id}/runs/{run}/trace`), approvals (`GET /approvals`,
 //! `POST /approvals/{id}`), secrets (`PUT /secrets/{name}`, write-only) and
-//! health. Every route but health and the OpenAPI document needs a bearer
+//! health. Outside `/v1`, `/mcp/{toolset}` serves a toolset over MCP
+//! (streamable HTTP, [`mcp`]) with its RFC 9728 metadata under
+//! `/.well-known/oauth-protected-resource/`. Every route but health and the OpenAPI document needs a bearer
 //! token ([`auth`]).
 
 pub mod auth;
 pub mod error;
 mod extract;
+mod mcp;
 mod quota;
 mod routes;
 mod sse;

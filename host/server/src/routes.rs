@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{any, get, post, put};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -24,6 +24,8 @@ pub struct AppState {
     pub secrets: Option<tack_secrets::Secrets>,
     /// Streams and request rates, against the host's `[limits]`.
     pub(crate) quotas: std::sync::Arc<crate::quota::Quotas>,
+    /// The toolsets served at `/mcp/{toolset}`.
+    pub(crate) mcp: std::sync::Arc<crate::mcp::Endpoints>,
 }
 
 impl AppState {
@@ -31,10 +33,12 @@ impl AppState {
     /// with quotas from the engine's host configuration.
     pub fn new(engine: Engine, secrets: Option<tack_secrets::Secrets>) -> AppState {
         let quotas = crate::quota::Quotas::new(engine.host().limits.clone());
+        let mcp = crate::mcp::Endpoints::new(engine.host());
         AppState {
             engine,
             secrets,
             quotas,
+            mcp,
         }
     }
 }
@@ -58,6 +62,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/mcp-servers/{name}/tools", get(mcp_server_tools))
         .route("/v1/secrets", get(list_secrets))
         .route("/v1/secrets/{name}", put(put_secret))
+        .route("/mcp/{toolset}", any(crate::mcp::endpoint))
+        .route(
+            "/.well-known/oauth-protected-resource/mcp/{toolset}",
+            get(crate::mcp::resource_metadata),
+        )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(crate::extract::MAX_BODY))
         .with_state(state)

@@ -39,10 +39,13 @@ pub(crate) async fn approvals(cmd: ApprovalsCommand, g: &Globals) -> Result<Exit
                 eprintln!("no pending approvals");
             }
             for a in list {
+                let source = match a["session_id"].as_str() {
+                    Some(s) => format!("session {s}"),
+                    None => a["source"].as_str().unwrap_or("").to_string(),
+                };
                 println!(
-                    "{}\tsession {}\t{} {}\t{}",
+                    "{}\t{source}\t{} {}\t{}",
                     a["approval_id"].as_str().unwrap_or(""),
-                    a["session_id"].as_str().unwrap_or(""),
                     a["tool"].as_str().unwrap_or(""),
                     a["arguments"],
                     a["reason"].as_str().unwrap_or("")
@@ -71,6 +74,13 @@ async fn decide(d: DecideArgs, decision: &str, g: &Globals) -> Result<ExitCode, 
             json!({"decision": decision, "reason": d.reason}),
         )
         .await?;
-    eprintln!("{} {} (session event {})", decision, d.id, v["seq"]);
+    match v["seq"].as_u64() {
+        Some(seq) => eprintln!("{decision} {} (session event {seq})", d.id),
+        None => eprintln!(
+            "{decision} {} ({})",
+            d.id,
+            v["source"].as_str().unwrap_or("a direct call")
+        ),
+    }
     Ok(ExitCode::SUCCESS)
 }

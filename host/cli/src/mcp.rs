@@ -163,7 +163,7 @@ async fn serve(a: ServeArgs, g: &Globals) -> Result<ExitCode, Failure> {
         .map_err(|e| Failure::new(EXIT_UNUSABLE, format!("toolset `{}`: {e}", a.toolset)))?;
     let server = tack_mcp::ToolServer::new(&a.toolset, tools)
         .map_err(|e| Failure::new(EXIT_UNUSABLE, e))?
-        .with_destructive_calls(toolset.destructive_calls);
+        .with_policy(&toolset, None);
     let running = server
         .serve(rmcp::transport::stdio())
         .await

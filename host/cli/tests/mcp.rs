@@ -256,7 +256,8 @@ fn the_python_mcp_client_lists_and_calls_a_toolset_over_stdio() {
 
 /// The Python client over streamable HTTP: `URL TOKEN ERA CALLS`, where ERA
 /// is `legacy` (initialize, 2025-11-25, a session) or `modern` (discover,
-/// 2026-07-28, stateless); prints what it saw as JSON.
+/// 2026-07-28, stateless); prints what it saw as JSON, with the progress
+/// messages of each call.
 const HTTP_CLIENT: &str = r#"
 import asyncio, json, sys
 from mcp import ClientSession
@@ -278,45 +279,123 @@ async def main():
                 out["tools"] = sorted(t.name for t in tools.tools)
                 out["calls"] = []
                 for name, args in calls:
-                    r = await session.call_tool(name, args)
+                    progress = []
+                    async def note(done, total, message):
+                        progress.append(message)
+                    r = await session.call_tool(name, args, progress_callback=note)
                     out["calls"].append({"is_error": bool(r.is_error),
-                                         "text": r.content[0].text if r.content else ""})
+                                         "text": r.content[0].text if r.content else "",
+                                         "progress": progress})
                 print(json.dumps(out))
 
 asyncio.run(main())
 "#;
 
+/// The Python client against `endpoint` as `token` in `era`, making `calls`;
+/// started, not awaited.
+fn python_http_client(
+    endpoint: &str,
+    token: &str,
+    era: &str,
+    calls: &Value,
+) -> std::process::Child {
+    Command::new("python3")
+        .args(["-c", HTTP_CLIENT, endpoint, token, era, &calls.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs (with the `mcp` package: scripts/test installs it)")
+}
+
+/// What the client saw, once it has finished.
+async fn finished(child: std::process::Child, era: &str) -> Value {
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the {era} client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The pending approvals as `token` lists them, once one is there.
+async fn pending_approval(host: &Host, token: &str) -> Value {
+    for _ in 0..3000 {
+        let (st, v) = get(host, "/v1/approvals", token).await;
+        assert_eq!(st, 200, "{v}");
+        if let Some(a) = v["approvals"].as_array().unwrap().first() {
+            return a.clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("no approval became pending");
+}
+
 /// `/mcp/{toolset}` on `tack serve`, as the Python client meets it in both
 /// protocol eras, and as an attacker does: no token (401 pointing at the RFC
 /// 9728 metadata), a role without sessions (403), a foreign `Host` (DNS
 /// rebinding, 403 before any token is looked at), a foreign browser `Origin`
-/// (403), an unknown toolset (404).
+/// (403), an unknown toolset (404). A destructive call waits for an approver
+/// (the client hears which approval, as progress), who denies it in one era
+/// and approves it in the other; one nobody decides times out.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_python_mcp_client_uses_a_toolset_over_http_in_both_eras() {
     tack_distribution::client::install_crypto();
     let extra = format!(
-        "{UNSIGNED_TACK}\n[toolsets.support]\ntools = [\"tack/jq@0.1.0\", \"tack/payments@0.1.0\"]\n"
+        "{UNSIGNED_TACK}
+[toolsets.support]
+tools = [\"tack/jq@0.1.0\", \"tack/payments@0.1.0\"]
+redact = [\"/reason\"]
+
+[toolsets.hasty]
+tools = [\"tack/payments@0.1.0\"]
+approval-timeout = \"1s\"
+
+[toolsets.closed]
+tools = [\"tack/payments@0.1.0\"]
+destructive-calls = \"refuse\"
+"
     );
     let s = Setup::build("sqlite://host.db", None, "scenarios: []", &extra).await;
     tack_publish(&s, "tack_plugin_jq", "tack/jq@0.1.0");
     let (builder, approver, user) = s.tokens.clone();
     let host = s.serve();
     let endpoint = format!("{}/mcp/support", host.url);
+    let refund = json!({"account": "acct_alice", "amount_cents": 100, "reason": "card stolen"});
     let calls = json!([
         ["jq", {"filter": ".a", "input": {"a": 41}}],
-        ["issue_refund", {"account": "acct_alice", "amount_cents": 100, "reason": "x"}]
+        ["issue_refund", refund]
     ]);
-    for (era, version) in [("legacy", "2025-11-25"), ("modern", "2026-07-28")] {
-        let out = Command::new("python3")
-            .args(["-c", HTTP_CLIENT, &endpoint, &user, era, &calls.to_string()])
-            .output()
-            .expect("python3 runs (with the `mcp` package: scripts/test installs it)");
-        assert!(
-            out.status.success(),
-            "the {era} client failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+    for (era, version, verdict) in [
+        ("legacy", "2025-11-25", "deny"),
+        ("modern", "2026-07-28", "approve"),
+    ] {
+        let client = python_http_client(&endpoint, &user, era, &calls);
+        let pending = pending_approval(&host, &approver).await;
+        let id = pending["approval_id"].as_str().unwrap().to_string();
+        assert_eq!(pending["source"], "mcp:support", "{pending}");
+        assert_eq!(pending["tool"], "issue_refund", "{pending}");
+        assert_eq!(pending["requested_by"], "una", "{pending}");
+        assert_eq!(pending["approvers"], json!(["approver"]), "{pending}");
+        assert_eq!(pending["arguments"]["amount_cents"], 100, "{pending}");
+        assert_ne!(
+            pending["arguments"]["reason"], "card stolen",
+            "redacted for approvers: {pending}"
         );
-        let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+        // The caller cannot approve its own call.
+        let path = format!("/v1/approvals/{id}");
+        let (st, v) = post(&host, &path, &user, json!({"decision": "approve"})).await;
+        assert_eq!(st, 403, "{v}");
+        let decision = json!({"decision": verdict, "reason": "not this one"});
+        let (st, v) = post(&host, &path, &approver, decision.clone()).await;
+        assert_eq!(st, 202, "{v}");
+        let (st, v) = post(&host, &path, &approver, decision).await;
+        assert_eq!(st, 404, "decided once: {v}");
+
+        let seen = finished(client, era).await;
         assert_eq!(seen["version"], version, "{seen}");
         assert_eq!(
             seen["tools"],
@@ -325,9 +404,58 @@ async fn the_python_mcp_client_uses_a_toolset_over_http_in_both_eras() {
         );
         assert_eq!(seen["calls"][0]["is_error"], false, "{seen}");
         assert_eq!(seen["calls"][0]["text"], "41", "{seen}");
-        assert_eq!(seen["calls"][1]["is_error"], true, "{seen}");
+        let call = &seen["calls"][1];
+        assert!(
+            call["progress"][0].as_str().unwrap().contains(&id),
+            "the client heard what it waits for: {call}"
+        );
+        if verdict == "deny" {
+            assert_eq!(call["is_error"], true, "{call}");
+            let text = call["text"].as_str().unwrap();
+            assert!(
+                text.contains("denied") && text.contains("not this one"),
+                "{text}"
+            );
+            assert_eq!(s.ledger()["refunds"], json!([]), "nothing was paid");
+        } else {
+            assert_eq!(call["is_error"], false, "{call}");
+            assert_eq!(s.ledger()["refunds"].as_array().unwrap().len(), 1);
+        }
     }
-    assert_eq!(s.ledger()["refunds"], json!([]), "nothing was paid");
+
+    // Nobody decides: the call times out, unrun, and its approval is gone.
+    let refund_only = json!([["issue_refund", refund]]);
+    let hasty = format!("{}/mcp/hasty", host.url);
+    let seen = finished(
+        python_http_client(&hasty, &user, "modern", &refund_only),
+        "hasty",
+    )
+    .await;
+    let call = &seen["calls"][0];
+    assert_eq!(call["is_error"], true, "{call}");
+    assert!(
+        call["text"].as_str().unwrap().contains("nobody decided"),
+        "{call}"
+    );
+    let (_, v) = get(&host, "/v1/approvals", &approver).await;
+    assert_eq!(v["approvals"], json!([]), "{v}");
+    // A toolset that refuses destructive calls says so at once.
+    let closed = format!("{}/mcp/closed", host.url);
+    let seen = finished(
+        python_http_client(&closed, &user, "legacy", &refund_only),
+        "closed",
+    )
+    .await;
+    let call = &seen["calls"][0];
+    assert_eq!(call["is_error"], true, "{call}");
+    assert!(
+        call["text"]
+            .as_str()
+            .unwrap()
+            .contains("refuses such calls"),
+        "{call}"
+    );
+    assert_eq!(s.ledger()["refunds"].as_array().unwrap().len(), 1);
 
     let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {},
@@ -407,7 +535,7 @@ async fn the_python_mcp_client_uses_a_toolset_over_http_in_both_eras() {
         v["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("toolsets: support"),
+            .contains("toolsets: closed, hasty, support"),
         "{v}"
     );
 }

@@ -219,29 +219,46 @@ impl McpServerConfig {
 }
 
 /// A named set of tools served to MCP clients (`[toolsets.NAME]`).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Toolset {
     /// Tool plugin references, each with a version; their flags and grants
     /// come from `[tools."repo"]` as for an agent.
     #[serde(default)]
     pub tools: Vec<String>,
-    /// What becomes of a call to a destructive tool over stdio, where no
-    /// approver can be asked.
+    /// What becomes of a call to a destructive tool.
     #[serde(default)]
     pub destructive_calls: DestructiveCalls,
+    /// The role that decides such calls (`admin` always may).
+    #[serde(default = "approver")]
+    pub approver_role: String,
+    /// How long a call waits for its decision before it fails (default 10
+    /// minutes).
+    #[serde(default)]
+    pub approval_timeout: Option<HumanDuration>,
+    /// JSON Pointers of arguments approvers do not see.
+    #[serde(default)]
+    pub redact: Vec<String>,
 }
 
-/// What `tack mcp serve` does with a call to a destructive tool.
+impl Toolset {
+    /// How long a call waits for approval when the configuration does not say.
+    pub const APPROVAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+}
+
+/// What tack's MCP server does with a call to a destructive tool.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DestructiveCalls {
-    /// Refuse it with a tool error that says why (the default).
+    /// Hold it until an approver decides through the approvals API (the
+    /// default). Over stdio, where no approver can be reached, it is refused.
     #[default]
+    Approve,
+    /// Refuse it with a tool error that says why.
     Refuse,
     /// Run it: the client gates calls itself, as another tack host's gateway
     /// does (it asks its own approvers first). Only for a toolset whose
-    /// clients are such hosts: whoever can start the server can run the tools.
+    /// clients are such hosts: whoever can reach the server can run the tools.
     Run,
 }
 

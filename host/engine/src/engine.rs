@@ -89,6 +89,7 @@ pub(crate) struct Inner {
     /// Loaded sessions at which the next sweep of unused ones runs.
     sweep_at: AtomicUsize,
     agents: tokio::sync::Mutex<HashMap<(String, u32), Arc<ResolvedAgent>>>,
+    direct: Arc<crate::direct::DirectApprovals>,
 }
 
 /// The agent engine. Cheap to clone.
@@ -162,8 +163,15 @@ impl Engine {
                 sessions: Mutex::default(),
                 sweep_at: AtomicUsize::new(MIN_SWEEP_AT),
                 agents: tokio::sync::Mutex::default(),
+                direct: Arc::default(),
             }),
         }
+    }
+
+    /// Approvals of calls from outside a run (MCP clients), pending in this
+    /// process.
+    pub fn direct_approvals(&self) -> &Arc<crate::direct::DirectApprovals> {
+        &self.inner.direct
     }
 
     /// The store.

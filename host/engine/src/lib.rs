@@ -11,11 +11,14 @@
 //!   with central flags and grants, skills, approval policy).
 //! - [`remote`]: tools outside tack (upstream MCP servers) reached through the
 //!   host's gateway ([`ToolServers`]), gated and logged like any tool.
+//! - [`direct`]: approvals for tool calls from outside a run (MCP clients of
+//!   tack's toolsets), held in memory while the caller waits.
 //! - [`trace`]: per-step trace records, projected from the log.
 
 pub mod approval;
 pub mod builtin;
 pub mod components;
+pub mod direct;
 mod engine;
 pub mod error;
 pub mod events;

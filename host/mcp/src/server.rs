@@ -6,30 +6,50 @@
 //! schema violation or a sandbox limit is a tool result with `isError` (the
 //! client reads the message); only an unknown tool is a protocol error.
 //!
-//! A destructive tool needs an approval before it runs, and this server has no
-//! approver to ask yet: such a call is refused with a tool error that says so,
-//! unless the toolset says its clients gate calls themselves
-//! (`destructive-calls = "run"`, for another tack host's gateway).
+//! A destructive tool needs an approval before it runs. Over HTTP (with a
+//! [`DirectApprovals`] desk and the caller's [`Principal`] in the request), the
+//! call waits for an approver's decision through the approvals API, sending
+//! progress notifications while it waits; a denial or a timeout is a tool
+//! error and nothing runs. Over stdio nobody can be asked, so such a call is
+//! refused with a tool error that says so, unless the toolset says its clients
+//! gate calls themselves (`destructive-calls = "run"`, for another tack host's
+//! gateway).
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
-    ToolAnnotations,
+    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities,
+    ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ErrorData as McpError, ServerHandler};
 use serde_json::Value;
 use std::sync::Arc;
-use tack_config::DestructiveCalls;
+use std::time::Duration;
+use tack_config::{DestructiveCalls, Toolset};
+use tack_engine::Principal;
 use tack_engine::components::ToolEntry;
+use tack_engine::direct::{DirectApprovals, DirectOutcome, DirectRequest};
 use tack_runtime::{CallContext, CallError, Content};
+
+/// How often a call waiting for approval tells its client it still waits.
+const PROGRESS_EVERY: Duration = Duration::from_secs(15);
 
 /// A set of tack tools served over MCP. Cheap to clone.
 #[derive(Clone)]
 pub struct ToolServer {
     name: String,
     tools: Arc<Vec<ToolEntry>>,
+    gate: Arc<Gate>,
+}
+
+/// What becomes of calls to destructive tools.
+struct Gate {
     destructive_calls: DestructiveCalls,
+    /// Where calls wait for approvers; `None` over stdio.
+    desk: Option<Arc<DirectApprovals>>,
+    approver_role: String,
+    timeout: Duration,
+    redact: Vec<String>,
 }
 
 impl ToolServer {
@@ -52,13 +72,28 @@ impl ToolServer {
         Ok(ToolServer {
             name: name.to_string(),
             tools: Arc::new(tools),
-            destructive_calls: DestructiveCalls::Refuse,
+            gate: Arc::new(Gate {
+                destructive_calls: DestructiveCalls::Refuse,
+                desk: None,
+                approver_role: "approver".into(),
+                timeout: Toolset::APPROVAL_TIMEOUT,
+                redact: Vec::new(),
+            }),
         })
     }
 
-    /// Run or refuse calls to destructive tools, as the toolset says.
-    pub fn with_destructive_calls(mut self, d: DestructiveCalls) -> Self {
-        self.destructive_calls = d;
+    /// Treat calls to destructive tools as `toolset` says: hold them for
+    /// approval at `desk` (over HTTP), refuse them, or run them.
+    pub fn with_policy(mut self, toolset: &Toolset, desk: Option<Arc<DirectApprovals>>) -> Self {
+        self.gate = Arc::new(Gate {
+            destructive_calls: toolset.destructive_calls,
+            desk,
+            approver_role: toolset.approver_role.clone(),
+            timeout: toolset
+                .approval_timeout
+                .map_or(Toolset::APPROVAL_TIMEOUT, |d| d.0),
+            redact: toolset.redact.clone(),
+        });
         self
     }
 
@@ -67,9 +102,51 @@ impl ToolServer {
         self.tools.iter().map(describe).collect()
     }
 
-    /// Run tool `name` with `arguments`, as `tools/call` does.
+    /// Run tool `name` with `arguments` for a caller who cannot wait for an
+    /// approval: a destructive tool runs only where the toolset says
+    /// `destructive-calls = "run"`.
     pub async fn call(&self, name: &str, arguments: Value) -> Result<CallToolResult, McpError> {
-        let entry = self.tools.iter().find(|t| t.name == name).ok_or_else(|| {
+        self.call_as(name, arguments, None).await
+    }
+
+    async fn call_as(
+        &self,
+        name: &str,
+        arguments: Value,
+        waiter: Option<&RequestContext<RoleServer>>,
+    ) -> Result<CallToolResult, McpError> {
+        let entry = self.entry(name)?;
+        if !entry.destructive {
+            return Ok(run(entry, arguments).await);
+        }
+        let refuse = |why: String| Ok(CallToolResult::error(vec![ContentBlock::text(why)]));
+        let gate = &*self.gate;
+        match gate.destructive_calls {
+            DestructiveCalls::Run => Ok(run(entry, arguments).await),
+            DestructiveCalls::Refuse => refuse(format!(
+                "`{name}` is destructive, and toolset `{}` refuses such calls over MCP                  (destructive-calls = \"refuse\"); use it from an agent run, where                  approvals are held by the server",
+                self.name
+            )),
+            DestructiveCalls::Approve => {
+                let waiting = waiter.and_then(|ctx| Some((ctx, principal(ctx)?)));
+                match (&gate.desk, waiting) {
+                    (Some(desk), Some((ctx, who))) => {
+                        self.await_approval(desk, entry, arguments, who, ctx).await
+                    }
+                    _ => refuse(format!(
+                        "`{name}` is destructive, so it runs only after an approval, and \
+                         none can be asked for over stdio; call it through `tack serve`'s \
+                         /mcp/{} endpoint, where it waits for an approver, or from an \
+                         agent run",
+                        self.name
+                    )),
+                }
+            }
+        }
+    }
+
+    fn entry(&self, name: &str) -> Result<&ToolEntry, McpError> {
+        self.tools.iter().find(|t| t.name == name).ok_or_else(|| {
             McpError::invalid_params(
                 format!(
                     "no tool `{name}` in toolset `{}`; the tools are: {}",
@@ -82,38 +159,124 @@ impl ToolServer {
                 ),
                 None,
             )
-        })?;
-        if entry.destructive && self.destructive_calls == DestructiveCalls::Refuse {
-            return Ok(CallToolResult::error(vec![ContentBlock::text(format!(
-                "`{name}` is destructive, so it runs only after an approval, and tack's MCP \
-                 server cannot ask for one yet; use it from an agent run, where approvals \
-                 are held by the server (or, if this toolset's clients are tack hosts that \
-                 gate calls themselves, set destructive-calls = \"run\" on it)"
-            ))]));
+        })
+    }
+
+    /// Hold the call until an approver decides, telling the client (when it
+    /// gave a progress token) which approval it waits for.
+    async fn await_approval(
+        &self,
+        desk: &Arc<DirectApprovals>,
+        entry: &ToolEntry,
+        arguments: Value,
+        who: Principal,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let gate = &*self.gate;
+        let name = &entry.name;
+        // Arguments that do not fit are refused before an approver sees them.
+        if let Some(sandbox) = entry.sandbox()
+            && let Err(e) = sandbox.check_arguments(&entry.tool, &arguments).await
+        {
+            return Ok(CallToolResult::error(vec![ContentBlock::text(
+                e.to_string(),
+            )]));
         }
-        let sandbox = entry.sandbox().expect("checked in new");
-        let ctx = CallContext {
-            call_id: format!("mcp_{}", ulid::Ulid::generate()),
-            ..CallContext::default()
-        };
-        let outcome = sandbox
-            .call(&entry.tool, &arguments.to_string(), &ctx)
-            .await;
-        Ok(match outcome {
-            Ok(o) => match o.result {
-                Ok(parts) => success(parts),
-                Err(e) => CallToolResult::error(vec![ContentBlock::text(e.to_string())]),
-            },
-            Err(e @ (CallError::InvalidArguments { .. } | CallError::ArgumentsNotJson(_))) => {
-                CallToolResult::error(vec![ContentBlock::text(e.to_string())])
+        let requested_by = who.name.clone();
+        let mut held = desk.hold(DirectRequest {
+            source: format!("mcp:{}", self.name),
+            tool: entry.clone(),
+            arguments,
+            redacted: gate.redact.clone(),
+            requested_by: who,
+            approvers: vec![gate.approver_role.clone()],
+            reason: format!(
+                "`{name}` is destructive; `{requested_by}` called it through toolset `{}` over MCP",
+                self.name
+            ),
+        });
+        let id = held.id.clone();
+        tracing::info!(approval = %id, toolset = %self.name, tool = %name, by = %requested_by,
+            "MCP call waits for approval");
+        let message = format!(
+            "waiting for approval `{id}` by the `{}` role (POST /v1/approvals/{id}, or \
+             `tack approvals approve {id}`)",
+            gate.approver_role
+        );
+        let token = ctx.meta.get_progress_token();
+        let progress = async {
+            let Some(token) = token else {
+                return std::future::pending().await;
+            };
+            let mut ticks = tokio::time::interval(PROGRESS_EVERY);
+            for n in 0u32.. {
+                ticks.tick().await;
+                let note = ProgressNotificationParam::new(token.clone(), f64::from(n))
+                    .with_message(message.clone());
+                if ctx.peer.notify_progress(note).await.is_err() {
+                    break;
+                }
             }
-            Err(e) => {
-                tracing::warn!(tool = %name, "MCP call failed: {e}");
+            std::future::pending().await
+        };
+        let outcome = tokio::select! {
+            o = held.outcome() => Some(o),
+            _ = tokio::time::sleep(gate.timeout) => None,
+            _ = ctx.ct.cancelled() => None,
+            () = progress => None,
+        };
+        Ok(match outcome {
+            Some(DirectOutcome::Approved { by, arguments }) => {
+                tracing::info!(approval = %id, by = %by, "MCP call approved");
+                run(entry, arguments).await
+            }
+            Some(DirectOutcome::Denied { by, reason }) => {
                 CallToolResult::error(vec![ContentBlock::text(format!(
-                    "the sandbox stopped `{name}`: {e}"
+                    "`{name}` was not run: `{by}` denied approval `{id}`{}",
+                    reason.map(|r| format!(": {r}")).unwrap_or_default()
                 ))])
             }
+            None => CallToolResult::error(vec![ContentBlock::text(format!(
+                "`{name}` was not run: nobody decided approval `{id}` within {}s",
+                gate.timeout.as_secs()
+            ))]),
         })
+    }
+}
+
+/// Who called, as `tack serve` authenticated the HTTP request.
+fn principal(ctx: &RequestContext<RoleServer>) -> Option<Principal> {
+    ctx.extensions
+        .get::<http::request::Parts>()
+        .and_then(|p| p.extensions.get::<Principal>())
+        .cloned()
+}
+
+/// Run `entry` with `arguments` in a fresh sandbox, as an MCP result.
+async fn run(entry: &ToolEntry, arguments: Value) -> CallToolResult {
+    let name = &entry.name;
+    let sandbox = entry.sandbox().expect("checked in new");
+    let ctx = CallContext {
+        call_id: format!("mcp_{}", ulid::Ulid::generate()),
+        ..CallContext::default()
+    };
+    let outcome = sandbox
+        .call(&entry.tool, &arguments.to_string(), &ctx)
+        .await;
+    match outcome {
+        Ok(o) => match o.result {
+            Ok(parts) => success(parts),
+            Err(e) => CallToolResult::error(vec![ContentBlock::text(e.to_string())]),
+        },
+        Err(e @ (CallError::InvalidArguments { .. } | CallError::ArgumentsNotJson(_))) => {
+            CallToolResult::error(vec![ContentBlock::text(e.to_string())])
+        }
+        Err(e) => {
+            tracing::warn!(tool = %name, "MCP call failed: {e}");
+            CallToolResult::error(vec![ContentBlock::text(format!(
+                "the sandbox stopped `{name}`: {e}"
+            ))])
+        }
     }
 }
 
@@ -192,10 +355,13 @@ impl ServerHandler for ToolServer {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let arguments = Value::Object(request.arguments.unwrap_or_default());
-        Ok(self.call(&request.name, arguments).await?.into())
+        Ok(self
+            .call_as(&request.name, arguments, Some(&ctx))
+            .await?
+            .into())
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

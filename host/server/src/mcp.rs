@@ -66,7 +66,7 @@ impl Endpoints {
                     format!("toolset `{name}` cannot be served: {e}"),
                 )
             })?;
-            let destructive_calls = state.engine.host().toolsets[name].destructive_calls;
+            let policy = &state.engine.host().toolsets[name];
             let server = tack_mcp::ToolServer::new(name, tools)
                 .map_err(|e| {
                     ApiError::new(
@@ -75,7 +75,7 @@ impl Endpoints {
                         format!("toolset `{name}` cannot be served: {e}"),
                     )
                 })?
-                .with_destructive_calls(destructive_calls);
+                .with_policy(policy, Some(state.engine.direct_approvals().clone()));
             Ok(HttpToolset::new(
                 server,
                 self.allowed_hosts.clone(),

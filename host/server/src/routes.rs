@@ -402,13 +402,25 @@ async fn list_approvals(
     _: Caller<Approvals>,
 ) -> Result<Json<Value>, ApiError> {
     let pending = state.engine.pending_approvals().await;
-    Ok(Json(json!({
-        "approvals": pending.iter().map(|(session, e)| {
+    let mut approvals: Vec<Value> = pending
+        .iter()
+        .map(|(session, e)| {
             let mut v = json!(e);
+            v["source"] = json!("session");
             v["session_id"] = json!(session);
             v
-        }).collect::<Vec<_>>()
-    })))
+        })
+        .collect();
+    // Calls from MCP clients, waiting on their open requests.
+    approvals.extend(
+        state
+            .engine
+            .direct_approvals()
+            .pending()
+            .into_iter()
+            .map(|a| json!(a)),
+    );
+    Ok(Json(json!({ "approvals": approvals })))
 }
 
 #[derive(Deserialize)]
@@ -429,6 +441,16 @@ async fn decide_approval(
         &body,
         "a decision: {\"decision\": \"approve\" | \"deny\" | \"edit\", \"reason\"?, \"arguments\"?}",
     )?;
+    let direct = state.engine.direct_approvals();
+    if direct.contains(&approval) {
+        let decided = direct
+            .decide(&approval, &who, d.decision, d.reason, d.arguments)
+            .await?;
+        let mut v = json!(decided);
+        v["decision"] = json!(d.decision);
+        v["by"] = json!(who.name);
+        return Ok((StatusCode::ACCEPTED, Json(v)));
+    }
     // An approval in a session the caller does not reach is not found either.
     let unknown = || EngineError::NotFound(format!("no approval `{approval}`"));
     let session = state

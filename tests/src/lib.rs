@@ -72,3 +72,4 @@ pub fn tool_error(out: &CallOutcome) -> &ToolError {
         Ok(items) => panic!("expected a tool error, got {items:?}"),
     }
 }
+pub use tack_test_support::node;

@@ -177,6 +177,9 @@ fn main() -> ExitCode {
             )));
         }
     };
+    // Every HTTPS client of the process (registries, the API, upstream MCP
+    // servers) uses the same TLS provider.
+    tack_distribution::client::install_crypto();
     let result = rt.block_on(async {
         match cli.command {
             Command::Plugin(PluginCommand::Inspect(args)) => inspect::run(args, &g).await,

@@ -132,7 +132,16 @@ async fn connect(g: &Globals, server: &str) -> Result<tack_mcp::Upstream, Failur
         )
         .help("define one: [mcp-servers.NAME] command = \"…\" (see docs/mcp.md)")
     })?;
-    tack_mcp::Upstream::connect(server, config)
+    // Secrets are opened only for a server that names some.
+    let secrets = if config.secret_env.is_empty()
+        && config.secret_headers.is_empty()
+        && config.bearer_secret.is_none()
+    {
+        None
+    } else {
+        Some(crate::secret::StorageArgs::default().secrets(g).await?)
+    };
+    tack_mcp::Upstream::connect(server, config, secrets.as_ref())
         .await
         .map_err(unusable)
 }

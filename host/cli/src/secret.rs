@@ -56,7 +56,8 @@ impl StorageArgs {
         })
     }
 
-    async fn secrets(&self, g: &Globals) -> Result<Secrets, Failure> {
+    /// The host's secrets, opened with the master key from the environment.
+    pub(crate) async fn secrets(&self, g: &Globals) -> Result<Secrets, Failure> {
         let key = MasterKey::from_env().map_err(|e| Failure::new(EXIT_UNUSABLE, e.to_string()))?;
         let store = tack_store::Store::open(&self.url(g)?)
             .await

@@ -82,7 +82,7 @@ pub(crate) async fn serve(a: ServeArgs, g: &Globals) -> Result<ExitCode, Failure
     };
     let (source, runtime) = components(&host, g)?;
     let listen = a.listen.unwrap_or(host.listen);
-    let gateway = tack_mcp::Gateway::new(&host.mcp_servers);
+    let gateway = tack_mcp::Gateway::new(&host.mcp_servers, secrets.clone());
     let engine = Engine::new(EngineConfig {
         tool_servers: Some(Arc::new(gateway)),
         host,

@@ -970,3 +970,194 @@ fn tack_publish(s: &Setup, file: &str, reference: &str) {
         &["publish", guest(file).to_str().unwrap(), reference],
     );
 }
+
+/// `tack` in `dir` with `config` and master key `key`; stdin is `input`.
+fn tack_with_key(
+    dir: &Path,
+    config: &Path,
+    key: &str,
+    args: &[&str],
+    input: &str,
+) -> std::process::Output {
+    use std::io::Write;
+    let mut child = command(dir, config, Some(key))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Upstream servers over streamable HTTP: another tack host's `/mcp`, which
+/// wants a tack token, reached with `bearer-secret` from this host's secret
+/// store (a missing key, a missing secret and a refused token each named),
+/// and the reference `server-everything` from npm.
+#[tokio::test(flavor = "multi_thread")]
+async fn http_upstreams_are_reached_with_credentials_from_the_secret_store() {
+    tack_distribution::client::install_crypto();
+    let extra = format!(
+        "{UNSIGNED_TACK}\n[toolsets.pay]\ntools = [\"tack/payments@0.1.0\"]\n\
+         destructive-calls = \"run\"\n"
+    );
+    let s = Setup::build("sqlite://host.db", None, "scenarios: []", &extra).await;
+    let (_, _, user) = s.tokens.clone();
+    let upstream_host = s.serve();
+    let everything = tack_tests::node::EverythingServer::start();
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = d.join("tack.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "storage = \"sqlite://gateway.db\"\n\n\
+             [mcp-servers.payments]\nurl = \"{}/mcp/pay\"\nbearer-secret = \"PAY_TOKEN\"\n\
+             read-only = [\"read_balance\"]\n\n\
+             [mcp-servers.everything]\nurl = \"{}\"\ntrust-annotations = true\n",
+            upstream_host.url, everything.url
+        ),
+    )
+    .unwrap();
+    let key = tack(d, &config, &["secret", "master-key"]);
+    let balance = [
+        "mcp",
+        "call",
+        "payments",
+        "read_balance",
+        "--args",
+        r#"{"account": "acct_alice"}"#,
+    ];
+    let failure = |out: std::process::Output| {
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+
+    let err = failure(run(d, &config, &balance));
+    assert!(err.contains("TACK_MASTER_KEY"), "{err}");
+    let err = failure(tack_with_key(d, &config, &key, &balance, ""));
+    assert!(
+        err.contains("secret `PAY_TOKEN`, which is not set")
+            && err.contains("tack secret set PAY_TOKEN"),
+        "{err}"
+    );
+    let set = |value: &str| {
+        let out = tack_with_key(d, &config, &key, &["secret", "set", "PAY_TOKEN"], value);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    set("tack_not_a_token");
+    let err = failure(tack_with_key(d, &config, &key, &balance, ""));
+    assert!(err.contains("requires authorization"), "{err}");
+    assert!(
+        !err.contains("tack_not_a_token"),
+        "the token is not echoed: {err}"
+    );
+
+    set(&user);
+    let out = tack_with_key(d, &config, &key, &balance, "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["balance_cents"], 12500, "{v}");
+
+    // server-everything: its annotations believed, its echo answered.
+    let out = tack(d, &config, &["mcp", "tools", "everything", "--json"]);
+    let tools: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let echo = tools.iter().find(|t| t["name"] == "echo").expect("echo");
+    assert_eq!(echo["read_only"], true, "{echo}");
+    assert_eq!(echo["destructive"], false, "{echo}");
+    let out = tack(
+        d,
+        &config,
+        &[
+            "mcp",
+            "call",
+            "everything",
+            "echo",
+            "--args",
+            r#"{"message": "hi"}"#,
+        ],
+    );
+    assert!(out.contains("hi"), "{out}");
+}
+
+/// A stdio upstream's environment is clean: `server-everything`'s `get-env`
+/// shows the variables the operator listed and the secret injected by name,
+/// and none of the host's own (not the master key, not an unlisted variable).
+#[test]
+fn a_stdio_upstream_sees_only_the_environment_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let entry =
+        tack_tests::node::package_file("@modelcontextprotocol/server-everything", "dist/index.js");
+    let config = d.join("tack.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "storage = \"sqlite://gateway.db\"\n\n[mcp-servers.everything]\n\
+             command = \"{}\"\nargs = [\"{}\", \"stdio\"]\nenv = [\"TACK_TEST_SHOWN\"]\n\
+             secret-env = {{ UPSTREAM_API_KEY = \"UPSTREAM_KEY\" }}\n",
+            tack_tests::node::node().display(),
+            entry.display()
+        ),
+    )
+    .unwrap();
+    let key = tack(d, &config, &["secret", "master-key"]);
+    let secret = format!("upstream-{}", ulid::Ulid::generate());
+    let out = tack_with_key(
+        d,
+        &config,
+        &key,
+        &["secret", "set", "UPSTREAM_KEY"],
+        &secret,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = command(d, &config, Some(&key))
+        .args(["mcp", "call", "everything", "get-env"])
+        .env("TACK_TEST_SHOWN", "shown")
+        .env("TACK_TEST_HIDDEN", "hidden")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let env: Value = serde_json::from_str(text.trim()).expect("get-env gives JSON");
+    assert_eq!(env["TACK_TEST_SHOWN"], "shown", "{env}");
+    assert_eq!(env["UPSTREAM_API_KEY"], secret.as_str(), "{env}");
+    for absent in ["TACK_TEST_HIDDEN", "TACK_MASTER_KEY", "TACK_CONFIG"] {
+        assert!(env.get(absent).is_none(), "{absent} leaked: {env}");
+    }
+    let names: Vec<&str> = env
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| ["PATH", "HOME", "TACK_TEST_SHOWN", "UPSTREAM_API_KEY"].contains(n)),
+        "nothing else: {names:?}"
+    );
+}

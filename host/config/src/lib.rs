@@ -171,8 +171,23 @@ pub struct McpServerConfig {
     /// name; the child gets these (and `PATH`, `HOME`) and nothing else.
     #[serde(default)]
     pub env: Vec<String>,
+    /// Environment variables of a stdio server set from the host's secrets:
+    /// variable name = secret name (`GITHUB_TOKEN = "GITHUB_PAT"`).
+    #[serde(default)]
+    pub secret_env: BTreeMap<String, String>,
     /// Reach the server over streamable HTTP at this URL.
     pub url: Option<String>,
+    /// Send `Authorization: Bearer <value>` with every HTTP request, the value
+    /// being this secret's.
+    pub bearer_secret: Option<String>,
+    /// Headers sent with every HTTP request, each set from a secret: header
+    /// name = secret name (`X-Api-Key = "ZENDESK_KEY"`).
+    #[serde(default)]
+    pub secret_headers: BTreeMap<String, String>,
+    /// Headers sent with every HTTP request, as written (not for credentials:
+    /// use `secret-headers`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
     /// Whether the server's own tool annotations are believed (otherwise a
     /// tool counts as destructive unless `read-only` lists it).
     #[serde(default)]
@@ -504,6 +519,59 @@ impl HostConfig {
                     "mcp-servers.{name}: give either `command` (stdio) or `url` (streamable HTTP)"
                 )));
             }
+            let stdio = m.command.is_some();
+            for (field, set, wanted) in [
+                ("secret-env", !m.secret_env.is_empty(), true),
+                ("env", !m.env.is_empty(), true),
+                ("args", !m.args.is_empty(), true),
+                ("bearer-secret", m.bearer_secret.is_some(), false),
+                ("secret-headers", !m.secret_headers.is_empty(), false),
+                ("headers", !m.headers.is_empty(), false),
+            ] {
+                if set && stdio != wanted {
+                    return Err(err(format!(
+                        "mcp-servers.{name}.{field}: only for a server reached {}",
+                        if wanted {
+                            "as a child process (`command`)"
+                        } else {
+                            "over HTTP (`url`)"
+                        }
+                    )));
+                }
+            }
+            if let Some(url) = &m.url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return Err(err(format!(
+                    "mcp-servers.{name}.url: `{url}` is not an http:// or https:// URL"
+                )));
+            }
+            for (header, value) in &m.headers {
+                let what = tack_agent::looks_like_secret(value).or_else(|| {
+                    ["authorization", "cookie", "x-api-key"]
+                        .iter()
+                        .any(|h| header.eq_ignore_ascii_case(h))
+                        .then_some("a credential header")
+                });
+                if let Some(what) = what {
+                    return Err(err(format!(
+                        "mcp-servers.{name}.headers.{header} looks like {what}, and credentials \
+                         do not belong in the configuration: store it with `tack secret set \
+                         NAME` and name the secret in `bearer-secret` or `secret-headers`"
+                    )));
+                }
+            }
+            let named = (m.secret_env.values().map(|n| ("secret-env", n)))
+                .chain(m.secret_headers.values().map(|n| ("secret-headers", n)))
+                .chain(m.bearer_secret.iter().map(|n| ("bearer-secret", n)));
+            for (field, n) in named {
+                if let Some(what) = tack_agent::looks_like_secret(n) {
+                    return Err(err(format!(
+                        "mcp-servers.{name}.{field} holds what looks like {what}: it names \
+                         secrets (`tack secret set NAME`), it does not hold them"
+                    )));
+                }
+            }
             if name.contains("__") {
                 return Err(err(format!(
                     "mcp-servers.{name}: a server name may not contain `__` (it separates the \
@@ -720,6 +788,30 @@ require-signature = false
             )
         );
         assert!(m("command = \"x\"\nmax-result-bytes = 0").contains("max-result-bytes"));
+        assert!(
+            m("command = \"x\"\nbearer-secret = \"T\"")
+                .contains("mcp-servers.m.bearer-secret: only for a server reached over HTTP")
+        );
+        assert!(
+            m("url = \"http://h/mcp\"\nsecret-env = { A = \"B\" }")
+                .contains("secret-env: only for a server reached as a child process")
+        );
+        assert!(m("url = \"ftp://h\"").contains("not an http:// or https:// URL"));
+        assert!(
+            m("url = \"http://h\"\nheaders = { Authorization = \"Bearer x\" }")
+                .contains("headers.Authorization looks like a credential header")
+        );
+        let key = format!("sk-{}", "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6");
+        let e = m(&format!("url = \"http://h\"\nbearer-secret = \"{key}\""));
+        assert!(e.contains("bearer-secret holds what looks like"), "{e}");
+        assert!(!e.contains(&key), "the value is not echoed: {e}");
+        let c = HostConfig::from_toml(
+            "[mcp-servers.z]\nurl = \"https://z.example/mcp\"\nbearer-secret = \"Z_TOKEN\"\n\
+             secret-headers = { X-Team-Key = \"Z_KEY\" }\nheaders = { X-Team = \"support\" }",
+            &path(),
+        )
+        .unwrap();
+        assert_eq!(c.mcp_servers["z"].bearer_secret.as_deref(), Some("Z_TOKEN"));
     }
 
     #[test]

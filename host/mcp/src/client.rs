@@ -2,8 +2,11 @@
 //!
 //! A stdio server is started as a child process with a clean environment: the
 //! variables its configuration lists (passed through from the host's), plus
-//! `PATH` and `HOME`, and nothing else of the host's. It ends with its
-//! [`Upstream`] (the transport closes its stdin, then it is killed).
+//! `PATH` and `HOME`, and the secrets `secret-env` names, and nothing else of
+//! the host's. It ends with its [`Upstream`] (the transport closes its stdin,
+//! then it is killed). An HTTP server gets the configuration's headers and the
+//! secrets `bearer-secret` and `secret-headers` name, marked sensitive, and
+//! redirects are not followed.
 //!
 //! **Annotations are hints.** Unless the server is marked
 //! `trust-annotations = true`, a tool counts as destructive unless the
@@ -11,17 +14,27 @@
 //! `destructiveHint` (and `readOnlyHint`) decide. The operator's `destructive`
 //! and `read-only` lists always win.
 
-use rmcp::ServiceExt;
-use rmcp::model::{CallToolRequestParams, CallToolResult, ContentBlock, Tool};
-use rmcp::service::{RoleClient, RunningService};
+use http::{HeaderName, HeaderValue};
+use rmcp::model::{CallToolRequestParams, CallToolResult, ContentBlock, ProtocolVersion, Tool};
+use rmcp::service::{
+    ClientInitializeError, ClientLifecycleMode, ClientServiceExt, RoleClient, RunningService,
+};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::Value;
+use std::collections::HashMap;
+use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 use tack_config::McpServerConfig;
+use tack_secrets::{SecretValue, Secrets};
 
 /// How long connecting may take when the configuration does not say.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a call may take when the configuration does not say.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest JSON response read from an HTTP server; results are cut to
+/// `max-result-bytes` afterwards, this only bounds what is buffered.
+const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Why an upstream server could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -111,38 +124,63 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// Connect to server `name` as `config` says (and run the handshake).
-    pub async fn connect(name: &str, config: &McpServerConfig) -> Result<Upstream, UpstreamError> {
+    /// Connect to server `name` as `config` says (and run the handshake, in
+    /// whichever protocol era the server speaks). The secrets it names are
+    /// revealed from `secrets` now, so a rotated one takes effect on the next
+    /// connection.
+    pub async fn connect(
+        name: &str,
+        config: &McpServerConfig,
+        secrets: Option<&Secrets>,
+    ) -> Result<Upstream, UpstreamError> {
         let fail = |message: String| UpstreamError::Connect {
             server: name.to_string(),
             message,
         };
-        let Some(program) = &config.command else {
-            return Err(UpstreamError::Config {
-                server: name.to_string(),
-                message: "only stdio servers (`command`) can be connected to so far; \
-                          streamable HTTP (`url`) is not supported yet"
-                    .into(),
-            });
-        };
-        let mut command = tokio::process::Command::new(program);
-        command.args(&config.args).env_clear();
-        for var in ["PATH", "HOME"]
-            .iter()
-            .map(|v| v.to_string())
-            .chain(config.env.iter().cloned())
-        {
-            if let Ok(value) = std::env::var(&var) {
-                command.env(&var, value);
-            }
-        }
-        let transport = rmcp::transport::TokioChildProcess::new(command)
-            .map_err(|e| fail(format!("cannot start `{program}`: {e}")))?;
         let limit = config.connect_timeout.map_or(CONNECT_TIMEOUT, |d| d.0);
-        let service = tokio::time::timeout(limit, ().serve(transport))
+        let lifecycle = ClientLifecycleMode::Auto {
+            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            legacy_version: None,
+        };
+        let handshake = async {
+            match (&config.command, &config.url) {
+                (Some(program), _) => {
+                    let mut command = tokio::process::Command::new(program);
+                    command.args(&config.args).env_clear();
+                    for var in ["PATH", "HOME"]
+                        .iter()
+                        .map(|v| v.to_string())
+                        .chain(config.env.iter().cloned())
+                    {
+                        if let Ok(value) = std::env::var(&var) {
+                            command.env(&var, value);
+                        }
+                    }
+                    for (var, secret) in &config.secret_env {
+                        let value = reveal(name, secrets, secret, "secret-env").await?;
+                        command.env(var, std::ffi::OsStr::from_bytes(value.expose()));
+                    }
+                    let transport = rmcp::transport::TokioChildProcess::new(command)
+                        .map_err(|e| fail(format!("cannot start `{program}`: {e}")))?;
+                    ().serve_with_lifecycle(transport, lifecycle)
+                        .await
+                        .map_err(|e| fail(e.to_string()))
+                }
+                (None, Some(url)) => {
+                    let transport = http_transport(name, config, url, secrets, limit).await?;
+                    ().serve_with_lifecycle(transport, lifecycle)
+                        .await
+                        .map_err(|e| fail(handshake_error(e)))
+                }
+                (None, None) => Err(UpstreamError::Config {
+                    server: name.to_string(),
+                    message: "give either `command` (stdio) or `url` (streamable HTTP)".into(),
+                }),
+            }
+        };
+        let service = tokio::time::timeout(limit, handshake)
             .await
-            .map_err(|_| fail(format!("no handshake within {limit:?}")))?
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|_| fail(format!("no handshake within {limit:?} (connect-timeout)")))??;
         Ok(Upstream {
             name: name.to_string(),
             config: config.clone(),
@@ -256,6 +294,108 @@ impl Upstream {
             .await
             .map_err(|_| self.timed_out(&what, limit))?
             .map_err(|e| self.service_error(&what, e))
+    }
+}
+
+/// The value of secret `secret`, which `field` of server `server` names.
+async fn reveal(
+    server: &str,
+    secrets: Option<&Secrets>,
+    secret: &str,
+    field: &str,
+) -> Result<SecretValue, UpstreamError> {
+    let config = |message: String| UpstreamError::Config {
+        server: server.to_string(),
+        message,
+    };
+    let secrets = secrets.ok_or_else(|| {
+        config(format!(
+            "{field} names secret `{secret}`, and this host has no master key to open \
+             secrets with (set TACK_MASTER_KEY)"
+        ))
+    })?;
+    secrets
+        .reveal(secret)
+        .await
+        .map_err(|e| config(format!("{field}: secret `{secret}` cannot be read: {e}")))?
+        .ok_or_else(|| {
+            config(format!(
+                "{field} names secret `{secret}`, which is not set; store it with \
+                 `tack secret set {secret}`"
+            ))
+        })
+}
+
+/// The streamable HTTP transport to `url`, with the configuration's headers
+/// and credentials on every request.
+async fn http_transport(
+    name: &str,
+    config: &McpServerConfig,
+    url: &str,
+    secrets: Option<&Secrets>,
+    connect_timeout: Duration,
+) -> Result<StreamableHttpClientTransport<reqwest::Client>, UpstreamError> {
+    let bad = |field: &str, header: &str, why: String| UpstreamError::Config {
+        server: name.to_string(),
+        message: format!("{field}.{header}: {why}"),
+    };
+    let mut headers = HashMap::new();
+    for (header, value) in &config.headers {
+        let h = HeaderName::try_from(header.as_str())
+            .map_err(|e| bad("headers", header, e.to_string()))?;
+        let v = HeaderValue::try_from(value.as_str())
+            .map_err(|e| bad("headers", header, e.to_string()))?;
+        headers.insert(h, v);
+    }
+    for (header, secret) in &config.secret_headers {
+        let h = HeaderName::try_from(header.as_str())
+            .map_err(|e| bad("secret-headers", header, e.to_string()))?;
+        let value = reveal(name, secrets, secret, "secret-headers").await?;
+        let mut v = HeaderValue::from_bytes(value.expose()).map_err(|_| {
+            bad(
+                "secret-headers",
+                header,
+                format!("secret `{secret}` is not a valid header value"),
+            )
+        })?;
+        v.set_sensitive(true);
+        headers.insert(h, v);
+    }
+    let mut transport = StreamableHttpClientTransportConfig::with_uri(url)
+        .custom_headers(headers)
+        .max_json_response_size(MAX_RESPONSE_BYTES);
+    if let Some(secret) = &config.bearer_secret {
+        let value = reveal(name, secrets, secret, "bearer-secret").await?;
+        let token = std::str::from_utf8(value.expose()).map_err(|_| UpstreamError::Config {
+            server: name.to_string(),
+            message: format!("bearer-secret: secret `{secret}` is not text"),
+        })?;
+        transport = transport.auth_header(token);
+    }
+    // No redirects: a credential is for the server named, not wherever it
+    // points.
+    let client = reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| UpstreamError::Connect {
+            server: name.to_string(),
+            message: format!("no HTTP client: {e}"),
+        })?;
+    Ok(StreamableHttpClientTransport::with_client(
+        client, transport,
+    ))
+}
+
+/// A failed handshake, in words (an authorization challenge named as such).
+fn handshake_error(e: ClientInitializeError) -> String {
+    if e.is_authorization_required() {
+        format!(
+            "the server requires authorization ({e}); give a token with `bearer-secret` or \
+             `secret-headers`"
+        )
+    } else {
+        e.to_string()
     }
 }
 

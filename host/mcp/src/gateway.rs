@@ -17,6 +17,7 @@ use std::sync::Arc;
 use tack_config::McpServerConfig;
 use tack_engine::remote::{RemoteEntry, RemoteError, RemoteTool, ToolServers};
 use tack_runtime::{Annotations, CallContext, Content, ToolDescriptor};
+use tack_secrets::Secrets;
 use tokio::sync::Mutex;
 
 /// The host's upstream MCP servers, connected on demand. Cheap to clone (the
@@ -24,6 +25,7 @@ use tokio::sync::Mutex;
 #[derive(Clone)]
 pub struct Gateway {
     servers: Arc<BTreeMap<String, Server>>,
+    secrets: Option<Secrets>,
 }
 
 struct Server {
@@ -33,8 +35,9 @@ struct Server {
 }
 
 impl Gateway {
-    /// A gateway to the servers of the host configuration (none is started yet).
-    pub fn new(servers: &BTreeMap<String, McpServerConfig>) -> Gateway {
+    /// A gateway to the servers of the host configuration (none is started
+    /// yet), taking the credentials they name from `secrets`.
+    pub fn new(servers: &BTreeMap<String, McpServerConfig>, secrets: Option<Secrets>) -> Gateway {
         Gateway {
             servers: Arc::new(
                 servers
@@ -48,6 +51,7 @@ impl Gateway {
                     })
                     .collect(),
             ),
+            secrets,
         }
     }
 
@@ -60,7 +64,7 @@ impl Gateway {
             return Ok(u.clone());
         }
         *live = None;
-        let u = Arc::new(Upstream::connect(name, &server.config).await?);
+        let u = Arc::new(Upstream::connect(name, &server.config, self.secrets.as_ref()).await?);
         *live = Some(u.clone());
         Ok(u)
     }

@@ -1,9 +1,11 @@
 //! Helpers tack's tests share that need nothing of tack itself, so that a
 //! crate's tests can use them without building the sandbox: the workspace's
 //! paths and guest components, real peers started on loopback (PostgreSQL,
-//! Debian's `docker-registry`, a small HTTP server), and file checks.
+//! Debian's `docker-registry`, a small HTTP server, Node 22 and the npm MCP
+//! peers), and file checks.
 
 mod loopback;
+pub mod node;
 mod peers;
 
 pub use loopback::LoopbackServer;

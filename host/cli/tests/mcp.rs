@@ -1161,3 +1161,87 @@ fn a_stdio_upstream_sees_only_the_environment_it_is_given() {
         "nothing else: {names:?}"
     );
 }
+
+/// The reference filesystem server from npm (stdio, on a temp directory) as an
+/// agent's tool source, its annotations trusted: in one step `read_text_file`
+/// (read-only) runs at once while `write_file` (destructive) waits for an
+/// approver, and nothing is written until the approval.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_real_filesystem_server_writes_only_after_an_approval() {
+    tack_distribution::client::install_crypto();
+    let files = tempfile::tempdir().unwrap();
+    let root = files.path().canonicalize().unwrap();
+    std::fs::write(root.join("hello.txt"), "hello from disk").unwrap();
+    let out = root.join("out.txt");
+    let script = format!(
+        r#"
+scenarios:
+  - steps:
+      - tool_calls:
+          - {{name: fs__read_text_file, arguments: {{path: "{read}"}}}}
+          - {{name: fs__write_file, arguments: {{path: "{write}", content: "written by tack"}}}}
+      - text: "done"
+"#,
+        read = root.join("hello.txt").display(),
+        write = out.display()
+    );
+    let extra = format!(
+        "{UNSIGNED_TACK}\n[mcp-servers.fs]\ncommand = \"{}\"\nargs = [\"{}\", \"{}\"]\ntrust-annotations = true\n",
+        tack_tests::node::node().display(),
+        tack_tests::node::package_file("@modelcontextprotocol/server-filesystem", "dist/index.js")
+            .display(),
+        root.display()
+    );
+    let s = Setup::build("sqlite://host.db", None, &script, &extra).await;
+    let (builder, approver, user) = s.tokens.clone();
+    let host = s.serve();
+    let agent = "name: files\nmodel: scripted\nmcp-servers: [fs]\n";
+    let (st, v) = post(&host, "/v1/agents", &builder, json!({"yaml": agent})).await;
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = post(
+        &host,
+        "/v1/sessions",
+        &user,
+        json!({"agent": "files", "input": "copy"}),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let session = v["id"].as_str().unwrap().to_string();
+    let ev = wait_for(&host, &session, &user, |ev| {
+        count(ev, "approval_required") == 1 && count(ev, "tool_result") == 1
+    })
+    .await;
+    let read = ev.iter().find(|e| e["type"] == "tool_result").unwrap();
+    assert_eq!(read["tool"], "fs__read_text_file", "{read}");
+    assert!(
+        read["content"]
+            .as_str()
+            .unwrap()
+            .contains("hello from disk"),
+        "{read}"
+    );
+    let approval = ev
+        .iter()
+        .find(|e| e["type"] == "approval_required")
+        .unwrap();
+    assert_eq!(approval["tool"], "fs__write_file", "{approval}");
+    assert_eq!(approval["plugin"], "mcp:fs", "{approval}");
+    assert!(!out.exists(), "nothing written before the approval");
+
+    let id = approval["approval_id"].as_str().unwrap();
+    let (st, v) = post(
+        &host,
+        &format!("/v1/approvals/{id}"),
+        &approver,
+        json!({"decision": "approve"}),
+    )
+    .await;
+    assert_eq!(st, 202, "{v}");
+    let ev = wait_for(&host, &session, &user, |ev| count(ev, "run_finished") == 1).await;
+    let write = ev
+        .iter()
+        .find(|e| e["type"] == "tool_result" && e["tool"] == "fs__write_file")
+        .unwrap();
+    assert_eq!(write["ok"], true, "{write}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "written by tack");
+}

@@ -526,6 +526,12 @@ destructive-calls = \"refuse\"
         .await
         .unwrap();
     assert_eq!(r.status(), 403, "a browser on another origin");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "forbidden_origin", "{v}");
+    let r = send(Some(&builder), &[("origin", &host.url)])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "a page of the endpoint's own origin");
     let r = send(Some(&builder), &[]).await.unwrap();
     assert_eq!(r.status(), 200, "the same request, as it should be");
 

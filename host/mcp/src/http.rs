@@ -4,8 +4,7 @@
 //! Both protocol eras are served: a 2025-11-25 client initializes and gets an
 //! `Mcp-Session-Id` (sessions live in this process); a 2026-07-28 request is
 //! served statelessly. `Host` must name this server (DNS rebinding) and a
-//! browser's `Origin` must be one the operator allowed; absent one, browsers
-//! are refused.
+//! browser's `Origin` must be the endpoint's own or one the operator allowed.
 
 use crate::server::ToolServer;
 use bytes::Bytes;
@@ -26,17 +25,14 @@ pub struct HttpToolset {
 
 impl HttpToolset {
     /// `server` answering requests whose `Host` is one of `allowed_hosts`
-    /// (names or `name:port`) and whose `Origin`, if any, is one of
-    /// `allowed_origins` (`scheme://host[:port]`).
-    pub fn new(
-        server: ToolServer,
-        allowed_hosts: Vec<String>,
-        allowed_origins: Vec<String>,
-    ) -> Self {
+    /// (names or `name:port`); their `Origin` must have passed
+    /// [`checked_origin`].
+    pub fn new(server: ToolServer, allowed_hosts: Vec<String>) -> Self {
+        // `Origin` is checked by the caller ([`checked_origin`]), which knows
+        // the request's own origin; rmcp checks `Host` again.
         let config = StreamableHttpServerConfig::default()
             .with_allowed_hosts(allowed_hosts)
-            .with_allowed_origins(allowed_origins)
-            .enforce_origin_validation();
+            .disable_allowed_origins();
         let service = StreamableHttpService::new(
             move || Ok(server.clone()),
             Arc::new(LocalSessionManager::default()),
@@ -82,9 +78,49 @@ pub fn checked_host<'a>(allowed: &[String], host: Option<&'a str>) -> Result<&'a
     }
 }
 
+/// Whether a request whose `Host` is `host` may come from a browser page of
+/// `origin` (its `Origin` header): none (not a browser), the endpoint's own
+/// origin (`http[s]://HOST`), or one of `allowed` (`scheme://host[:port]`).
+pub fn checked_origin(allowed: &[String], host: &str, origin: Option<&str>) -> Result<(), String> {
+    let Some(origin) = origin else {
+        return Ok(());
+    };
+    let own = ["http://", "https://"].iter().any(|scheme| {
+        origin
+            .strip_prefix(scheme)
+            .is_some_and(|authority| authority.eq_ignore_ascii_case(host))
+    });
+    if own || allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+        Ok(())
+    } else {
+        Err(format!(
+            "a browser page of origin `{origin}` may not call this server; the operator \
+             lists the origins allowed in [mcp] allowed-origins"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::checked_host;
+    use super::{checked_host, checked_origin};
+
+    #[test]
+    fn origins_are_the_endpoints_own_or_listed() {
+        let allowed = vec!["https://console.example".to_string()];
+        let host = "127.0.0.1:8080";
+        assert!(
+            checked_origin(&allowed, host, None).is_ok(),
+            "not a browser"
+        );
+        assert!(checked_origin(&allowed, host, Some("http://127.0.0.1:8080")).is_ok());
+        assert!(checked_origin(&allowed, host, Some("https://console.example")).is_ok());
+        assert!(checked_origin(&allowed, host, Some("http://127.0.0.1:3000")).is_err());
+        assert!(checked_origin(&allowed, host, Some("http://evil.example")).is_err());
+        assert!(checked_origin(&allowed, host, Some("null")).is_err());
+        assert!(
+            checked_origin(&allowed, host, Some("http://127.0.0.1:8080.evil.example")).is_err()
+        );
+    }
 
     #[test]
     fn hosts_match_by_name_or_authority_and_nothing_else() {

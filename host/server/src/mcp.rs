@@ -3,9 +3,10 @@
 //!
 //! Order of checks, each before the next: the toolset exists (404); `Host`
 //! names this server (403, against DNS rebinding: nothing is done for a
-//! foreign name, not even authentication); a bearer token whose role may use
+//! foreign name, not even authentication); a browser's `Origin` is the
+//! endpoint's own or allowed (403); a bearer token whose role may use
 //! sessions (401 with `WWW-Authenticate` pointing at the RFC 9728 metadata,
-//! or 403). Then rmcp's transport takes the request, and checks `Origin`.
+//! or 403). Then rmcp's transport takes the request.
 //! A toolset is resolved (fetched and verified) on its first request; a
 //! failure answers 503 and the next request tries again.
 
@@ -76,11 +77,7 @@ impl Endpoints {
                     )
                 })?
                 .with_policy(policy, Some(state.engine.direct_approvals().clone()));
-            Ok(HttpToolset::new(
-                server,
-                self.allowed_hosts.clone(),
-                self.allowed_origins.clone(),
-            ))
+            Ok(HttpToolset::new(server, self.allowed_hosts.clone()))
         })
         .await
     }
@@ -139,6 +136,10 @@ pub(crate) async fn endpoint(
         Ok(h) => h,
         Err(e) => return e.into_response(),
     };
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    if let Err(e) = tack_mcp::http::checked_origin(&mcp.allowed_origins, host, origin) {
+        return ApiError::new(StatusCode::FORBIDDEN, "forbidden_origin", e).into_response();
+    }
     let who = match authenticate(&state, headers)
         .await
         .and_then(|who| require(who, Need::Session))

@@ -237,7 +237,7 @@ struct Entry {
     annotations: Annotations,
     /// Input and output schema; generated only when the tools are listed, so a
     /// plain call (a fresh instance every time) does not pay for it.
-    schemas: fn() -> (String, String),
+    schemas: Schemas,
     handler: Handler,
 }
 
@@ -317,7 +317,48 @@ impl Toolbox {
             name: name.to_string(),
             description: description.to_string(),
             annotations,
-            schemas: schemas::<I, O>,
+            schemas: Schemas::Derived(schemas::<I, O>),
+            handler,
+        });
+        self
+    }
+
+    /// Add tool `name` with a hand-written JSON Schema for its input (for what
+    /// a derived schema cannot say: `$defs` with anchors, `if`/`then`/`else`,
+    /// `anyOf` of required sets). `f` gets the arguments as JSON, already
+    /// checked against `input_schema` by the host, and returns the result's
+    /// parts, text or JSON. The tool has no output schema.
+    pub fn tool_with_schema<F>(
+        mut self,
+        name: &str,
+        description: &str,
+        annotations: Annotations,
+        input_schema: serde_json::Value,
+        f: F,
+    ) -> Self
+    where
+        F: Fn(serde_json::Value, &CallContext) -> Result<Vec<Part>, ToolError> + 'static,
+    {
+        assert!(
+            valid_tool_name(name),
+            "tool name `{name}` must match [a-z][a-z0-9_-]* and be at most 64 characters"
+        );
+        let handler: Handler = Box::new(move |args, ctx| {
+            let input: serde_json::Value = serde_json::from_str(args)
+                .map_err(|e| ToolError::invalid("", format!("arguments are not JSON: {e}")))?;
+            Ok(f(input, ctx)?
+                .into_iter()
+                .map(|p| match p {
+                    Part::Text(t) => wit::Content::Text(t),
+                    Part::Json(v) => wit::Content::Json(v.to_string()),
+                })
+                .collect())
+        });
+        self.entries.push(Entry {
+            name: name.to_string(),
+            description: description.to_string(),
+            annotations,
+            schemas: Schemas::Given(input_schema.to_string()),
             handler,
         });
         self
@@ -327,13 +368,19 @@ impl Toolbox {
         self.entries
             .iter()
             .map(|e| {
-                let (input_schema, output_schema) = (e.schemas)();
+                let (input_schema, output_schema) = match &e.schemas {
+                    Schemas::Derived(f) => {
+                        let (input, output) = f();
+                        (input, Some(output))
+                    }
+                    Schemas::Given(input) => (input.clone(), None),
+                };
                 let a = e.annotations;
                 wit::ToolDescriptor {
                     name: e.name.clone(),
                     description: e.description.clone(),
                     input_schema,
-                    output_schema: Some(output_schema),
+                    output_schema,
                     annotations: wit::ToolAnnotations {
                         destructive: a.destructive,
                         read_only: a.read_only,
@@ -364,11 +411,28 @@ impl Toolbox {
     }
 }
 
+/// Where a tool's schemas come from.
+enum Schemas {
+    /// Input and output schemas derived from the handler's types.
+    Derived(fn() -> (String, String)),
+    /// A hand-written input schema, and no output schema.
+    Given(String),
+}
+
 /// JSON Schemas of a tool's input and output types.
 fn schemas<I: JsonSchema, O: JsonSchema>() -> (String, String) {
     let input = serde_json::to_string(&schemars::schema_for!(I)).expect("schema serialises");
     let output = serde_json::to_string(&schemars::schema_for!(O)).expect("schema serialises");
     (input, output)
+}
+
+/// One part of a tool's result, for [`Toolbox::tool_with_schema`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Part {
+    /// Text, as the model reads it.
+    Text(String),
+    /// A JSON value.
+    Json(serde_json::Value),
 }
 
 fn valid_tool_name(name: &str) -> bool {

@@ -34,7 +34,7 @@ impl HttpToolset {
             .with_allowed_hosts(allowed_hosts)
             .disable_allowed_origins();
         let service = StreamableHttpService::new(
-            move || Ok(server.clone()),
+            move || Ok(server.for_session()),
             Arc::new(LocalSessionManager::default()),
             config,
         );

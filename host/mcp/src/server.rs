@@ -15,21 +15,28 @@
 //! gate calls themselves (`destructive-calls = "run"`, for another tack host's
 //! gateway).
 
+// MCP logging (`logging/setLevel`, `notifications/message`) is deprecated by
+// SEP-2577 in the 2026-07-28 revision, and rmcp marks it so; it is still part of
+// 2025-11-25, which most clients speak, so tool log records are sent to clients
+// that ask for them.
+#![allow(deprecated)]
+
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities,
-    ServerConfig, Tool, ToolAnnotations,
+    ListToolsResult, LoggingLevel, LoggingMessageNotificationParam, PaginatedRequestParams,
+    ProgressNotificationParam, ServerCapabilities, ServerConfig, SetLevelRequestParams, Tool,
+    ToolAnnotations,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ErrorData as McpError, ServerHandler};
 use serde_json::Value;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tack_config::{DestructiveCalls, Toolset};
 use tack_engine::Principal;
 use tack_engine::components::ToolEntry;
 use tack_engine::direct::{DirectApprovals, DirectOutcome, DirectRequest};
-use tack_runtime::{CallContext, CallError, Content};
+use tack_runtime::{CallContext, CallError, Content, LogLevel, LogRecord};
 
 /// How often a call waiting for approval tells its client it still waits.
 const PROGRESS_EVERY: Duration = Duration::from_secs(15);
@@ -40,6 +47,9 @@ pub struct ToolServer {
     name: String,
     tools: Arc<Vec<ToolEntry>>,
     gate: Arc<Gate>,
+    /// The least severe log level the session's client asked for
+    /// (`logging/setLevel`); tool log records at or above it are sent.
+    level: Arc<Mutex<Option<LoggingLevel>>>,
 }
 
 /// What becomes of calls to destructive tools.
@@ -79,7 +89,16 @@ impl ToolServer {
                 timeout: Toolset::APPROVAL_TIMEOUT,
                 redact: Vec::new(),
             }),
+            level: Arc::default(),
         })
+    }
+
+    /// The same server for a new client session, with its own log level.
+    pub fn for_session(&self) -> ToolServer {
+        ToolServer {
+            level: Arc::default(),
+            ..self.clone()
+        }
     }
 
     /// Treat calls to destructive tools as `toolset` says: hold them for
@@ -117,12 +136,12 @@ impl ToolServer {
     ) -> Result<CallToolResult, McpError> {
         let entry = self.entry(name)?;
         if !entry.destructive {
-            return Ok(run(entry, arguments).await);
+            return Ok(self.run(entry, arguments, waiter).await);
         }
         let refuse = |why: String| Ok(CallToolResult::error(vec![ContentBlock::text(why)]));
         let gate = &*self.gate;
         match gate.destructive_calls {
-            DestructiveCalls::Run => Ok(run(entry, arguments).await),
+            DestructiveCalls::Run => Ok(self.run(entry, arguments, waiter).await),
             DestructiveCalls::Refuse => refuse(format!(
                 "`{name}` is destructive, and toolset `{}` refuses such calls over MCP                  (destructive-calls = \"refuse\"); use it from an agent run, where                  approvals are held by the server",
                 self.name
@@ -228,7 +247,7 @@ impl ToolServer {
         Ok(match outcome {
             Some(DirectOutcome::Approved { by, arguments }) => {
                 tracing::info!(approval = %id, by = %by, "MCP call approved");
-                run(entry, arguments).await
+                self.run(entry, arguments, Some(ctx)).await
             }
             Some(DirectOutcome::Denied { by, reason }) => {
                 CallToolResult::error(vec![ContentBlock::text(format!(
@@ -252,8 +271,59 @@ fn principal(ctx: &RequestContext<RoleServer>) -> Option<Principal> {
         .cloned()
 }
 
-/// Run `entry` with `arguments` in a fresh sandbox, as an MCP result.
-async fn run(entry: &ToolEntry, arguments: Value) -> CallToolResult {
+impl ToolServer {
+    /// Run `entry` with `arguments` in a fresh sandbox, as an MCP result; its
+    /// log records go to the client first, if it asked for them (a level set
+    /// for the session, or one in the request's `_meta`).
+    async fn run(
+        &self,
+        entry: &ToolEntry,
+        arguments: Value,
+        ctx: Option<&RequestContext<RoleServer>>,
+    ) -> CallToolResult {
+        let (result, logs) = run(entry, arguments).await;
+        let Some(ctx) = ctx else {
+            return result;
+        };
+        let level = ctx
+            .meta
+            .log_level()
+            .or(*self.level.lock().unwrap_or_else(|p| p.into_inner()));
+        if let Some(least) = level {
+            for record in logs {
+                let level = logging_level(record.level);
+                if rank(level) >= rank(least) {
+                    let note =
+                        LoggingMessageNotificationParam::new(level, Value::String(record.message))
+                            .with_logger(entry.name.clone());
+                    let sent = ctx.peer.notify_logging_message(note).await;
+                    if sent.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        result
+    }
+}
+
+fn logging_level(l: LogLevel) -> LoggingLevel {
+    match l {
+        LogLevel::Trace | LogLevel::Debug => LoggingLevel::Debug,
+        LogLevel::Info => LoggingLevel::Info,
+        LogLevel::Warn => LoggingLevel::Warning,
+        LogLevel::Error => LoggingLevel::Error,
+    }
+}
+
+/// Severity order of MCP's (syslog) levels.
+fn rank(l: LoggingLevel) -> u8 {
+    l as u8
+}
+
+/// Run `entry` with `arguments` in a fresh sandbox: the MCP result and the
+/// tool's log records.
+async fn run(entry: &ToolEntry, arguments: Value) -> (CallToolResult, Vec<LogRecord>) {
     let name = &entry.name;
     let sandbox = entry.sandbox().expect("checked in new");
     let ctx = CallContext {
@@ -264,18 +334,25 @@ async fn run(entry: &ToolEntry, arguments: Value) -> CallToolResult {
         .call(&entry.tool, &arguments.to_string(), &ctx)
         .await;
     match outcome {
-        Ok(o) => match o.result {
-            Ok(parts) => success(parts),
-            Err(e) => CallToolResult::error(vec![ContentBlock::text(e.to_string())]),
-        },
-        Err(e @ (CallError::InvalidArguments { .. } | CallError::ArgumentsNotJson(_))) => {
-            CallToolResult::error(vec![ContentBlock::text(e.to_string())])
-        }
+        Ok(o) => (
+            match o.result {
+                Ok(parts) => success(parts),
+                Err(e) => CallToolResult::error(vec![ContentBlock::text(e.to_string())]),
+            },
+            o.logs,
+        ),
+        Err(e @ (CallError::InvalidArguments { .. } | CallError::ArgumentsNotJson(_))) => (
+            CallToolResult::error(vec![ContentBlock::text(e.to_string())]),
+            Vec::new(),
+        ),
         Err(e) => {
             tracing::warn!(tool = %name, "MCP call failed: {e}");
-            CallToolResult::error(vec![ContentBlock::text(format!(
-                "the sandbox stopped `{name}`: {e}"
-            ))])
+            (
+                CallToolResult::error(vec![ContentBlock::text(format!(
+                    "the sandbox stopped `{name}`: {e}"
+                ))]),
+                Vec::new(),
+            )
         }
     }
 }
@@ -332,16 +409,21 @@ fn success(parts: Vec<Content>) -> CallToolResult {
 
 impl ServerHandler for ToolServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new(
-                format!("tack:{}", self.name),
-                env!("CARGO_PKG_VERSION"),
-            ))
-            .with_instructions(format!(
-                "Tools of tack toolset `{}`: WebAssembly components run in a fresh sandbox \
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_logging()
+                .build(),
+        )
+        .with_server_info(Implementation::new(
+            format!("tack:{}", self.name),
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .with_instructions(format!(
+            "Tools of tack toolset `{}`: WebAssembly components run in a fresh sandbox \
                  per call.",
-                self.name
-            ))
+            self.name
+        ))
     }
 
     async fn list_tools(
@@ -362,6 +444,15 @@ impl ServerHandler for ToolServer {
             .call_as(&request.name, arguments, Some(&ctx))
             .await?
             .into())
+    }
+
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        *self.level.lock().unwrap_or_else(|p| p.into_inner()) = Some(request.level);
+        Ok(())
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

@@ -7,9 +7,11 @@
 mod loopback;
 pub mod node;
 mod peers;
+mod proxy;
 
 pub use loopback::LoopbackServer;
 pub use peers::{DockerRegistry, Postgres, files_under, free_port, wait_for_port, which};
+pub use proxy::BearerProxy;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

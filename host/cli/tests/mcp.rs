@@ -1251,3 +1251,134 @@ scenarios:
     assert_eq!(write["ok"], true, "{write}");
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "written by tack");
 }
+
+/// An upstream's credential goes in the header meant for it and nowhere else:
+/// an agent on one host calls a tool of another host's `/mcp` (which wants a
+/// tack token, stored here as `bearer-secret`), and the token is in no event,
+/// trace record or log line of either host (both logging at debug), in no file
+/// of either host's directory (the gateway's store holds it sealed), and the
+/// tool the upstream ran never saw it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_credential_appears_nowhere_but_in_its_header() {
+    tack_distribution::client::install_crypto();
+    let upstream_extra = format!(
+        "{UNSIGNED_TACK}\n[toolsets.pay]\ntools = [\"tack/payments@0.1.0\"]\n\
+         destructive-calls = \"run\"\n"
+    );
+    let a = Setup::build("sqlite://host.db", None, "scenarios: []", &upstream_extra).await;
+    let (_, _, token) = a.tokens.clone();
+    let a_log = a.dir.path().join("serve.log");
+    let a_host = a.serve_logging(std::process::Stdio::from(
+        std::fs::File::create(&a_log).unwrap(),
+    ));
+
+    let script = r#"
+scenarios:
+  - steps:
+      - tool_calls:
+          - {name: payments__read_balance, arguments: {account: acct_alice}}
+      - text: "done"
+"#;
+    let gateway_extra = format!(
+        "{UNSIGNED_TACK}\n[mcp-servers.payments]\nurl = \"{}/mcp/pay\"\n\
+         bearer-secret = \"PAY_TOKEN\"\nread-only = [\"read_balance\"]\n",
+        a_host.url
+    );
+    let b = Setup::build(
+        "sqlite://host.db",
+        Some("model-key"),
+        script,
+        &gateway_extra,
+    )
+    .await;
+    let key = b.master_key.clone().unwrap();
+    let out = tack_with_key(
+        b.dir.path(),
+        &b.config,
+        &key,
+        &["secret", "set", "PAY_TOKEN"],
+        &token,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b_log = b.dir.path().join("serve.log");
+    let b_host = b.serve_logging(std::process::Stdio::from(
+        std::fs::File::create(&b_log).unwrap(),
+    ));
+    let (builder, _, user) = b.tokens.clone();
+    let agent = "name: balances\nmodel: scripted\nmcp-servers: [payments]\n";
+    let (st, v) = post(&b_host, "/v1/agents", &builder, json!({"yaml": agent})).await;
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = post(
+        &b_host,
+        "/v1/sessions",
+        &user,
+        json!({"agent": "balances", "input": "balance?"}),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let session = v["id"].as_str().unwrap().to_string();
+    let ev = wait_for(&b_host, &session, &user, |ev| {
+        count(ev, "run_finished") == 1
+    })
+    .await;
+    let result = ev.iter().find(|e| e["type"] == "tool_result").unwrap();
+    assert_eq!(result["ok"], true, "the call went through: {result}");
+    assert!(
+        result["content"].as_str().unwrap().contains("12500"),
+        "{result}"
+    );
+    let run = ev.iter().find(|e| e["type"] == "run_started").unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (st, trace) = get(
+        &b_host,
+        &format!("/v1/sessions/{session}/runs/{run}/trace"),
+        &user,
+    )
+    .await;
+    assert_eq!(st, 200, "{trace}");
+    drop(b_host);
+    drop(a_host);
+
+    let mut scanned = vec![
+        ("events", serde_json::to_string(&ev).unwrap()),
+        ("trace", trace.to_string()),
+        ("gateway log", std::fs::read_to_string(&b_log).unwrap()),
+        ("upstream log", std::fs::read_to_string(&a_log).unwrap()),
+    ];
+    for f in tack_tests::registries::files_under(b.dir.path())
+        .into_iter()
+        .chain(tack_tests::registries::files_under(a.dir.path()))
+    {
+        scanned.push((
+            "file",
+            String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned(),
+        ));
+    }
+    assert!(
+        scanned[2].1.contains("Service initialized as client")
+            && scanned[3].1.contains("read_balance"),
+        "both hosts logged the exchange at debug level"
+    );
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let forms = [
+        token.clone(),
+        b64.encode(&token),
+        b64.encode(format!("Bearer {token}")),
+    ];
+    for (what, text) in &scanned {
+        for form in &forms {
+            assert_eq!(
+                text.matches(form.as_str()).count(),
+                0,
+                "the credential leaked into the {what} (as {form})"
+            );
+        }
+    }
+}

@@ -163,6 +163,9 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "error".into()),
         )
         .with_writer(std::io::stderr)
+        // Colours for a terminal only: a log file or a collector gets plain
+        // `key=value` text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let g = cli.globals;

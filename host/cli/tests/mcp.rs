@@ -1365,6 +1365,19 @@ scenarios:
             && scanned[3].1.contains("read_balance"),
         "both hosts logged the exchange at debug level"
     );
+    // The upstream's record of the call names the caller by its token's name.
+    let record = scanned[3]
+        .1
+        .lines()
+        .find(|l| l.contains("MCP tools/call"))
+        .expect("the upstream logs each call");
+    assert!(
+        record.contains("toolset=pay")
+            && record.contains("tool=read_balance")
+            && record.contains("caller=una")
+            && record.contains("outcome=\"ok\""),
+        "{record}"
+    );
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD;
     let forms = [

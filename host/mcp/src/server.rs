@@ -128,7 +128,36 @@ impl ToolServer {
         self.call_as(name, arguments, None).await
     }
 
+    /// The call, with one record of it in the host's log (`TACK_LOG=info`):
+    /// toolset, tool, caller, outcome and time taken.
     async fn call_as(
+        &self,
+        name: &str,
+        arguments: Value,
+        waiter: Option<&RequestContext<RoleServer>>,
+    ) -> Result<CallToolResult, McpError> {
+        let start = std::time::Instant::now();
+        let result = self.call_gated(name, arguments, waiter).await;
+        let caller = waiter
+            .and_then(principal)
+            .map_or_else(|| "stdio".to_string(), |p| p.name);
+        let outcome = match &result {
+            Ok(r) if r.is_error == Some(true) => "tool_error",
+            Ok(_) => "ok",
+            Err(_) => "protocol_error",
+        };
+        tracing::info!(
+            toolset = %self.name,
+            tool = %name,
+            caller = %caller,
+            outcome,
+            elapsed_us = start.elapsed().as_micros() as u64,
+            "MCP tools/call"
+        );
+        result
+    }
+
+    async fn call_gated(
         &self,
         name: &str,
         arguments: Value,

@@ -132,18 +132,27 @@ async fn connect(g: &Globals, server: &str) -> Result<tack_mcp::Upstream, Failur
         )
         .help("define one: [mcp-servers.NAME] command = \"…\" (see docs/mcp.md)")
     })?;
-    // Secrets are opened only for a server that names some.
-    let secrets = if config.secret_env.is_empty()
-        && config.secret_headers.is_empty()
-        && config.bearer_secret.is_none()
-    {
-        None
-    } else {
-        Some(crate::secret::StorageArgs::default().secrets(g).await?)
-    };
+    let secrets = secrets_for(g, [config]).await?;
     tack_mcp::Upstream::connect(server, config, secrets.as_ref())
         .await
         .map_err(unusable)
+}
+
+/// The host's secrets, if one of `servers` names some (only then is the
+/// master key needed).
+async fn secrets_for<'a>(
+    g: &Globals,
+    servers: impl IntoIterator<Item = &'a tack_config::McpServerConfig>,
+) -> Result<Option<tack_secrets::Secrets>, Failure> {
+    let named = servers.into_iter().any(|c| {
+        !c.secret_env.is_empty() || !c.secret_headers.is_empty() || c.bearer_secret.is_some()
+    });
+    if !named {
+        return Ok(None);
+    }
+    Ok(Some(
+        crate::secret::StorageArgs::default().secrets(g).await?,
+    ))
 }
 
 async fn serve(a: ServeArgs, g: &Globals) -> Result<ExitCode, Failure> {
@@ -165,7 +174,16 @@ async fn serve(a: ServeArgs, g: &Globals) -> Result<ExitCode, Failure> {
         .help("define one: [toolsets.NAME] tools = [\"tack/jq@0.1.0\"]")
     })?;
     let (source, runtime) = components(&host, g)?;
-    let resolver = Resolver::new(runtime, Arc::new(source), Arc::new(host), None);
+    // Upstream servers the toolset re-exports are reached through a gateway
+    // of this process.
+    let upstreams = toolset
+        .mcp_servers
+        .iter()
+        .filter_map(|n| host.mcp_servers.get(n));
+    let secrets = secrets_for(g, upstreams).await?;
+    let gateway = tack_mcp::Gateway::new(&host.mcp_servers, secrets);
+    let resolver = Resolver::new(runtime, Arc::new(source), Arc::new(host), None)
+        .with_tool_servers(Some(Arc::new(gateway)));
     let tools = resolver
         .toolset(&a.toolset)
         .await

@@ -22,7 +22,8 @@ from mcp.client.stdio import stdio_client
 
 async def main():
     params = StdioServerParameters(
-        command=sys.argv[1], args=["mcp", "serve", "support"], env=dict(os.environ))
+        command=sys.argv[1], args=["mcp", "serve", os.environ.get("TACK_TOOLSET", "support")],
+        env=dict(os.environ))
     calls = json.loads(sys.argv[2])
     async with stdio_client(params) as (read, write):
         async with ClientSession(read, write) as session:
@@ -1394,4 +1395,79 @@ scenarios:
             );
         }
     }
+}
+
+/// A toolset re-exports an upstream MCP server through the gateway: the
+/// Python client sees `mcp-server-time`'s tools as `time__…` beside a Wasm
+/// tool, with the host's flags (an untrusted server's unlisted tool is
+/// destructive, so over stdio it is refused), and calls one; arguments that
+/// miss the upstream's schema are refused before the call.
+#[test]
+fn a_toolset_reexports_an_upstream_server_through_the_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let registry = TackRegistry::start_in(&d.join("registry"), None);
+    let config = setup(
+        d,
+        &registry,
+        "[mcp-servers.time]\ncommand = \"mcp-server-time\"\nread-only = [\"get_current_time\"]\n\n\
+         [toolsets.relay]\ntools = [\"tack/jq@0.1.0\"]\nmcp-servers = [\"time\"]\n",
+    );
+    let calls = json!([
+        ["time__get_current_time", {"timezone": "UTC"}],
+        ["time__convert_time", {"source_timezone": "UTC", "time": "12:00", "target_timezone": "Asia/Tokyo"}],
+        ["time__get_current_time", {"timezone": 5}],
+        ["jq", {"filter": ".a", "input": {"a": 2}}]
+    ]);
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(CLIENT)
+        .arg(env!("CARGO_BIN_EXE_tack"))
+        .arg(calls.to_string())
+        .current_dir(d)
+        .env("TACK_TOOLSET", "relay")
+        .env("TACK_CONFIG", &config)
+        .env("TACK_ARTIFACT_DIR", d.join("artifacts"))
+        .env(
+            "TACK_CACHE_DIR",
+            tack_tests::workspace_root().join("target/tack-test-cache"),
+        )
+        .output()
+        .expect("python3 runs (with the `mcp` package: scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "the client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tools = &seen["tools"];
+    assert_eq!(
+        tools["time__get_current_time"]["read_only"], true,
+        "{tools}"
+    );
+    assert_eq!(tools["time__convert_time"]["destructive"], true, "{tools}");
+    assert_eq!(tools["jq"]["destructive"], false, "{tools}");
+    let calls = seen["calls"].as_array().unwrap();
+    assert_eq!(calls[0]["is_error"], false, "{}", calls[0]);
+    assert!(
+        calls[0]["text"].as_str().unwrap().contains("UTC"),
+        "{}",
+        calls[0]
+    );
+    assert_eq!(calls[1]["is_error"], true, "{}", calls[1]);
+    assert!(
+        calls[1]["text"]
+            .as_str()
+            .unwrap()
+            .contains("runs only after an approval"),
+        "{}",
+        calls[1]
+    );
+    assert_eq!(calls[2]["is_error"], true, "{}", calls[2]);
+    assert!(
+        calls[2]["text"].as_str().unwrap().contains("timezone"),
+        "{}",
+        calls[2]
+    );
+    assert_eq!(calls[3]["text"], "2", "{}", calls[3]);
 }

@@ -241,6 +241,10 @@ pub struct Toolset {
     /// come from `[tools."repo"]` as for an agent.
     #[serde(default)]
     pub tools: Vec<String>,
+    /// Upstream MCP servers (names of `[mcp-servers.*]`) whose tools this
+    /// toolset serves too, through the gateway, as `server__tool`.
+    #[serde(default)]
+    pub mcp_servers: Vec<String>,
     /// What becomes of a call to a destructive tool.
     #[serde(default)]
     pub destructive_calls: DestructiveCalls,
@@ -513,6 +517,22 @@ impl HostConfig {
             }
         }
         host.limits.check().map_err(err)?;
+        for (name, t) in &host.toolsets {
+            for (i, server) in t.mcp_servers.iter().enumerate() {
+                if !host.mcp_servers.contains_key(server) {
+                    let known: Vec<&str> = host.mcp_servers.keys().map(String::as_str).collect();
+                    return Err(err(format!(
+                        "toolsets.{name}.mcp-servers[{i}]: no MCP server `{server}` is \
+                         configured (known: {})",
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    )));
+                }
+            }
+        }
         for (name, m) in &host.mcp_servers {
             if m.command.is_some() == m.url.is_some() {
                 return Err(err(format!(
@@ -772,6 +792,10 @@ require-signature = false
         let c = HostConfig::from_toml("[toolsets.s]\ntools = [\"a/b@1.0.0\"]", &path()).unwrap();
         assert_eq!(c.toolsets["s"].tools, ["a/b@1.0.0"]);
         assert!(e("[toolsets.s]\ntool = []").contains("unknown field `tool`"));
+        assert!(
+            e("[toolsets.s]\nmcp-servers = [\"jira\"]")
+                .contains("toolsets.s.mcp-servers[0]: no MCP server `jira` is configured")
+        );
         let m = |body: &str| e(&format!("[mcp-servers.m]\n{body}"));
         assert!(m("command = \"x\"\nurl = \"http://h\"").contains("either `command`"));
         assert!(m("args = []").contains("either `command`"));

@@ -673,6 +673,13 @@ impl Resolver {
         for reference in &toolset.tools {
             tools.extend(self.tools(reference).await?);
         }
+        for (i, server) in toolset.mcp_servers.iter().enumerate() {
+            let used = tack_agent::McpServerUse {
+                name: server.clone(),
+                tools: None,
+            };
+            tools.extend(self.server_tools(i, &used).await?);
+        }
         Ok(tools)
     }
 

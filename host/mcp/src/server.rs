@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tack_config::{DestructiveCalls, Toolset};
 use tack_engine::Principal;
-use tack_engine::components::ToolEntry;
+use tack_engine::components::{Backend, ToolEntry};
 use tack_engine::direct::{DirectApprovals, DirectOutcome, DirectRequest};
 use tack_runtime::{CallContext, CallError, Content, LogLevel, LogRecord};
 
@@ -64,12 +64,12 @@ struct Gate {
 
 impl ToolServer {
     /// A server called `name` (the toolset's name) offering `tools`, which
-    /// must have distinct names and each a sandbox.
+    /// must have distinct names and each run in a sandbox or upstream.
     pub fn new(name: &str, tools: Vec<ToolEntry>) -> Result<ToolServer, String> {
         let mut seen = std::collections::BTreeSet::new();
         for t in &tools {
-            if t.sandbox().is_none() {
-                return Err(format!("tool `{}` has no sandbox to run in", t.name));
+            if matches!(t.backend, Backend::Builtin) {
+                return Err(format!("tool `{}` is built into agent runs", t.name));
             }
             if !seen.insert(t.name.clone()) {
                 return Err(format!(
@@ -223,12 +223,17 @@ impl ToolServer {
         let gate = &*self.gate;
         let name = &entry.name;
         // Arguments that do not fit are refused before an approver sees them.
-        if let Some(sandbox) = entry.sandbox()
-            && let Err(e) = sandbox.check_arguments(&entry.tool, &arguments).await
-        {
-            return Ok(CallToolResult::error(vec![ContentBlock::text(
-                e.to_string(),
-            )]));
+        let misfit = match &entry.backend {
+            Backend::Wasm(sandbox) => sandbox
+                .check_arguments(&entry.tool, &arguments)
+                .await
+                .err()
+                .map(|e| e.to_string()),
+            Backend::Remote(tool) => tool.check_arguments(&arguments).err().map(|e| e.message),
+            Backend::Builtin => None,
+        };
+        if let Some(e) = misfit {
+            return Ok(CallToolResult::error(vec![ContentBlock::text(e)]));
         }
         let requested_by = who.name.clone();
         let mut held = desk.hold(DirectRequest {
@@ -354,10 +359,26 @@ fn rank(l: LoggingLevel) -> u8 {
 /// tool's log records.
 async fn run(entry: &ToolEntry, arguments: Value) -> (CallToolResult, Vec<LogRecord>) {
     let name = &entry.name;
-    let sandbox = entry.sandbox().expect("checked in new");
     let ctx = CallContext {
         call_id: format!("mcp_{}", ulid::Ulid::generate()),
         ..CallContext::default()
+    };
+    let sandbox = match &entry.backend {
+        Backend::Wasm(sandbox) => sandbox,
+        // An upstream server's tool, re-exported: through the gateway (schema
+        // check, timeout, size cap), its errors as tool errors.
+        Backend::Remote(tool) => {
+            let outcome = match tool.check_arguments(&arguments) {
+                Ok(()) => tool.call(&arguments, &ctx).await,
+                Err(e) => Err(e),
+            };
+            let result = match outcome {
+                Ok(parts) => success(parts),
+                Err(e) => CallToolResult::error(vec![ContentBlock::text(e.message)]),
+            };
+            return (result, Vec::new());
+        }
+        Backend::Builtin => unreachable!("refused in ToolServer::new"),
     };
     let outcome = sandbox
         .call(&entry.tool, &arguments.to_string(), &ctx)

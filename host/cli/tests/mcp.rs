@@ -1471,3 +1471,95 @@ fn a_toolset_reexports_an_upstream_server_through_the_gateway() {
     );
     assert_eq!(calls[3]["text"], "2", "{}", calls[3]);
 }
+
+/// An upstream server whose tool list changes: `retire` removes `old` and
+/// announces the change.
+const CHANGING_SERVER: &str = r#"
+from mcp.server.mcpserver import MCPServer, Context
+
+server = MCPServer("changing")
+
+@server.tool()
+def old() -> str:
+    """About to go."""
+    return "still here"
+
+@server.tool()
+async def retire(ctx: Context) -> str:
+    """Remove `old` and say so."""
+    server.remove_tool("old")
+    await ctx.notify_tools_changed()
+    return "retired"
+
+server.run("stdio")
+"#;
+
+/// A server's tool-list change reaches the gateway: a call to a tool that
+/// went away mid-run is a clear tool error (the run goes on), and the next
+/// session of the agent is resolved again, without the tool.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_tool_list_refreshes_the_agents_tools() {
+    tack_distribution::client::install_crypto();
+    let script = r#"
+scenarios:
+  - match: "first"
+    steps:
+      - tool_calls: [{name: live__retire, arguments: {}}]
+      - tool_calls: [{name: live__old, arguments: {}}]
+      - text: "done"
+  - steps:
+      - tool_calls: [{name: live__old, arguments: {}}]
+      - text: "done"
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let server = dir.path().join("changing.py");
+    std::fs::write(&server, CHANGING_SERVER).unwrap();
+    let extra = format!(
+        "{UNSIGNED_TACK}\n[mcp-servers.live]\ncommand = \"python3\"\nargs = [\"{}\"]\n\
+         read-only = [\"old\", \"retire\"]\n",
+        server.display()
+    );
+    let s = Setup::build("sqlite://host.db", None, script, &extra).await;
+    let (builder, _, user) = s.tokens.clone();
+    let host = s.serve();
+    let agent = "name: live\nmodel: scripted\nmcp-servers: [live]\n";
+    let (st, v) = post(&host, "/v1/agents", &builder, json!({"yaml": agent})).await;
+    assert_eq!(st, 201, "{v}");
+    let session = |input: &'static str| {
+        let host = &host;
+        let user = user.clone();
+        async move {
+            let (st, v) = post(
+                host,
+                "/v1/sessions",
+                &user,
+                json!({"agent": "live", "input": input}),
+            )
+            .await;
+            assert_eq!(st, 201, "{v}");
+            let id = v["id"].as_str().unwrap().to_string();
+            wait_for(host, &id, &user, |ev| count(ev, "run_finished") == 1).await
+        }
+    };
+    let ev = session("first").await;
+    let results: Vec<&Value> = ev.iter().filter(|e| e["type"] == "tool_result").collect();
+    assert_eq!(results[0]["ok"], true, "{:?}", results[0]);
+    assert_eq!(results[1]["error_code"], "not_found", "{:?}", results[1]);
+    assert!(
+        results[1]["content"]
+            .as_str()
+            .unwrap()
+            .contains("no longer offers `old`"),
+        "{:?}",
+        results[1]
+    );
+    let ev = session("second").await;
+    let result = ev.iter().find(|e| e["type"] == "tool_result").unwrap();
+    assert!(
+        result["content"]
+            .as_str()
+            .unwrap()
+            .contains("there is no tool `live__old`"),
+        "the agent was resolved again, without the tool: {result}"
+    );
+}

@@ -219,6 +219,13 @@ pub struct ToolSet {
 }
 
 impl ResolvedAgent {
+    /// Whether any of its tools lives on an upstream MCP server.
+    pub fn uses_remote_tools(&self) -> bool {
+        self.tools
+            .iter()
+            .any(|t| matches!(t.backend, Backend::Remote(_)))
+    }
+
     /// An agent resolved from its parts.
     pub fn new(
         spec: AgentSpec,

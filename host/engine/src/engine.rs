@@ -88,9 +88,14 @@ pub(crate) struct Inner {
     sessions: Mutex<HashMap<String, Arc<SessionHandle>>>,
     /// Loaded sessions at which the next sweep of unused ones runs.
     sweep_at: AtomicUsize,
-    agents: tokio::sync::Mutex<HashMap<(String, u32), Arc<ResolvedAgent>>>,
+    /// Resolved agents, each with the tool servers' revision it was resolved
+    /// at.
+    agents: tokio::sync::Mutex<HashMap<(String, u32), Resolved>>,
     direct: Arc<crate::direct::DirectApprovals>,
 }
+
+/// An agent as resolved, and the tool servers' revision it was resolved at.
+type Resolved = (Arc<ResolvedAgent>, u64);
 
 /// The agent engine. Cheap to clone.
 #[derive(Clone)]
@@ -245,8 +250,13 @@ impl Engine {
         name: &str,
         version: u32,
     ) -> Result<Arc<ResolvedAgent>, EngineError> {
+        let revision = self.tool_servers().map_or(0, |s| s.revision());
         let mut agents = self.inner.agents.lock().await;
-        if let Some(a) = agents.get(&(name.to_string(), version)) {
+        // An agent with upstream tools is resolved again after a server
+        // announced a change to its tool list.
+        if let Some((a, at)) = agents.get(&(name.to_string(), version))
+            && (*at == revision || !a.uses_remote_tools())
+        {
             return Ok(a.clone());
         }
         let record = self
@@ -264,7 +274,7 @@ impl Engine {
             })
         })?;
         let resolved = Arc::new(self.inner.resolver.resolve(spec, version).await?);
-        agents.insert((name.to_string(), version), resolved.clone());
+        agents.insert((name.to_string(), version), (resolved.clone(), revision));
         Ok(resolved)
     }
 

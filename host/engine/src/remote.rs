@@ -16,6 +16,13 @@ pub trait ToolServers: Send + Sync {
     /// with its effective flags in its descriptor and named as the server
     /// names it.
     fn tools<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<RemoteEntry>, RemoteError>>;
+
+    /// A number that changes when any server's tool list may have changed
+    /// (a `list_changed` notification): agents resolved before are resolved
+    /// again.
+    fn revision(&self) -> u64 {
+        0
+    }
 }
 
 /// One tool of a server, ready to call.

@@ -15,7 +15,9 @@
 //! and `read-only` lists always win.
 
 use http::{HeaderName, HeaderValue};
-use rmcp::model::{CallToolRequestParams, CallToolResult, ContentBlock, ProtocolVersion, Tool};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ContentBlock, ProtocolVersion, SubscriptionFilter, Tool,
+};
 use rmcp::service::{
     ClientInitializeError, ClientLifecycleMode, ClientServiceExt, RoleClient, RunningService,
 };
@@ -24,6 +26,8 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use serde_json::Value;
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tack_config::McpServerConfig;
 use tack_secrets::{SecretValue, Secrets};
@@ -116,11 +120,44 @@ pub struct UpstreamResult {
     pub structured: Option<Value>,
 }
 
+/// Counts the tool-list changes upstream servers announce
+/// (`notifications/tools/list_changed`: unscoped, or on a 2026-07-28 listen
+/// stream). Cheap to clone; clones share the count.
+#[derive(Clone, Default)]
+pub struct ChangeWatch {
+    changes: Arc<AtomicU64>,
+}
+
+impl ChangeWatch {
+    /// How many changes were announced so far.
+    pub fn count(&self) -> u64 {
+        self.changes.load(Ordering::SeqCst)
+    }
+
+    fn changed(&self, server: &str) {
+        tracing::info!(server, "MCP server's tool list changed");
+        self.changes.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// The client side of a connection: tells the watch about list changes.
+#[derive(Clone)]
+struct Watcher {
+    server: String,
+    watch: ChangeWatch,
+}
+
+impl rmcp::ClientHandler for Watcher {
+    async fn on_tool_list_changed(&self, _: rmcp::service::NotificationContext<RoleClient>) {
+        self.watch.changed(&self.server);
+    }
+}
+
 /// A connected upstream MCP server.
 pub struct Upstream {
     name: String,
     config: McpServerConfig,
-    service: RunningService<RoleClient, ()>,
+    service: RunningService<RoleClient, Watcher>,
 }
 
 impl Upstream {
@@ -133,6 +170,21 @@ impl Upstream {
         config: &McpServerConfig,
         secrets: Option<&Secrets>,
     ) -> Result<Upstream, UpstreamError> {
+        Upstream::connect_watched(name, config, secrets, ChangeWatch::default()).await
+    }
+
+    /// [`connect`](Self::connect), counting the server's tool-list changes
+    /// in `watch`.
+    pub async fn connect_watched(
+        name: &str,
+        config: &McpServerConfig,
+        secrets: Option<&Secrets>,
+        watch: ChangeWatch,
+    ) -> Result<Upstream, UpstreamError> {
+        let watcher = Watcher {
+            server: name.to_string(),
+            watch: watch.clone(),
+        };
         let fail = |message: String| UpstreamError::Connect {
             server: name.to_string(),
             message,
@@ -162,13 +214,17 @@ impl Upstream {
                     }
                     let transport = rmcp::transport::TokioChildProcess::new(command)
                         .map_err(|e| fail(format!("cannot start `{program}`: {e}")))?;
-                    ().serve_with_lifecycle(transport, lifecycle)
+                    watcher
+                        .clone()
+                        .serve_with_lifecycle(transport, lifecycle)
                         .await
                         .map_err(|e| fail(e.to_string()))
                 }
                 (None, Some(url)) => {
                     let transport = http_transport(name, config, url, secrets, limit).await?;
-                    ().serve_with_lifecycle(transport, lifecycle)
+                    watcher
+                        .clone()
+                        .serve_with_lifecycle(transport, lifecycle)
                         .await
                         .map_err(|e| fail(handshake_error(e)))
                 }
@@ -181,6 +237,24 @@ impl Upstream {
         let service = tokio::time::timeout(limit, handshake)
             .await
             .map_err(|_| fail(format!("no handshake within {limit:?} (connect-timeout)")))??;
+        // In the stateless era, list changes come on a listen stream the client
+        // opens; a server that offers none simply sends nothing.
+        let stateless = service
+            .peer_info()
+            .is_some_and(|i| i.protocol_version == ProtocolVersion::V_2026_07_28);
+        if stateless {
+            let peer = service.peer().clone();
+            let server = name.to_string();
+            tokio::spawn(async move {
+                let filter = SubscriptionFilter::builder().tools_list_changed().build();
+                let Ok(mut changes) = peer.listen(filter).await else {
+                    return;
+                };
+                while let Ok(Some(_)) = changes.next().await {
+                    watch.changed(&server);
+                }
+            });
+        }
         Ok(Upstream {
             name: name.to_string(),
             config: config.clone(),

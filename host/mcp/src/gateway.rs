@@ -8,7 +8,7 @@
 //! checked against the server's input schema, bounded by `call-timeout`, and
 //! their results mapped to tool content and cut to `max-result-bytes`.
 
-use crate::client::{Upstream, UpstreamError, UpstreamTool};
+use crate::client::{ChangeWatch, Upstream, UpstreamError, UpstreamTool};
 use futures_util::future::BoxFuture;
 use rmcp::model::{CallToolResult, ContentBlock, ResourceContents};
 use serde_json::Value;
@@ -26,6 +26,8 @@ use tokio::sync::Mutex;
 pub struct Gateway {
     servers: Arc<BTreeMap<String, Server>>,
     secrets: Option<Secrets>,
+    /// Tool-list changes announced by any server.
+    changes: ChangeWatch,
 }
 
 struct Server {
@@ -52,6 +54,7 @@ impl Gateway {
                     .collect(),
             ),
             secrets,
+            changes: ChangeWatch::default(),
         }
     }
 
@@ -64,7 +67,15 @@ impl Gateway {
             return Ok(u.clone());
         }
         *live = None;
-        let u = Arc::new(Upstream::connect(name, &server.config, self.secrets.as_ref()).await?);
+        let u = Arc::new(
+            Upstream::connect_watched(
+                name,
+                &server.config,
+                self.secrets.as_ref(),
+                self.changes.clone(),
+            )
+            .await?,
+        );
         *live = Some(u.clone());
         Ok(u)
     }
@@ -100,6 +111,10 @@ impl Gateway {
 }
 
 impl ToolServers for Gateway {
+    fn revision(&self) -> u64 {
+        self.changes.count()
+    }
+
     fn tools<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<RemoteEntry>, RemoteError>> {
         Box::pin(async move {
             let tools = self.offered(name).await.map_err(remote_error)?;
@@ -230,7 +245,7 @@ impl RemoteTool for GatewayTool {
                 .upstream(&self.server)
                 .await
                 .map_err(remote_error)?;
-            match upstream.call_tool(&self.tool, arguments.clone()).await {
+            let outcome = match upstream.call_tool(&self.tool, arguments.clone()).await {
                 Ok(r) => parts(r, self.max_result),
                 Err(e) => {
                     if e.is_connection_lost() || upstream.is_closed() {
@@ -238,7 +253,25 @@ impl RemoteTool for GatewayTool {
                     }
                     Err(remote_error(e))
                 }
+            };
+            // A tool the server no longer lists (servers answer with a
+            // JSON-RPC error or a tool error): say so, beside what the
+            // server's error says.
+            if let Err(e) = &outcome
+                && matches!(e.code, "protocol" | "tool_error")
+                && let Ok(tools) = upstream.tools().await
+                && !tools.iter().any(|t| t.tool.name == self.tool)
+            {
+                return Err(RemoteError::new(
+                    "not_found",
+                    format!(
+                        "MCP server `{}` no longer offers `{}` (its tool list changed since \
+                         this run began; the next run sees the new list): {}",
+                        self.server, self.tool, e.message
+                    ),
+                ));
             }
+            outcome
         })
     }
 }

@@ -263,3 +263,102 @@ impl DirectApprovals {
         Ok(waiting.view)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::principal::Role;
+    use serde_json::json;
+    use tack_runtime::{Annotations, ToolDescriptor};
+
+    fn request() -> DirectRequest {
+        DirectRequest {
+            source: "mcp:support".into(),
+            tool: ToolEntry {
+                name: "issue_refund".into(),
+                tool: "issue_refund".into(),
+                plugin: "tack/payments@0.1.0".into(),
+                descriptor: ToolDescriptor {
+                    name: "issue_refund".into(),
+                    description: String::new(),
+                    input_schema: json!({"type": "object"}),
+                    output_schema: None,
+                    annotations: Annotations::default(),
+                },
+                destructive: true,
+                backend: Backend::Builtin,
+            },
+            arguments: json!({"account": "acct_alice", "card": "4111"}),
+            redacted: vec!["/card".into()],
+            requested_by: Principal::new("una", Role::User),
+            approvers: vec!["approver".into()],
+            reason: "destructive".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn one_decision_runs_the_call_with_its_own_arguments() {
+        let desk = Arc::new(DirectApprovals::default());
+        let mut held = desk.hold(request());
+        let listed = desk.pending();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].requested_by, "una");
+        assert_ne!(
+            listed[0].arguments["card"], "4111",
+            "approvers see it redacted"
+        );
+
+        let user = Principal::new("una", Role::User);
+        let e = desk
+            .decide(&held.id, &user, Verdict::Approve, None, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, EngineError::Forbidden(_)), "{e}");
+        let e = desk
+            .decide(
+                &held.id,
+                &Principal::new("ada", Role::Approver),
+                Verdict::Edit,
+                None,
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, EngineError::Invalid(_)), "{e}");
+        assert!(desk.contains(&held.id), "refusals leave it pending");
+
+        let approver = Principal::new("ada", Role::Approver);
+        desk.decide(&held.id, &approver, Verdict::Approve, None, None)
+            .await
+            .unwrap();
+        let e = desk
+            .decide(&held.id, &approver, Verdict::Deny, None, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, EngineError::NotFound(_)), "decided once: {e}");
+        assert_eq!(
+            held.outcome().await,
+            DirectOutcome::Approved {
+                by: "ada".into(),
+                arguments: json!({"account": "acct_alice", "card": "4111"}),
+            },
+            "the call runs with the real arguments"
+        );
+        assert!(desk.pending().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_stops_waiting_withdraws_its_approval() {
+        let desk = Arc::new(DirectApprovals::default());
+        let held = desk.hold(request());
+        let id = held.id.clone();
+        drop(held);
+        assert!(desk.pending().is_empty());
+        let admin = Principal::new("root", Role::Admin);
+        let e = desk
+            .decide(&id, &admin, Verdict::Approve, None, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, EngineError::NotFound(_)), "{e}");
+    }
+}

@@ -13,8 +13,10 @@
 //!    covers the call.
 
 use crate::builtin;
-use crate::components::{PolicySet, ToolEntry};
-use crate::events::{ApprovalStatus, Scope};
+use crate::components::{Backend, PolicySet, ToolEntry};
+use crate::error::EngineError;
+use crate::events::{ApprovalStatus, Scope, Verdict};
+use serde_json::Value;
 use tack_config::ApprovalScope;
 use tack_runtime::{CallContext, Decision, GateRequest, GrantScope};
 
@@ -173,4 +175,47 @@ pub async fn gate(
 fn dedup(v: &mut Vec<String>) {
     let mut seen = std::collections::BTreeSet::new();
     v.retain(|x| seen.insert(x.clone()));
+}
+
+/// The arguments an approver's decision carries: those of an `edit` (a JSON
+/// object), none for the others; any other combination is refused.
+pub fn decided_arguments(
+    verdict: Verdict,
+    arguments: Option<Value>,
+) -> Result<Option<Value>, EngineError> {
+    match (verdict, arguments) {
+        (Verdict::Edit, Some(a)) if a.is_object() => Ok(Some(a)),
+        (Verdict::Edit, _) => Err(EngineError::Invalid(
+            "an `edit` decision needs `arguments`, a JSON object".into(),
+        )),
+        (_, Some(_)) => Err(EngineError::Invalid(
+            "`arguments` go with an `edit` decision only".into(),
+        )),
+        (_, None) => Ok(None),
+    }
+}
+
+/// Whether an approver's `edited` arguments fit `tool`, before approval
+/// `approval_id` is spent on them: a misfit is refused, and the approval still
+/// waits.
+pub async fn check_edit(
+    tool: &ToolEntry,
+    edited: &Value,
+    approval_id: &str,
+) -> Result<(), EngineError> {
+    let refused = |e: String| {
+        EngineError::Invalid(format!(
+            "the edited arguments were refused, and approval `{approval_id}` still waits: {e}"
+        ))
+    };
+    match &tool.backend {
+        Backend::Wasm(sandbox) => sandbox
+            .check_arguments(&tool.tool, edited)
+            .await
+            .map_err(|e| refused(e.to_string())),
+        Backend::Remote(remote) => remote
+            .check_arguments(edited)
+            .map_err(|e| refused(e.to_string())),
+        Backend::Builtin => Ok(()),
+    }
 }

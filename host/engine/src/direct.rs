@@ -9,7 +9,7 @@
 //! stops waiting (the request ends, times out or is cancelled); a decision on
 //! it then is a 409 or a 404, never a call.
 
-use crate::components::{Backend, ToolEntry};
+use crate::components::ToolEntry;
 use crate::error::EngineError;
 use crate::events::Verdict;
 use crate::principal::Principal;
@@ -207,36 +207,9 @@ impl DirectApprovals {
                 approvers.join(", ")
             )));
         }
-        let edited = match (verdict, arguments) {
-            (Verdict::Edit, Some(a)) if a.is_object() => Some(a),
-            (Verdict::Edit, _) => {
-                return Err(EngineError::Invalid(
-                    "an `edit` decision needs `arguments`, a JSON object".into(),
-                ));
-            }
-            (_, Some(_)) => {
-                return Err(EngineError::Invalid(
-                    "`arguments` go with an `edit` decision only".into(),
-                ));
-            }
-            (_, None) => None,
-        };
+        let edited = crate::approval::decided_arguments(verdict, arguments)?;
         if let Some(a) = &edited {
-            let refused = |e: String| {
-                EngineError::Invalid(format!(
-                    "the edited arguments were refused, and approval `{id}` still waits: {e}"
-                ))
-            };
-            match &tool.backend {
-                Backend::Wasm(sandbox) => sandbox
-                    .check_arguments(&tool.tool, a)
-                    .await
-                    .map_err(|e| refused(e.to_string()))?,
-                Backend::Remote(remote) => remote
-                    .check_arguments(a)
-                    .map_err(|e| refused(e.to_string()))?,
-                Backend::Builtin => {}
-            }
+            crate::approval::check_edit(&tool, a, id).await?;
         }
         // Taken out under the lock: of two deciders, one finds it gone.
         let waiting = self.lock().remove(id).ok_or_else(gone)?;
@@ -267,6 +240,7 @@ impl DirectApprovals {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::components::Backend;
     use crate::principal::Role;
     use serde_json::json;
     use tack_runtime::{Annotations, ToolDescriptor};

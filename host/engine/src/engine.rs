@@ -1,7 +1,7 @@
 //! The engine: sessions, their logs and runners, and the operations the API
 //! offers (agents, sessions, messages, approval decisions, answers, interrupts).
 
-use crate::components::{Backend, ComponentSource, ResolvedAgent, Resolver};
+use crate::components::{ComponentSource, ResolvedAgent, Resolver};
 use crate::error::EngineError;
 use crate::events::{EventData, LoggedEvent, Status, Verdict};
 use crate::log::{Entry, SessionLog, logged};
@@ -596,20 +596,7 @@ impl Engine {
             .as_ref()
             .map(|r| r.run_id.clone())
             .unwrap_or_default();
-        let arguments = match (verdict, arguments) {
-            (Verdict::Edit, Some(a)) if a.is_object() => Some(a),
-            (Verdict::Edit, _) => {
-                return Err(EngineError::Invalid(
-                    "an `edit` decision needs `arguments`, a JSON object".into(),
-                ));
-            }
-            (_, Some(_)) => {
-                return Err(EngineError::Invalid(
-                    "`arguments` go with an `edit` decision only".into(),
-                ));
-            }
-            (_, None) => None,
-        };
+        let arguments = crate::approval::decided_arguments(verdict, arguments)?;
         // Edited arguments must fit the tool before the approval is spent on
         // them: a misfit is refused and the approval stays pending.
         if let Some(edited) = &arguments {
@@ -619,21 +606,8 @@ impl Engine {
                 .iter()
                 .chain(agent.skills.iter().flat_map(|k| k.tools.iter()))
                 .find(|t| t.name == approval.tool && t.plugin == approval.plugin);
-            let refused = |e: String| {
-                EngineError::Invalid(format!(
-                    "the edited arguments were refused, and approval `{approval_id}` \
-                     still waits: {e}"
-                ))
-            };
-            match entry.map(|t| (&t.backend, &t.tool)) {
-                Some((Backend::Wasm(sandbox), tool)) => sandbox
-                    .check_arguments(tool, edited)
-                    .await
-                    .map_err(|e| refused(e.to_string()))?,
-                Some((Backend::Remote(tool), _)) => tool
-                    .check_arguments(edited)
-                    .map_err(|e| refused(e.to_string()))?,
-                Some((Backend::Builtin, _)) | None => {}
+            if let Some(entry) = entry {
+                crate::approval::check_edit(entry, edited, approval_id).await?;
             }
         }
         let grant_expires_ms = match (verdict, approval.scope) {

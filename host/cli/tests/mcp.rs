@@ -45,6 +45,32 @@ async def main():
 asyncio.run(main())
 "#;
 
+/// What the Python client saw of `tack mcp serve TOOLSET` (in `dir`, with
+/// `config`), making `calls`.
+fn python_stdio_client(dir: &Path, config: &Path, toolset: &str, calls: &Value) -> Value {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(CLIENT)
+        .arg(env!("CARGO_BIN_EXE_tack"))
+        .arg(calls.to_string())
+        .current_dir(dir)
+        .env("TACK_TOOLSET", toolset)
+        .env("TACK_CONFIG", config)
+        .env("TACK_ARTIFACT_DIR", dir.join("artifacts"))
+        .env(
+            "TACK_CACHE_DIR",
+            tack_tests::workspace_root().join("target/tack-test-cache"),
+        )
+        .output()
+        .expect("python3 runs (with the `mcp` package: scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "the client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn run(dir: &Path, config: &Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_tack"))
         .current_dir(dir)
@@ -201,26 +227,7 @@ fn the_python_mcp_client_lists_and_calls_a_toolset_over_stdio() {
         ["issue_refund", {"account": "acct_alice", "amount_cents": 100, "reason": "x"}],
         ["jq", {"filter": 5, "input": {}}]
     ]);
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(CLIENT)
-        .arg(env!("CARGO_BIN_EXE_tack"))
-        .arg(calls.to_string())
-        .current_dir(d)
-        .env("TACK_CONFIG", &config)
-        .env("TACK_ARTIFACT_DIR", d.join("artifacts"))
-        .env(
-            "TACK_CACHE_DIR",
-            tack_tests::workspace_root().join("target/tack-test-cache"),
-        )
-        .output()
-        .expect("python3 runs (with the `mcp` package: scripts/test installs it)");
-    assert!(
-        out.status.success(),
-        "the client failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let seen = python_stdio_client(d, &config, "support", &calls);
     assert_eq!(seen["server"], "tack:support");
 
     // Annotations are tack's after the central flags.
@@ -1419,27 +1426,7 @@ fn a_toolset_reexports_an_upstream_server_through_the_gateway() {
         ["time__get_current_time", {"timezone": 5}],
         ["jq", {"filter": ".a", "input": {"a": 2}}]
     ]);
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(CLIENT)
-        .arg(env!("CARGO_BIN_EXE_tack"))
-        .arg(calls.to_string())
-        .current_dir(d)
-        .env("TACK_TOOLSET", "relay")
-        .env("TACK_CONFIG", &config)
-        .env("TACK_ARTIFACT_DIR", d.join("artifacts"))
-        .env(
-            "TACK_CACHE_DIR",
-            tack_tests::workspace_root().join("target/tack-test-cache"),
-        )
-        .output()
-        .expect("python3 runs (with the `mcp` package: scripts/test installs it)");
-    assert!(
-        out.status.success(),
-        "the client failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let seen = python_stdio_client(d, &config, "relay", &calls);
     let tools = &seen["tools"];
     assert_eq!(
         tools["time__get_current_time"]["read_only"], true,

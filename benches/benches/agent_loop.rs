@@ -36,6 +36,8 @@ use tack_engine::{Engine, EngineConfig, EventData, LocalSource, Principal, Retry
 use tack_runtime::FileIo;
 use tack_tests::{guest, runtime, workspace_root};
 
+use tack_benches::{percentile, pin_to_one_core};
+
 /// The allocator `tack` itself uses (`host/cli/src/main.rs`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -70,34 +72,6 @@ fn cpu_time() -> Duration {
     // utime and stime are fields 14 and 15 (1-based), 11 and 12 here.
     let hz = 100; // USER_HZ on Linux
     Duration::from_millis((ticks(11) + ticks(12)) * 1000 / hz)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-/// Re-run this binary under `taskset -c 0` unless it already is.
-fn pin_to_one_core() {
-    if std::env::var_os("TACK_BENCH_PINNED").is_some() {
-        return;
-    }
-    let exe = std::env::current_exe().expect("own path");
-    let status = Command::new("taskset")
-        .arg("-c")
-        .arg("0")
-        .arg(exe)
-        .args(std::env::args().skip(1))
-        .env("TACK_BENCH_PINNED", "1")
-        // A debugging setting, not a production one: with it, every error value
-        // made inside the runtime captures a backtrace.
-        .env_remove("RUST_BACKTRACE")
-        .status();
-    match status {
-        Ok(s) => std::process::exit(s.code().unwrap_or(1)),
-        Err(e) => {
-            eprintln!("taskset is not available ({e}); running unpinned");
-        }
-    }
 }
 
 /// Start the scripted model in its own process on core 1.

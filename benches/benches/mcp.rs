@@ -34,6 +34,8 @@ use tack_config::{HostConfig, McpServerConfig};
 use tack_engine::{Engine, EngineConfig, LocalSource, RetryPolicy, ToolServers};
 use tack_tests::{guest, runtime};
 
+use tack_benches::{percentile, pin_to_one_core};
+
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -42,10 +44,6 @@ const ROUND: Duration = Duration::from_secs(4);
 const ROUNDS: usize = 3;
 const SEQUENTIAL: usize = 2_000;
 const GATEWAY_CALLS: usize = 5_000;
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
 
 /// This binary again, in `mode`, on core 1 when `taskset` is there.
 fn on_core_1(mode: &str) -> Command {
@@ -59,25 +57,6 @@ fn on_core_1(mode: &str) -> Command {
     };
     c.arg(mode).env_remove("RUST_BACKTRACE");
     c
-}
-
-/// Re-run this binary under `taskset -c 0` unless it already is.
-fn pin_to_one_core() {
-    if std::env::var_os("TACK_BENCH_PINNED").is_some() {
-        return;
-    }
-    let exe = std::env::current_exe().expect("own path");
-    let status = Command::new("taskset")
-        .args(["-c", "0"])
-        .arg(exe)
-        .args(std::env::args().skip(1))
-        .env("TACK_BENCH_PINNED", "1")
-        .env_remove("RUST_BACKTRACE")
-        .status();
-    match status {
-        Ok(s) => std::process::exit(s.code().unwrap_or(1)),
-        Err(e) => eprintln!("taskset is not available ({e}); running unpinned"),
-    }
 }
 
 /// The upstream of the gateway measurement: `echo`, answered at once.

@@ -138,6 +138,10 @@ impl ToolServer {
     ) -> Result<CallToolResult, McpError> {
         let start = std::time::Instant::now();
         let result = self.call_gated(name, arguments, waiter).await;
+        // The record costs nothing on the hot path unless it is written.
+        if !tracing::enabled!(tracing::Level::INFO) {
+            return result;
+        }
         let caller = waiter
             .and_then(principal)
             .map_or_else(|| "stdio".to_string(), |p| p.name);

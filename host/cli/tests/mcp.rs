@@ -1072,7 +1072,10 @@ async fn http_upstreams_are_reached_with_credentials_from_the_secret_store() {
     };
     set("tack_not_a_token");
     let err = failure(tack_with_key(d, &config, &key, &balance, ""));
-    assert!(err.contains("requires authorization"), "{err}");
+    assert!(
+        err.contains("needs authorization: the handshake was refused: no valid token"),
+        "{err}"
+    );
     assert!(
         !err.contains("tack_not_a_token"),
         "the token is not echoed: {err}"

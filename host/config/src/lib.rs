@@ -212,6 +212,45 @@ pub struct McpServerConfig {
     /// `enable-tools` says.
     #[serde(default)]
     pub disable_tools: Vec<String>,
+    /// Reach the server with OAuth 2.1 tokens (`[mcp-servers.NAME.oauth]`;
+    /// HTTP servers only).
+    pub oauth: Option<McpOAuthConfig>,
+}
+
+/// How the gateway gets OAuth tokens for an upstream server. Discovery
+/// (protected-resource and authorization-server metadata), PKCE, the
+/// `resource` indicator and refreshing are not configured: they follow the
+/// specification.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct McpOAuthConfig {
+    /// A client id registered with the authorization server beforehand.
+    /// Unset: a client metadata document (`client-metadata-url`) where the
+    /// server accepts one, else dynamic client registration.
+    pub client_id: Option<String>,
+    /// The secret holding that client's secret (a confidential client).
+    pub client_secret: Option<String>,
+    /// The HTTPS address of this host's client metadata document.
+    pub client_metadata_url: Option<String>,
+    /// The scopes to ask for. Unset: those the server's challenge or
+    /// metadata name.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Whose token a call carries.
+    #[serde(default)]
+    pub delegation: Delegation,
+}
+
+/// Whose OAuth token the gateway sends to an upstream server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Delegation {
+    /// One token for the whole host, from `tack mcp login NAME`.
+    #[default]
+    Host,
+    /// Each session user's own: a run whose user has none asks the user to
+    /// authorize (`mcp_auth_required`) and waits.
+    PerUser,
 }
 
 impl McpServerConfig {
@@ -547,6 +586,7 @@ impl HostConfig {
                 ("bearer-secret", m.bearer_secret.is_some(), false),
                 ("secret-headers", !m.secret_headers.is_empty(), false),
                 ("headers", !m.headers.is_empty(), false),
+                ("oauth", m.oauth.is_some(), false),
             ] {
                 if set && stdio != wanted {
                     return Err(err(format!(
@@ -583,12 +623,40 @@ impl HostConfig {
             }
             let named = (m.secret_env.values().map(|n| ("secret-env", n)))
                 .chain(m.secret_headers.values().map(|n| ("secret-headers", n)))
-                .chain(m.bearer_secret.iter().map(|n| ("bearer-secret", n)));
+                .chain(m.bearer_secret.iter().map(|n| ("bearer-secret", n)))
+                .chain(
+                    m.oauth
+                        .iter()
+                        .flat_map(|o| o.client_secret.iter())
+                        .map(|n| ("oauth.client-secret", n)),
+                );
             for (field, n) in named {
                 if let Some(what) = tack_agent::looks_like_secret(n) {
                     return Err(err(format!(
                         "mcp-servers.{name}.{field} holds what looks like {what}: it names \
                          secrets (`tack secret set NAME`), it does not hold them"
+                    )));
+                }
+            }
+            if let Some(o) = &m.oauth {
+                if m.bearer_secret.is_some() {
+                    return Err(err(format!(
+                        "mcp-servers.{name}: `bearer-secret` and `oauth` both set the \
+                         Authorization header; keep one"
+                    )));
+                }
+                if o.client_secret.is_some() && o.client_id.is_none() {
+                    return Err(err(format!(
+                        "mcp-servers.{name}.oauth.client-secret: a client secret belongs to a \
+                         pre-registered client; give its `client-id` too"
+                    )));
+                }
+                if let Some(u) = &o.client_metadata_url
+                    && !u.starts_with("https://")
+                {
+                    return Err(err(format!(
+                        "mcp-servers.{name}.oauth.client-metadata-url: `{u}` must be an \
+                         https:// URL (authorization servers fetch it)"
                     )));
                 }
             }

@@ -14,6 +14,7 @@
 //! `destructiveHint` (and `readOnlyHint`) decide. The operator's `destructive`
 //! and `read-only` lists always win.
 
+use crate::oauth::Subject;
 use http::{HeaderName, HeaderValue};
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ContentBlock, ProtocolVersion, SubscriptionFilter, Tool,
@@ -76,6 +77,17 @@ pub enum UpstreamError {
         /// What was being done.
         message: String,
     },
+    /// The server wants a token the gateway does not have (none yet, expired
+    /// beyond refreshing, or without the scope a request needs).
+    #[error("MCP server `{server}` needs authorization: {message}")]
+    Authorization {
+        /// The server's name.
+        server: String,
+        /// The server's `WWW-Authenticate` challenge, when it sent one.
+        challenge: Option<String>,
+        /// What happened and what to do.
+        message: String,
+    },
     /// The server did not answer in time (the request was cancelled).
     #[error("MCP server `{server}` did not answer {what} within {limit:?} (call-timeout)")]
     Timeout {
@@ -93,7 +105,9 @@ impl UpstreamError {
     pub fn is_connection_lost(&self) -> bool {
         matches!(
             self,
-            UpstreamError::Gone { .. } | UpstreamError::Connect { .. }
+            UpstreamError::Gone { .. }
+                | UpstreamError::Connect { .. }
+                | UpstreamError::Authorization { .. }
         )
     }
 }
@@ -157,6 +171,8 @@ impl rmcp::ClientHandler for Watcher {
 pub struct Upstream {
     name: String,
     config: McpServerConfig,
+    /// The user whose token the connection carries (per-user delegation).
+    subject: Option<String>,
     service: RunningService<RoleClient, Watcher>,
 }
 
@@ -170,16 +186,19 @@ impl Upstream {
         config: &McpServerConfig,
         secrets: Option<&Secrets>,
     ) -> Result<Upstream, UpstreamError> {
-        Upstream::connect_watched(name, config, secrets, ChangeWatch::default()).await
+        Upstream::connect_watched(name, config, secrets, ChangeWatch::default(), Subject::Host)
+            .await
     }
 
     /// [`connect`](Self::connect), counting the server's tool-list changes
-    /// in `watch`.
+    /// in `watch`, with `subject`'s OAuth token when the server takes OAuth
+    /// tokens.
     pub async fn connect_watched(
         name: &str,
         config: &McpServerConfig,
         secrets: Option<&Secrets>,
         watch: ChangeWatch,
+        subject: Subject<'_>,
     ) -> Result<Upstream, UpstreamError> {
         let watcher = Watcher {
             server: name.to_string(),
@@ -221,12 +240,27 @@ impl Upstream {
                         .map_err(|e| fail(e.to_string()))
                 }
                 (None, Some(url)) => {
-                    let transport = http_transport(name, config, url, secrets, limit).await?;
-                    watcher
-                        .clone()
-                        .serve_with_lifecycle(transport, lifecycle)
-                        .await
-                        .map_err(|e| fail(handshake_error(e)))
+                    let (transport, client) =
+                        http_transport(name, config, url, secrets, limit).await?;
+                    let handshake = if config.oauth.is_some() {
+                        let (manager, _) =
+                            crate::oauth::manager(name, config, secrets, subject).await?;
+                        let client = rmcp::transport::AuthClient::new(client, manager);
+                        let transport =
+                            StreamableHttpClientTransport::with_client(client, transport);
+                        watcher
+                            .clone()
+                            .serve_with_lifecycle(transport, lifecycle)
+                            .await
+                    } else {
+                        let transport =
+                            StreamableHttpClientTransport::with_client(client, transport);
+                        watcher
+                            .clone()
+                            .serve_with_lifecycle(transport, lifecycle)
+                            .await
+                    };
+                    handshake.map_err(|e| handshake_error(name, config, subject, e))
                 }
                 (None, None) => Err(UpstreamError::Config {
                     server: name.to_string(),
@@ -258,6 +292,10 @@ impl Upstream {
         Ok(Upstream {
             name: name.to_string(),
             config: config.clone(),
+            subject: match subject {
+                Subject::Host => None,
+                Subject::User(u) => Some(u.to_string()),
+            },
             service,
         })
     }
@@ -270,6 +308,17 @@ impl Upstream {
     /// `e`, from request `what`, as an [`UpstreamError`].
     fn service_error(&self, what: &str, e: rmcp::ServiceError) -> UpstreamError {
         let server = self.name.clone();
+        if e.is_authorization_required() || e.auth_challenge().is_some() {
+            return UpstreamError::Authorization {
+                server,
+                challenge: e.auth_challenge().map(str::to_string),
+                message: format!(
+                    "{what} was refused: {}{}",
+                    refusal(e.auth_challenge()),
+                    login_hint(&self.name, &self.config, self.subject.as_deref())
+                ),
+            };
+        }
         match e {
             rmcp::ServiceError::TransportClosed | rmcp::ServiceError::TransportSend(_) => {
                 UpstreamError::Gone {
@@ -400,6 +449,21 @@ async fn reveal(
         })
 }
 
+/// [`reveal`], as text.
+pub(crate) async fn reveal_text(
+    server: &str,
+    secrets: Option<&Secrets>,
+    secret: &str,
+    field: &str,
+) -> Result<zeroize::Zeroizing<String>, UpstreamError> {
+    let value = reveal(server, secrets, secret, field).await?;
+    let text = std::str::from_utf8(value.expose()).map_err(|_| UpstreamError::Config {
+        server: server.to_string(),
+        message: format!("{field}: secret `{secret}` is not text"),
+    })?;
+    Ok(zeroize::Zeroizing::new(text.to_string()))
+}
+
 /// The streamable HTTP transport to `url`, with the configuration's headers
 /// and credentials on every request.
 async fn http_transport(
@@ -408,7 +472,7 @@ async fn http_transport(
     url: &str,
     secrets: Option<&Secrets>,
     connect_timeout: Duration,
-) -> Result<StreamableHttpClientTransport<reqwest::Client>, UpstreamError> {
+) -> Result<(StreamableHttpClientTransportConfig, reqwest::Client), UpstreamError> {
     let bad = |field: &str, header: &str, why: String| UpstreamError::Config {
         server: name.to_string(),
         message: format!("{field}.{header}: {why}"),
@@ -439,12 +503,8 @@ async fn http_transport(
         .custom_headers(headers)
         .max_json_response_size(MAX_RESPONSE_BYTES);
     if let Some(secret) = &config.bearer_secret {
-        let value = reveal(name, secrets, secret, "bearer-secret").await?;
-        let token = std::str::from_utf8(value.expose()).map_err(|_| UpstreamError::Config {
-            server: name.to_string(),
-            message: format!("bearer-secret: secret `{secret}` is not text"),
-        })?;
-        transport = transport.auth_header(token);
+        let token = reveal_text(name, secrets, secret, "bearer-secret").await?;
+        transport = transport.auth_header(token.as_str());
     }
     // No redirects: a credential is for the server named, not wherever it
     // points.
@@ -456,20 +516,63 @@ async fn http_transport(
             server: name.to_string(),
             message: format!("no HTTP client: {e}"),
         })?;
-    Ok(StreamableHttpClientTransport::with_client(
-        client, transport,
-    ))
+    Ok((transport, client))
 }
 
-/// A failed handshake, in words (an authorization challenge named as such).
-fn handshake_error(e: ClientInitializeError) -> String {
-    if e.is_authorization_required() {
-        format!(
-            "the server requires authorization ({e}); give a token with `bearer-secret` or \
-             `secret-headers`"
-        )
+/// A failed handshake as an [`UpstreamError`] (an authorization challenge
+/// named as such, with what to do about it).
+fn handshake_error(
+    name: &str,
+    config: &McpServerConfig,
+    subject: Subject<'_>,
+    e: ClientInitializeError,
+) -> UpstreamError {
+    if e.is_authorization_required() || e.auth_challenge().is_some() {
+        let user = match subject {
+            Subject::Host => None,
+            Subject::User(u) => Some(u),
+        };
+        let hint = if config.oauth.is_some() {
+            login_hint(name, config, user)
+        } else {
+            "; give a token with `bearer-secret` or `secret-headers`, or an \
+             `[mcp-servers.NAME.oauth]` table"
+                .to_string()
+        };
+        UpstreamError::Authorization {
+            server: name.to_string(),
+            challenge: e.auth_challenge().map(str::to_string),
+            message: format!(
+                "the handshake was refused: {}{hint}",
+                refusal(e.auth_challenge())
+            ),
+        }
     } else {
-        e.to_string()
+        UpstreamError::Connect {
+            server: name.to_string(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Why a server refused a request, from its `WWW-Authenticate` challenge
+/// (which names no secret: a scope, an error code, a metadata address).
+fn refusal(challenge: Option<&str>) -> String {
+    match challenge {
+        Some(c) if c.contains("insufficient_scope") => {
+            format!("the token lacks a scope the server asks for (WWW-Authenticate: {c})")
+        }
+        Some(c) => format!("no valid token (WWW-Authenticate: {c})"),
+        None => "no valid token, and no token could be had without a login".into(),
+    }
+}
+
+/// What to do about a refused token.
+fn login_hint(name: &str, config: &McpServerConfig, user: Option<&str>) -> String {
+    match (&config.oauth, user) {
+        (None, _) => String::new(),
+        (Some(_), None) => format!("; authorize the host with `tack mcp login {name}`"),
+        (Some(_), Some(user)) => format!("; user `{user}` has to authorize tack for it"),
     }
 }
 

@@ -9,12 +9,13 @@
 //! their results mapped to tool content and cut to `max-result-bytes`.
 
 use crate::client::{ChangeWatch, Upstream, UpstreamError, UpstreamTool};
+use crate::oauth::Subject;
 use futures_util::future::BoxFuture;
 use rmcp::model::{CallToolResult, ContentBlock, ResourceContents};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use tack_config::McpServerConfig;
+use tack_config::{Delegation, McpServerConfig};
 use tack_engine::remote::{RemoteEntry, RemoteError, RemoteTool, ToolServers};
 use tack_runtime::{Annotations, CallContext, Content, ToolDescriptor};
 use tack_secrets::Secrets;
@@ -32,8 +33,9 @@ pub struct Gateway {
 
 struct Server {
     config: McpServerConfig,
-    /// The live connection, if any (one per server, shared by every call).
-    live: Mutex<Option<Arc<Upstream>>>,
+    /// The live connections: the host's (`None`), shared by every call, and
+    /// for a per-user server one per user with that user's token.
+    live: Mutex<HashMap<Option<String>, Arc<Upstream>>>,
 }
 
 impl Gateway {
@@ -47,7 +49,7 @@ impl Gateway {
                     .map(|(name, config)| {
                         let server = Server {
                             config: config.clone(),
-                            live: Mutex::new(None),
+                            live: Mutex::new(HashMap::new()),
                         };
                         (name.clone(), server)
                     })
@@ -58,26 +60,61 @@ impl Gateway {
         }
     }
 
-    /// The connection to server `name`, made now if there is none or the last
-    /// one ended.
-    async fn upstream(&self, name: &str) -> Result<Arc<Upstream>, UpstreamError> {
+    /// The connection to server `name` for `user` (`None`: the host's), made
+    /// now if there is none or the last one ended.
+    async fn upstream(
+        &self,
+        name: &str,
+        user: Option<&str>,
+    ) -> Result<Arc<Upstream>, UpstreamError> {
         let server = self.server(name)?;
         let mut live = server.live.lock().await;
-        if let Some(u) = live.as_ref().filter(|u| !u.is_closed()) {
+        let key = user.map(str::to_string);
+        if let Some(u) = live.get(&key).filter(|u| !u.is_closed()) {
             return Ok(u.clone());
         }
-        *live = None;
+        live.remove(&key);
+        let subject = match user {
+            None => Subject::Host,
+            Some(u) => Subject::User(u),
+        };
         let u = Arc::new(
             Upstream::connect_watched(
                 name,
                 &server.config,
                 self.secrets.as_ref(),
                 self.changes.clone(),
+                subject,
             )
             .await?,
         );
-        *live = Some(u.clone());
+        live.insert(key, u.clone());
         Ok(u)
+    }
+
+    /// Whose connection a call by `principal` to server `name` uses: the
+    /// caller's own for a per-user server (a call without a caller is
+    /// refused), else the host's.
+    fn caller<'p>(
+        &self,
+        name: &str,
+        principal: Option<&'p str>,
+    ) -> Result<Option<&'p str>, UpstreamError> {
+        let per_user = self
+            .server(name)?
+            .config
+            .oauth
+            .as_ref()
+            .is_some_and(|o| o.delegation == Delegation::PerUser);
+        match (per_user, principal) {
+            (false, _) => Ok(None),
+            (true, Some(p)) => Ok(Some(p)),
+            (true, None) => Err(UpstreamError::Authorization {
+                server: name.to_string(),
+                challenge: None,
+                message: "its calls carry each user's own token, and this call has no user".into(),
+            }),
+        }
     }
 
     fn server(&self, name: &str) -> Result<&Server, UpstreamError> {
@@ -91,17 +128,20 @@ impl Gateway {
     /// again).
     async fn forget(&self, name: &str, failed: &Arc<Upstream>) {
         if let Ok(server) = self.server(name) {
-            let mut live = server.live.lock().await;
-            if live.as_ref().is_some_and(|u| Arc::ptr_eq(u, failed)) {
-                *live = None;
-            }
+            server
+                .live
+                .lock()
+                .await
+                .retain(|_, u| !Arc::ptr_eq(u, failed));
         }
     }
 
     /// The tools server `name` offers agents, after its filters.
     pub async fn offered(&self, name: &str) -> Result<Vec<UpstreamTool>, UpstreamError> {
         let config = &self.server(name)?.config;
-        let upstream = self.upstream(name).await?;
+        // A per-user server's list comes through the host's own login: the
+        // tools are the same for every user.
+        let upstream = self.upstream(name, None).await?;
         let tools = upstream.tools().await?;
         Ok(tools
             .into_iter()
@@ -186,6 +226,7 @@ fn remote_error(e: UpstreamError) -> RemoteError {
         UpstreamError::Timeout { .. } => "timeout",
         UpstreamError::Gone { .. } | UpstreamError::Connect { .. } => "unavailable",
         UpstreamError::Config { .. } | UpstreamError::Request { .. } => "protocol",
+        UpstreamError::Authorization { .. } => "unauthorized",
     };
     RemoteError::new(code, e.to_string())
 }
@@ -237,12 +278,16 @@ impl RemoteTool for GatewayTool {
     fn call<'a>(
         &'a self,
         arguments: &'a Value,
-        _ctx: &'a CallContext,
+        ctx: &'a CallContext,
     ) -> BoxFuture<'a, Result<Vec<Content>, RemoteError>> {
         Box::pin(async move {
+            let user = self
+                .gateway
+                .caller(&self.server, ctx.principal.as_deref())
+                .map_err(remote_error)?;
             let upstream = self
                 .gateway
-                .upstream(&self.server)
+                .upstream(&self.server, user)
                 .await
                 .map_err(remote_error)?;
             let outcome = match upstream.call_tool(&self.tool, arguments.clone()).await {

@@ -209,6 +209,11 @@ impl Secrets {
         }
     }
 
+    /// Forget secret `name`; whether there was one.
+    pub async fn remove(&self, name: &str) -> Result<bool, SecretError> {
+        Ok(self.store.delete_secret(name).await?)
+    }
+
     /// Names and versions (never values).
     pub async fn list(&self) -> Result<Vec<(String, u32)>, SecretError> {
         Ok(self.store.secret_names().await?)

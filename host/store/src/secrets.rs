@@ -60,6 +60,15 @@ impl Store {
         .transpose()
     }
 
+    /// Forget secret `name`; whether there was one.
+    pub async fn delete_secret(&self, name: &str) -> Result<bool> {
+        let done = query("DELETE FROM secrets WHERE name = $1")
+            .bind(name)
+            .execute(&self.db)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Names and versions of every secret (never values).
     pub async fn secret_names(&self) -> Result<Vec<(String, u32)>> {
         let rows = query("SELECT name, version FROM secrets ORDER BY name")

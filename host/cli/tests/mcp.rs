@@ -1553,3 +1553,155 @@ scenarios:
         "the agent was resolved again, without the tool: {result}"
     );
 }
+
+/// An upstream behind OAuth 2.1 (tests/support's authorization server in
+/// front of `server-everything`): refused with what to do until `tack mcp
+/// login`, which prints the address, catches the browser's return on
+/// loopback and seals the tokens; then usable from any later process (the
+/// tokens survive it), refreshed when the server stops taking the access
+/// token, and forgotten by `tack mcp logout`. No token shows in any output
+/// or in the store's file.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oauth_upstream_is_used_after_a_login_and_its_token_refreshed() {
+    tack_distribution::client::install_crypto();
+    let everything = tack_tests::node::EverythingServer::start();
+    let upstream: std::net::SocketAddr = everything
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .parse()
+        .unwrap();
+    let oauth = tack_tests::OAuthServer::start(upstream, "/mcp").await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = d.join("tack.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "storage = \"sqlite://gateway.db\"\n\n\
+             [mcp-servers.ev]\nurl = \"{}\"\ntrust-annotations = true\n\n\
+             [mcp-servers.ev.oauth]\n",
+            oauth.url()
+        ),
+    )
+    .unwrap();
+    let key = tack(d, &config, &["secret", "master-key"]);
+    let echo = [
+        "mcp",
+        "call",
+        "ev",
+        "echo",
+        "--args",
+        r#"{"message": "hi"}"#,
+    ];
+    let mut outputs = String::new();
+    let mut keep = |out: &std::process::Output| {
+        outputs.push_str(&String::from_utf8_lossy(&out.stdout));
+        outputs.push_str(&String::from_utf8_lossy(&out.stderr));
+    };
+
+    let out = tack_with_key(d, &config, &key, &echo, "");
+    keep(&out);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("needs authorization") && err.contains("tack mcp login ev"),
+        "{err}"
+    );
+
+    // The login, with the test as the browser.
+    let mut login = common::command(d, &config, Some(&key))
+        .args(["mcp", "login", "ev"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    {
+        use std::io::BufRead;
+        let stdout = login.stdout.as_mut().unwrap();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+    }
+    let address = line.trim().to_string();
+    assert!(
+        address.starts_with(&format!("http://{}/authorize?", oauth.addr))
+            && address.contains("code_challenge_method=S256")
+            && address.contains("resource="),
+        "{address}"
+    );
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = browser.get(&address).send().await.unwrap();
+    let back = answer.headers()["location"].to_str().unwrap().to_string();
+    assert!(back.starts_with("http://127.0.0.1:"), "{back}");
+    let page = browser.get(&back).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("authorized"));
+    let out = login.wait_with_output().unwrap();
+    keep(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("secret `mcp-oauth.ev`"), "{err}");
+
+    // A later process uses the sealed token.
+    let out = tack_with_key(d, &config, &key, &echo, "");
+    keep(&out);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("hi"));
+    let log = oauth.log();
+    assert_eq!(
+        log.iter().filter(|l| l.starts_with("token ")).count(),
+        1,
+        "{log:?}"
+    );
+    assert!(log.iter().any(|l| l == "mcp alice"), "{log:?}");
+
+    // The access token stops working: refreshed once, and the call goes on.
+    oauth.expire_access_tokens();
+    let out = tack_with_key(d, &config, &key, &echo, "");
+    keep(&out);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = oauth.log();
+    assert!(
+        log.iter().any(|l| l == "token refresh_token alice"),
+        "{log:?}"
+    );
+
+    let out = tack_with_key(d, &config, &key, &["secret", "ls"], "");
+    keep(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("mcp-oauth.ev"));
+
+    // No token in any output, nor in the clear in the store.
+    let db: Vec<u8> = ["gateway.db", "gateway.db-wal"]
+        .iter()
+        .filter_map(|f| std::fs::read(d.join(f)).ok())
+        .flatten()
+        .collect();
+    let tokens = oauth.tokens();
+    assert!(tokens.len() >= 4, "{tokens:?}");
+    for t in &tokens {
+        assert!(!outputs.contains(t.as_str()), "token {t} shown: {outputs}");
+        assert!(
+            !db.windows(t.len()).any(|w| w == t.as_bytes()),
+            "token {t} in the store in the clear"
+        );
+    }
+
+    let out = tack_with_key(d, &config, &key, &["mcp", "logout", "ev"], "");
+    assert!(out.status.success());
+    let out = tack_with_key(d, &config, &key, &echo, "");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tack mcp login ev"));
+}

@@ -948,4 +948,55 @@ require-signature = false
             "disable-tools wins"
         );
     }
+
+    #[test]
+    fn oauth_settings_are_checked_naming_the_key() {
+        let load = |body: &str| {
+            HostConfig::from_toml(
+                &format!("[mcp-servers.m]\nurl = \"https://m.example/mcp\"\n{body}"),
+                &path(),
+            )
+        };
+        let c = load("[mcp-servers.m.oauth]\nclient-id = \"tack\"\nclient-secret = \"M_CLIENT\"\ndelegation = \"per-user\"\n")
+            .unwrap();
+        let o = c.mcp_servers["m"].oauth.clone().unwrap();
+        assert_eq!(o.delegation, Delegation::PerUser);
+        assert_eq!(o.client_secret.as_deref(), Some("M_CLIENT"));
+        let o = load("[mcp-servers.m.oauth]\n").unwrap().mcp_servers["m"]
+            .oauth
+            .clone()
+            .unwrap();
+        assert_eq!(o.delegation, Delegation::Host, "the default");
+        for (body, expected) in [
+            (
+                "bearer-secret = \"T\"\n[mcp-servers.m.oauth]\n",
+                "`bearer-secret` and `oauth` both",
+            ),
+            (
+                "[mcp-servers.m.oauth]\nclient-secret = \"S\"\n",
+                "oauth.client-secret: a client secret belongs to a pre-registered client",
+            ),
+            (
+                "[mcp-servers.m.oauth]\nclient-metadata-url = \"http://m.example/c.json\"\n",
+                "must be an https:// URL",
+            ),
+            (
+                "[mcp-servers.m.oauth]\ndelegation = \"everyone\"\n",
+                "delegation",
+            ),
+        ] {
+            let e = load(body).unwrap_err().to_string();
+            assert!(e.contains(expected), "{body}: {e}");
+        }
+        let e = HostConfig::from_toml(
+            "[mcp-servers.m]\ncommand = \"x\"\n[mcp-servers.m.oauth]\n",
+            &path(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("mcp-servers.m.oauth: only for a server reached over HTTP"),
+            "{e}"
+        );
+    }
 }

@@ -1,15 +1,17 @@
 //! Helpers tack's tests share that need nothing of tack itself, so that a
 //! crate's tests can use them without building the sandbox: the workspace's
 //! paths and guest components, real peers started on loopback (PostgreSQL,
-//! Debian's `docker-registry`, a small HTTP server, Node 22 and the npm MCP
-//! peers), and file checks.
+//! Debian's `docker-registry`, a small HTTP server, an OAuth authorization
+//! server, Node 22 and the npm MCP peers), and file checks.
 
 mod loopback;
 pub mod node;
+mod oauth;
 mod peers;
 mod proxy;
 
 pub use loopback::LoopbackServer;
+pub use oauth::OAuthServer;
 pub use peers::{DockerRegistry, Postgres, files_under, free_port, wait_for_port, which};
 pub use proxy::BearerProxy;
 

@@ -82,7 +82,20 @@ pub(crate) async fn serve(a: ServeArgs, g: &Globals) -> Result<ExitCode, Failure
     };
     let (source, runtime) = components(&host, g)?;
     let listen = a.listen.unwrap_or(host.listen);
-    let gateway = tack_mcp::Gateway::new(&host.mcp_servers, secrets.clone());
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        Failure::new(EXIT_UNUSABLE, format!("cannot listen on {listen}: {e}"))
+            .help("pick another address with --listen or `listen` in the configuration")
+    })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Failure::internal(e.to_string()))?;
+    // Browsers come back here after a user authorizes tack with an upstream
+    // server that takes each user's own token.
+    let public = host
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let gateway = tack_mcp::Gateway::new(&host.mcp_servers, secrets.clone()).with_callback(&public);
     let engine = Engine::new(EngineConfig {
         tool_servers: Some(Arc::new(gateway)),
         host,
@@ -92,13 +105,6 @@ pub(crate) async fn serve(a: ServeArgs, g: &Globals) -> Result<ExitCode, Failure
         components: Arc::new(source),
         retry: RetryPolicy::default(),
     });
-    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
-        Failure::new(EXIT_UNUSABLE, format!("cannot listen on {listen}: {e}"))
-            .help("pick another address with --listen or `listen` in the configuration")
-    })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Failure::internal(e.to_string()))?;
     let resumed = engine
         .resume()
         .await

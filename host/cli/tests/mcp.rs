@@ -1705,3 +1705,155 @@ async fn an_oauth_upstream_is_used_after_a_login_and_its_token_refreshed() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("tack mcp login ev"));
 }
+
+/// Plays the browser of someone authorizing tack: opens `address` at the
+/// test authorization server (which approves at once) and follows its
+/// redirect; returns where it led and that page's status and text.
+async fn authorize_in_browser(address: &str) -> (String, u16, String) {
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = browser.get(address).send().await.unwrap();
+    let back = answer.headers()["location"].to_str().unwrap().to_string();
+    let page = browser.get(&back).send().await.unwrap();
+    let status = page.status().as_u16();
+    (back, status, page.text().await.unwrap())
+}
+
+/// Per-user delegation: a run of user `una` calls a tool of a server that
+/// takes each user's own token, and una has none, so the run emits
+/// `mcp_auth_required` with the address to authorize at and waits. Once una
+/// has authorized (the browser comes back to tack's callback), the call runs
+/// with una's token (the host's own login only lists the tools), and una's
+/// next run needs no authorization. A callback replayed is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_without_a_delegated_token_is_asked_to_authorize_and_the_run_waits() {
+    tack_distribution::client::install_crypto();
+    let everything = tack_tests::node::EverythingServer::start();
+    let upstream: std::net::SocketAddr = everything
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .parse()
+        .unwrap();
+    let oauth = tack_tests::OAuthServer::start(upstream, "/mcp").await;
+    let script = r#"
+scenarios:
+  - steps:
+      - tool_calls:
+          - {name: ev__echo, arguments: {message: "hello from una"}}
+      - text: "Echoed."
+"#;
+    let extra = format!(
+        "{UNSIGNED_TACK}\n[mcp-servers.ev]\nurl = \"{}\"\ntrust-annotations = true\n\n\
+         [mcp-servers.ev.oauth]\ndelegation = \"per-user\"\n",
+        oauth.url()
+    );
+    let s = Setup::build("sqlite://host.db", Some("model-key"), script, &extra).await;
+    let key = s.master_key.clone().unwrap();
+    let (builder, _, user) = s.tokens.clone();
+    let d = s.dir.path();
+
+    // The operator's own login lets the host list the server's tools.
+    oauth.approve_as("operator");
+    let mut login = common::command(d, &s.config, Some(&key))
+        .args(["mcp", "login", "ev"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut address = String::new();
+    {
+        use std::io::BufRead;
+        std::io::BufReader::new(login.stdout.as_mut().unwrap())
+            .read_line(&mut address)
+            .unwrap();
+    }
+    let (_, status, _) = authorize_in_browser(address.trim()).await;
+    assert_eq!(status, 200);
+    assert!(login.wait().unwrap().success());
+
+    let host = s.serve();
+    oauth.approve_as("una-at-idp");
+    let agent = "name: echoer\ndescription: Echoes.\nmodel: scripted\ninstructions: Echo.\nmcp-servers:\n  - ev\n";
+    let (st, v) = post(&host, "/v1/agents", &builder, json!({"yaml": agent})).await;
+    assert_eq!(st, 201, "{v}");
+    let start = |input: &'static str| {
+        let host = &host;
+        let user = &user;
+        async move {
+            let (st, v) = post(
+                host,
+                "/v1/sessions",
+                user,
+                json!({"agent": "echoer", "input": input}),
+            )
+            .await;
+            assert_eq!(st, 201, "{v}");
+            v["id"].as_str().unwrap().to_string()
+        }
+    };
+    let session = start("echo please").await;
+    let ev = wait_for(&host, &session, &user, |ev| {
+        count(ev, "mcp_auth_required") == 1
+    })
+    .await;
+    let asked = ev
+        .iter()
+        .find(|e| e["type"] == "mcp_auth_required")
+        .unwrap()
+        .clone();
+    assert_eq!(asked["server"], "ev", "{asked}");
+    assert_eq!(asked["user"], "una", "{asked}");
+    let address = asked["authorization_url"].as_str().unwrap().to_string();
+    assert!(
+        address.starts_with(&format!("http://{}/authorize?", oauth.addr))
+            && address.contains("code_challenge_method=S256"),
+        "{address}"
+    );
+    assert_eq!(count(&ev, "tool_result"), 0, "the call waits: {ev:#?}");
+    let (_, v) = get(&host, &format!("/v1/sessions/{session}"), &user).await;
+    assert_eq!(v["status"], "waiting_input", "{v}");
+
+    let (callback, status, text) = authorize_in_browser(&address).await;
+    assert!(
+        callback.starts_with(&format!("{}/v1/mcp-oauth/callback?", host.url)),
+        "{callback}"
+    );
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("authorized with `ev` for `una`"), "{text}");
+    let ev = wait_for(&host, &session, &user, |ev| count(ev, "run_finished") == 1).await;
+    let done = ev
+        .iter()
+        .find(|e| e["type"] == "mcp_auth_completed")
+        .unwrap();
+    assert_eq!(done["authorized"], true, "{done}");
+    let result = ev.iter().find(|e| e["type"] == "tool_result").unwrap();
+    assert_eq!(result["ok"], true, "{result}");
+    assert!(
+        result["content"]
+            .as_str()
+            .unwrap()
+            .contains("hello from una"),
+        "{result}"
+    );
+    let log = oauth.log();
+    assert!(log.iter().any(|l| l == "mcp una-at-idp"), "{log:?}");
+
+    // The same address again: nothing waits for it.
+    let browser = reqwest::Client::new();
+    let replay = browser.get(&callback).send().await.unwrap();
+    assert_eq!(replay.status(), 404);
+
+    // Una's next run uses the sealed token at once.
+    let session = start("echo again").await;
+    let ev = wait_for(&host, &session, &user, |ev| count(ev, "run_finished") == 1).await;
+    assert_eq!(count(&ev, "mcp_auth_required"), 0, "{ev:#?}");
+    let tokens = oauth.tokens();
+    for e in &ev {
+        for t in &tokens {
+            assert!(!e.to_string().contains(t.as_str()), "token in {e}");
+        }
+    }
+}

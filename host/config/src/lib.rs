@@ -2,6 +2,7 @@
 //!
 //! ```toml
 //! listen = "127.0.0.1:8080"
+//! public-url = "https://tack.example.com"   # default: http://LISTEN (browsers come back here)
 //! storage = "sqlite://tack.db"          # or postgres://user@host/db
 //!
 //! [models.demo]                         # the model catalog
@@ -419,6 +420,7 @@ fn default_storage() -> String {
 struct HostSection {
     #[serde(default = "default_listen")]
     listen: SocketAddr,
+    public_url: Option<String>,
     #[serde(default = "default_storage")]
     storage: String,
     #[serde(default)]
@@ -480,6 +482,10 @@ pub enum GuestFileIo {
 pub struct HostConfig {
     /// Where the sessions API listens.
     pub listen: SocketAddr,
+    /// The address people reach this host at, when it is not `listen` (a
+    /// name, a proxy in front): browsers are sent back to it after
+    /// authorizing tack with an upstream MCP server.
+    pub public_url: Option<String>,
     /// The durable store's URL (`sqlite://PATH`, relative to the file, or `postgres://…`).
     pub storage: String,
     /// The model catalog.
@@ -571,6 +577,13 @@ impl HostConfig {
                     )));
                 }
             }
+        }
+        if let Some(u) = &host.public_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return Err(err(format!(
+                "public-url: `{u}` is not an http:// or https:// URL"
+            )));
         }
         for (name, m) in &host.mcp_servers {
             if m.command.is_some() == m.url.is_some() {
@@ -694,6 +707,7 @@ impl HostConfig {
             mcp_servers: host.mcp_servers,
             mcp: host.mcp,
             listen: host.listen,
+            public_url: host.public_url.map(|u| u.trim_end_matches('/').to_string()),
             storage: host.storage,
             models: host.models,
             tools: host.tools,
@@ -702,6 +716,13 @@ impl HostConfig {
             distribution,
             base_dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
         })
+    }
+
+    /// The host's address as people reach it: `public-url`, else `listen`.
+    pub fn public_base(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
     }
 
     /// Read the configuration file at `path`.

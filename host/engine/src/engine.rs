@@ -71,6 +71,9 @@ pub struct SessionHandle {
     pub agent: String,
     /// Agent version.
     pub agent_version: u32,
+    /// The user (token name) who created it, whose calls run on its behalf
+    /// (`None` for sessions from before tack recorded owners).
+    pub owner: Option<String>,
     /// Held while the session's state is read or its log written, so the
     /// state, the log and the broadcast agree on order.
     pub(crate) log: tokio::sync::Mutex<SessionLog>,
@@ -419,6 +422,7 @@ impl Engine {
             id: record.id.clone(),
             agent: record.agent.clone(),
             agent_version: record.agent_version,
+            owner: record.owner.clone(),
             log: tokio::sync::Mutex::new(log),
             events: live,
             deltas: broadcast::channel(LIVE_BUFFER).0,
@@ -516,6 +520,17 @@ impl Engine {
                     {
                         let run_id = run.run_id.clone();
                         log.append_one(EventData::RunResumed { run_id }).await?;
+                    }
+                    // Authorizations in progress lived in the host that
+                    // stopped: those calls ask again, with a new address.
+                    for (run_id, call_id, server) in log.awaiting_auth() {
+                        log.append_one(EventData::McpAuthCompleted {
+                            run_id,
+                            call_id,
+                            server,
+                            authorized: false,
+                        })
+                        .await?;
                     }
                 }
                 self.kick(h);
@@ -674,6 +689,47 @@ impl Engine {
         drop(log);
         self.kick(h);
         Ok(e)
+    }
+
+    /// Finish a user's authorization with an upstream MCP server, from the
+    /// address the user's browser was sent back to; the calls that waited for
+    /// it go on. Returns the server and the user.
+    pub async fn complete_mcp_authorization(
+        &self,
+        callback_url: &str,
+    ) -> Result<(String, String), EngineError> {
+        let servers = self
+            .tool_servers()
+            .ok_or_else(|| EngineError::NotFound("this host reaches no MCP servers".into()))?;
+        let done = servers
+            .complete_authorization(callback_url)
+            .await
+            .map_err(|e| match e.code {
+                "not_found" => EngineError::NotFound(e.message),
+                _ => EngineError::Invalid(e.message),
+            })?;
+        for (session, call) in &done.waiters {
+            let Ok(h) = self.handle(session).await else {
+                continue;
+            };
+            let mut log = h.log.lock().await;
+            let waiting = log.awaiting_auth().into_iter().find(|(_, c, _)| c == call);
+            if let Some((run_id, call_id, server)) = waiting {
+                log.append_one(EventData::McpAuthCompleted {
+                    run_id,
+                    call_id,
+                    server,
+                    authorized: done.failed.is_none(),
+                })
+                .await?;
+                drop(log);
+                self.kick(h);
+            }
+        }
+        match done.failed {
+            None => Ok((done.server, done.user)),
+            Some(why) => Err(EngineError::Invalid(why)),
+        }
     }
 
     /// Stop the session's current run.

@@ -294,6 +294,34 @@ pub enum EventData {
         /// Who answered.
         by: String,
     },
+    /// A call to an upstream MCP server that takes each user's own token
+    /// waits for the session's user to authorize tack with it: open
+    /// `authorization_url` in a browser. The call runs once that is done.
+    McpAuthRequired {
+        /// Run id.
+        run_id: String,
+        /// The waiting call.
+        call_id: String,
+        /// The upstream server (`[mcp-servers.NAME]`).
+        server: String,
+        /// The user whose token the call needs.
+        user: String,
+        /// Where that user authorizes tack.
+        authorization_url: String,
+    },
+    /// The wait of an `mcp_auth_required` call ended: the user authorized
+    /// tack (`authorized`), or the host restarted before (the call asks again,
+    /// with a new address).
+    McpAuthCompleted {
+        /// Run id.
+        run_id: String,
+        /// The call that waited.
+        call_id: String,
+        /// The upstream server.
+        server: String,
+        /// Whether the user authorized tack.
+        authorized: bool,
+    },
     /// A tool call finished (or was refused); its content goes to the model.
     ToolResult {
         /// Run id.
@@ -370,6 +398,8 @@ impl EventData {
             EventData::ApprovalDecided { .. } => "approval_decided",
             EventData::AskUser { .. } => "ask_user",
             EventData::UserAnswer { .. } => "user_answer",
+            EventData::McpAuthRequired { .. } => "mcp_auth_required",
+            EventData::McpAuthCompleted { .. } => "mcp_auth_completed",
             EventData::ToolResult { .. } => "tool_result",
             EventData::Error { .. } => "error",
             EventData::Interrupt { .. } => "interrupt",

@@ -23,6 +23,46 @@ pub trait ToolServers: Send + Sync {
     fn revision(&self) -> u64 {
         0
     }
+
+    /// Finish an authorization a call waits for (see
+    /// [`RemoteTool::authorization`]) with the address the user's browser was
+    /// sent back to.
+    fn complete_authorization<'a>(
+        &'a self,
+        _callback_url: &'a str,
+    ) -> BoxFuture<'a, Result<CompletedAuthorization, RemoteError>> {
+        Box::pin(async {
+            Err(RemoteError::new(
+                "not_found",
+                "this host has started no authorization",
+            ))
+        })
+    }
+}
+
+/// A user must authorize tack with an upstream server before a call runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationNeeded {
+    /// The server.
+    pub server: String,
+    /// The user whose token the call needs.
+    pub user: String,
+    /// Where that user authorizes tack.
+    pub url: String,
+}
+
+/// An authorization that completed, and the calls that waited for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletedAuthorization {
+    /// The server.
+    pub server: String,
+    /// The user who authorized tack.
+    pub user: String,
+    /// The waiting calls: (session id, call id).
+    pub waiters: Vec<(String, String)>,
+    /// Why the authorization failed (the code was refused, say), if it did:
+    /// then the waiting calls ask again.
+    pub failed: Option<String>,
 }
 
 /// One tool of a server, ready to call.
@@ -41,6 +81,17 @@ pub trait RemoteTool: Send + Sync {
     /// Whether `arguments` fit the tool's input schema (checked before every
     /// call, and on an approver's edited arguments before they are accepted).
     fn check_arguments(&self, arguments: &Value) -> Result<(), RemoteError>;
+
+    /// Whether a call in `ctx` may go now, or must wait for its user to
+    /// authorize tack with the server first (a server that takes each user's
+    /// own token, and a user without one); then the call waits, and
+    /// [`ToolServers::complete_authorization`] names it when that is done.
+    fn authorization<'a>(
+        &'a self,
+        _ctx: &'a CallContext,
+    ) -> BoxFuture<'a, Result<Option<AuthorizationNeeded>, RemoteError>> {
+        Box::pin(async { Ok(None) })
+    }
 
     /// Call it with `arguments` (already checked). `Ok`: the parts the model
     /// reads. `Err`: the tool's own error or a failure to reach it.

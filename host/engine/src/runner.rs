@@ -708,7 +708,7 @@ async fn call_context(h: &SessionHandle, run_id: &str) -> CallContext {
         call_id: String::new(),
         run_id: Some(run_id.to_string()),
         session_id: Some(h.id.clone()),
-        principal: None,
+        principal: h.owner.clone(),
     }
 }
 
@@ -877,6 +877,36 @@ async fn execute_one(
         match tools.iter().find(|t| t.name == c.tool) {
             None => Finished::error("unknown_tool", format!("there is no tool `{}`", c.tool)),
             Some(entry) => {
+                // A server that takes each user's own token, and a user who
+                // has not authorized tack: the call waits for that.
+                if let Backend::Remote(tool) = &entry.backend {
+                    let ctx = CallContext {
+                        call_id: c.call_id.clone(),
+                        ..call_context(h, run_id).await
+                    };
+                    match tool.authorization(&ctx).await {
+                        Ok(None) => {}
+                        Ok(Some(need)) => {
+                            return h
+                                .log
+                                .lock()
+                                .await
+                                .append_one(EventData::McpAuthRequired {
+                                    run_id: run_id.to_string(),
+                                    call_id: c.call_id.clone(),
+                                    server: need.server,
+                                    user: need.user,
+                                    authorization_url: need.url,
+                                })
+                                .await
+                                .map(drop);
+                        }
+                        Err(e) => {
+                            let f = Finished::error(e.code, e.message);
+                            return log_result(h, run_id, &c, approval, f, None).await;
+                        }
+                    }
+                }
                 let (finished, claim) = run_tool(engine, h, run_id, entry, &c).await?;
                 let record = finished.record();
                 let call = claim.as_deref().map(|key| (key, &record));
@@ -967,7 +997,7 @@ async fn run_tool(
         call_id: c.call_id.clone(),
         run_id: Some(run_id.to_string()),
         session_id: Some(h.id.clone()),
-        principal: None,
+        principal: h.owner.clone(),
     };
     let f = match &entry.backend {
         Backend::Wasm(sandbox) => run_wasm(sandbox, entry, c, &ctx).await,

@@ -49,6 +49,9 @@ pub struct CallState {
     pub asked: bool,
     /// For `ask_user`: the answer.
     pub answer: Option<String>,
+    /// The upstream server whose per-user authorization the call waits for
+    /// (`mcp_auth_required` without its `mcp_auth_completed`).
+    pub awaiting_auth: Option<String>,
     /// The result, once there is one.
     pub result: Option<ToolResult>,
 }
@@ -212,6 +215,7 @@ impl SessionState {
                             redacted: Vec::new(),
                             asked: false,
                             answer: None,
+                            awaiting_auth: None,
                             result: None,
                         })
                         .collect();
@@ -334,6 +338,18 @@ impl SessionState {
                     c.answer = Some(answer.clone());
                 }
             }
+            EventData::McpAuthRequired {
+                call_id, server, ..
+            } => {
+                if let Some(c) = self.call_mut(call_id) {
+                    c.awaiting_auth = Some(server.clone());
+                }
+            }
+            EventData::McpAuthCompleted { call_id, .. } => {
+                if let Some(c) = self.call_mut(call_id) {
+                    c.awaiting_auth = None;
+                }
+            }
             EventData::ToolResult {
                 call_id,
                 tool,
@@ -424,6 +440,22 @@ impl SessionState {
             .any(|g| g.plugin == plugin && g.tool == tool && now_ms < g.expires_ms)
     }
 
+    /// The calls of the current run waiting for a user's authorization with
+    /// an upstream server: (run id, call id, server).
+    pub fn awaiting_auth(&self) -> Vec<(String, String, String)> {
+        let Some(run) = &self.run else {
+            return Vec::new();
+        };
+        run.calls
+            .iter()
+            .filter(|c| c.result.is_none())
+            .filter_map(|c| {
+                let server = c.awaiting_auth.clone()?;
+                Some((run.run_id.clone(), c.call_id.clone(), server))
+            })
+            .collect()
+    }
+
     /// The unanswered `ask_user` question `id`, if any.
     pub fn open_question(&self, id: &str) -> Option<&CallState> {
         self.call(id).filter(|c| c.asked && c.answer.is_none())
@@ -452,6 +484,7 @@ impl SessionState {
                 .filter(|&i| {
                     let c = &run.calls[i];
                     c.result.is_none()
+                        && c.awaiting_auth.is_none()
                         && match &c.approval {
                             ApprovalState::NotRequired(_) | ApprovalState::Approved(_) => {
                                 !c.asked || c.answer.is_some()
@@ -664,6 +697,41 @@ mod tests {
         assert!(s.granted("p", "t", 4_999));
         assert!(!s.granted("p", "t", 5_000), "the grant has expired");
         assert!(!s.granted("p", "other", 1_000));
+    }
+
+    #[test]
+    fn a_call_waiting_for_a_users_authorization_runs_once_it_completes() {
+        let mut s = started("x");
+        fold(
+            &mut s,
+            &[
+                response(1, json!([call("c1", "ev__echo", "{}")])),
+                tool_call("c1", "not_required", None),
+            ],
+        );
+        assert_eq!(s.next(), Next::Execute(vec![0]));
+        fold(
+            &mut s,
+            &[
+                json!({"type": "mcp_auth_required", "run_id": "r1", "call_id": "c1",
+                     "server": "ev", "user": "una", "authorization_url": "https://as/a"}),
+            ],
+        );
+        assert_eq!(s.next(), Next::Wait(Status::WaitingInput));
+        assert_eq!(
+            s.awaiting_auth(),
+            [("r1".to_string(), "c1".to_string(), "ev".to_string())]
+        );
+        // Authorized, or the host restarted (the call asks again): it runs.
+        fold(
+            &mut s,
+            &[
+                json!({"type": "mcp_auth_completed", "run_id": "r1", "call_id": "c1",
+                     "server": "ev", "authorized": false}),
+            ],
+        );
+        assert!(s.awaiting_auth().is_empty());
+        assert_eq!(s.next(), Next::Execute(vec![0]));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! their results mapped to tool content and cut to `max-result-bytes`.
 
 use crate::client::{ChangeWatch, Upstream, UpstreamError, UpstreamTool};
+use crate::oauth::Login;
 use crate::oauth::Subject;
 use futures_util::future::BoxFuture;
 use rmcp::model::{CallToolResult, ContentBlock, ResourceContents};
@@ -16,7 +17,9 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tack_config::{Delegation, McpServerConfig};
-use tack_engine::remote::{RemoteEntry, RemoteError, RemoteTool, ToolServers};
+use tack_engine::remote::{
+    AuthorizationNeeded, CompletedAuthorization, RemoteEntry, RemoteError, RemoteTool, ToolServers,
+};
 use tack_runtime::{Annotations, CallContext, Content, ToolDescriptor};
 use tack_secrets::Secrets;
 use tokio::sync::Mutex;
@@ -29,7 +32,27 @@ pub struct Gateway {
     secrets: Option<Secrets>,
     /// Tool-list changes announced by any server.
     changes: ChangeWatch,
+    /// Where browsers come back to after a user authorizes tack
+    /// (`PUBLIC-URL/v1/mcp-oauth/callback`), when this gateway runs in a host
+    /// that serves it.
+    callback: Option<String>,
+    /// Users' authorizations in progress, by their OAuth `state`.
+    logins: Arc<Mutex<HashMap<String, PendingLogin>>>,
 }
+
+/// A user's authorization of tack with a server, and the calls waiting for
+/// it.
+struct PendingLogin {
+    server: String,
+    user: String,
+    login: Login,
+    /// (session id, call id)
+    waiters: Vec<(String, String)>,
+}
+
+/// The path browsers come back to after authorizing tack with an upstream
+/// server, on the host's public address.
+pub const CALLBACK_PATH: &str = "/v1/mcp-oauth/callback";
 
 struct Server {
     config: McpServerConfig,
@@ -57,7 +80,107 @@ impl Gateway {
             ),
             secrets,
             changes: ChangeWatch::default(),
+            callback: None,
+            logins: Arc::default(),
         }
+    }
+
+    /// This gateway, starting users' authorizations (per-user servers) with
+    /// browsers sent back to `public_base` + [`CALLBACK_PATH`].
+    pub fn with_callback(mut self, public_base: &str) -> Gateway {
+        self.callback = Some(format!(
+            "{}{CALLBACK_PATH}",
+            public_base.trim_end_matches('/')
+        ));
+        self
+    }
+
+    /// Whether server `name` takes each user's own token.
+    fn per_user(&self, name: &str) -> bool {
+        self.server(name).is_ok_and(|s| {
+            s.config
+                .oauth
+                .as_ref()
+                .is_some_and(|o| o.delegation == Delegation::PerUser)
+        })
+    }
+
+    /// `None` if `user` holds a token for per-user server `name`; else the
+    /// address where the user authorizes tack, the call (`session`, `call`)
+    /// waiting for that. One authorization per user and server is in
+    /// progress at a time; later calls wait for the same one.
+    async fn authorization(
+        &self,
+        name: &str,
+        user: &str,
+        waiter: (String, String),
+    ) -> Result<Option<AuthorizationNeeded>, UpstreamError> {
+        let config = &self.server(name)?.config;
+        let unusable = |message: String| UpstreamError::Config {
+            server: name.to_string(),
+            message,
+        };
+        let secrets = self.secrets.as_ref().ok_or_else(|| {
+            unusable(
+                "users' tokens are sealed in the store, and this host has no master key \
+                 (set TACK_MASTER_KEY)"
+                    .into(),
+            )
+        })?;
+        let sealed = crate::oauth::credential_name(name, Subject::User(user));
+        let held = secrets
+            .reveal(&sealed)
+            .await
+            .map_err(|e| unusable(format!("user tokens cannot be read: {e}")))?;
+        if held.is_some() {
+            return Ok(None);
+        }
+        let callback = self.callback.as_ref().ok_or_else(|| {
+            unusable(
+                "its calls carry each user's own token, and this process serves no address \
+                 to come back to after authorizing (run the agent on `tack serve`)"
+                    .into(),
+            )
+        })?;
+        let mut logins = self.logins.lock().await;
+        if let Some(p) = logins
+            .values_mut()
+            .find(|p| p.server == name && p.user == user)
+        {
+            p.waiters.push(waiter);
+            return Ok(Some(AuthorizationNeeded {
+                server: name.to_string(),
+                user: user.to_string(),
+                url: p.login.url().to_string(),
+            }));
+        }
+        let login = Login::begin(
+            name,
+            config,
+            Some(secrets),
+            Subject::User(user),
+            callback,
+            None,
+        )
+        .await?;
+        let state = login
+            .state()
+            .ok_or_else(|| unusable("the authorization address carries no `state`".into()))?;
+        let url = login.url().to_string();
+        logins.insert(
+            state,
+            PendingLogin {
+                server: name.to_string(),
+                user: user.to_string(),
+                login,
+                waiters: vec![waiter],
+            },
+        );
+        Ok(Some(AuthorizationNeeded {
+            server: name.to_string(),
+            user: user.to_string(),
+            url,
+        }))
     }
 
     /// The connection to server `name` for `user` (`None`: the host's), made
@@ -155,6 +278,43 @@ impl ToolServers for Gateway {
         self.changes.count()
     }
 
+    fn complete_authorization<'a>(
+        &'a self,
+        callback_url: &'a str,
+    ) -> BoxFuture<'a, Result<CompletedAuthorization, RemoteError>> {
+        Box::pin(async move {
+            let state = url::Url::parse(callback_url).ok().and_then(|u| {
+                u.query_pairs()
+                    .find(|(k, _)| k == "state")
+                    .map(|(_, v)| v.into_owned())
+            });
+            let pending = match state {
+                Some(state) => self.logins.lock().await.remove(&state),
+                None => None,
+            };
+            let Some(p) = pending else {
+                return Err(RemoteError::new(
+                    "not_found",
+                    "no authorization of this host is waiting for this address (it was \
+                     finished already, or the host restarted since it began: the waiting \
+                     run shows a new address)",
+                ));
+            };
+            let failed = p
+                .login
+                .finish(callback_url)
+                .await
+                .err()
+                .map(|e| e.to_string());
+            Ok(CompletedAuthorization {
+                server: p.server,
+                user: p.user,
+                waiters: p.waiters,
+                failed,
+            })
+        })
+    }
+
     fn tools<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<RemoteEntry>, RemoteError>> {
         Box::pin(async move {
             let tools = self.offered(name).await.map_err(remote_error)?;
@@ -241,6 +401,30 @@ struct GatewayTool {
 }
 
 impl RemoteTool for GatewayTool {
+    fn authorization<'a>(
+        &'a self,
+        ctx: &'a CallContext,
+    ) -> BoxFuture<'a, Result<Option<AuthorizationNeeded>, RemoteError>> {
+        Box::pin(async move {
+            // Without a user the call itself fails, saying so.
+            let (true, Some(user), Some(session)) = (
+                self.gateway.per_user(&self.server),
+                ctx.principal.as_deref(),
+                ctx.session_id.as_deref(),
+            ) else {
+                return Ok(None);
+            };
+            self.gateway
+                .authorization(
+                    &self.server,
+                    user,
+                    (session.to_string(), ctx.call_id.clone()),
+                )
+                .await
+                .map_err(remote_error)
+        })
+    }
+
     fn check_arguments(&self, arguments: &Value) -> Result<(), RemoteError> {
         let invalid = |detail: String| {
             RemoteError::new(

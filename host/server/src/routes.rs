@@ -60,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/approvals/{id}", post(decide_approval))
         .route("/v1/mcp-servers", get(list_mcp_servers))
         .route("/v1/mcp-servers/{name}/tools", get(mcp_server_tools))
+        .route("/v1/mcp-oauth/callback", get(mcp_oauth_callback))
         .route("/v1/secrets", get(list_secrets))
         .route("/v1/secrets/{name}", put(put_secret))
         .route("/mcp/{toolset}", any(crate::mcp::endpoint))
@@ -198,6 +199,51 @@ async fn list_mcp_servers(State(state): State<AppState>, _: Caller<Build>) -> Js
         })
         .collect();
     Json(json!({"mcp_servers": servers}))
+}
+
+/// Where a user's browser comes back to after authorizing tack with an
+/// upstream MCP server (per-user delegation). No bearer token: a browser
+/// has none. The OAuth `state` names the authorization this host began,
+/// and the code is only good with its PKCE verifier, which never left the
+/// host.
+async fn mcp_oauth_callback(State(state): State<AppState>, uri: axum::http::Uri) -> Response {
+    let query = uri.query().unwrap_or_default();
+    let page = |status: StatusCode, text: String| {
+        (
+            status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            text,
+        )
+            .into_response()
+    };
+    if !query.split('&').any(|p| p.starts_with("state=")) {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "tack: this is where browsers come back after authorizing tack with an MCP \
+             server; the authorization server adds the `code` and `state` it needs"
+                .into(),
+        );
+    }
+    match state
+        .engine
+        .complete_mcp_authorization(&format!("http://callback/?{query}"))
+        .await
+    {
+        Ok((server, user)) => page(
+            StatusCode::OK,
+            format!(
+                "tack is authorized with `{server}` for `{user}`. You can close this page; \
+                 the waiting run goes on."
+            ),
+        ),
+        Err(EngineError::NotFound(why)) => page(StatusCode::NOT_FOUND, format!("tack: {why}")),
+        Err(e) => page(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "tack was not authorized: {e}. The waiting run shows a new address to try again."
+            ),
+        ),
+    }
 }
 
 /// A server's tools as agents are offered them: after the host's filters,

@@ -701,6 +701,7 @@ async fn the_openapi_document_describes_every_route() {
         "/v1/approvals/{id}",
         "/v1/mcp-servers",
         "/v1/mcp-servers/{name}/tools",
+        "/v1/mcp-oauth/callback",
         "/v1/secrets",
         "/v1/secrets/{name}",
     ] {
@@ -724,7 +725,7 @@ async fn the_openapi_document_describes_every_route() {
     }
     assert_eq!(
         paths.len(),
-        16,
+        17,
         "every documented path is in the list above"
     );
     let (s, body) = api.call("GET", "/v1/nope", None, None).await;

@@ -255,6 +255,8 @@ fn main() {
             .tool
             .clone();
         let ctx = tack_runtime::CallContext::default();
+        let nobody: std::sync::Arc<dyn tack_mcp::Asker> =
+            std::sync::Arc::new(tack_mcp::Nobody("the bench answers no questions"));
         // Alternated, call by call, so that the machine's drift weighs on both
         // paths alike.
         let (mut plain, mut via) = (Vec::new(), Vec::new());
@@ -265,7 +267,7 @@ fn main() {
             let d = t.elapsed().as_secs_f64() * 1e6;
             let t = Instant::now();
             tool.check_arguments(&args).unwrap();
-            tool.call(&args, &ctx).await.unwrap();
+            tool.call(&args, &ctx, nobody.clone()).await.unwrap();
             let g = t.elapsed().as_secs_f64() * 1e6;
             if i >= 200 {
                 plain.push(d);

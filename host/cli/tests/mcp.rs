@@ -1857,3 +1857,145 @@ scenarios:
         }
     }
 }
+
+/// An upstream server (on the official Python SDK) whose tool asks for
+/// input mid-call: an input-required result in the 2026-07-28 era the
+/// gateway speaks with it (an elicitation request in the older one).
+const ASKING_SERVER: &str = r#"
+from typing import Annotated
+from pydantic import BaseModel
+from mcp.server.mcpserver import MCPServer, Elicit, ElicitationResult, Resolve
+
+server = MCPServer("asking")
+
+class Confirm(BaseModel):
+    approve: bool
+    note: str = "none"
+
+def ask(order: str):
+    return Elicit(f"Refund order {order}?", Confirm)
+
+@server.tool()
+async def confirm_refund(
+    order: str, answer: Annotated[ElicitationResult[Confirm], Resolve(ask)]
+) -> str:
+    """Ask the user to confirm a refund."""
+    if answer.action == "accept":
+        return f"accept approve={answer.data.approve} note={answer.data.note}"
+    return answer.action
+
+server.run("stdio")
+"#;
+
+/// An upstream server's elicitation in a run becomes an `ask_user` event
+/// naming the call; the session waits for input, the user answers through
+/// the API (a bare value for the one required field; the schema's default
+/// fills the other), and the call goes on with that content. The time the
+/// user takes does not count toward `call-timeout`. A second question is
+/// declined by its answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_question_mid_call_is_put_to_the_user_and_answered_through_the_api() {
+    tack_distribution::client::install_crypto();
+    let script = r#"
+scenarios:
+  - steps:
+      - tool_calls: [{name: asking__confirm_refund, arguments: {order: A-17}}]
+      - tool_calls: [{name: asking__confirm_refund, arguments: {order: B-2}}]
+      - text: "done"
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let server = dir.path().join("asking.py");
+    std::fs::write(&server, ASKING_SERVER).unwrap();
+    let extra = format!(
+        "{UNSIGNED_TACK}
+[mcp-servers.asking]
+command = \"python3\"
+args = [\"{}\"]
+read-only = [\"confirm_refund\"]
+call-timeout = \"1s\"
+",
+        server.display()
+    );
+    let s = Setup::build("sqlite://host.db", None, script, &extra).await;
+    let (builder, _, user) = s.tokens.clone();
+    let host = s.serve();
+    let agent = "name: asking\nmodel: scripted\nmcp-servers: [asking]\n";
+    let (st, v) = post(&host, "/v1/agents", &builder, json!({"yaml": agent})).await;
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = post(
+        &host,
+        "/v1/sessions",
+        &user,
+        json!({"agent": "asking", "input": "go"}),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let session = v["id"].as_str().unwrap().to_string();
+    let question = |ev: &[Value], n: usize| {
+        ev.iter()
+            .filter(|e| e["type"] == "ask_user")
+            .nth(n)
+            .cloned()
+    };
+    let ev = wait_for(&host, &session, &user, |ev| count(ev, "ask_user") == 1).await;
+    let q = question(&ev, 0).unwrap();
+    let call = ev.iter().find(|e| e["type"] == "tool_call").unwrap();
+    assert_eq!(q["call_id"], call["call_id"], "{q}");
+    let text = q["question"].as_str().unwrap();
+    assert!(
+        text.contains("MCP server `asking` asks: Refund order A-17?")
+            && text.contains("`approve` (boolean, required)")
+            && text.contains("`note` (string, default \"none\")"),
+        "{text}"
+    );
+    assert_eq!(count(&ev, "tool_result"), 0, "the call waits: {ev:#?}");
+    let (_, v) = get(&host, &format!("/v1/sessions/{session}"), &user).await;
+    assert_eq!(v["status"], "waiting_input", "{v}");
+
+    // Longer than call-timeout: a person's time does not count.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let answer = |id: Value, text: &str| {
+        let host = &host;
+        let user = &user;
+        let session = &session;
+        let text = text.to_string();
+        async move {
+            post(
+                host,
+                &format!("/v1/sessions/{session}/events"),
+                user,
+                json!({"type": "answer", "question_id": id, "answer": text}),
+            )
+            .await
+        }
+    };
+    let (st, v) = answer(q["question_id"].clone(), "{\"approve\": true}").await;
+    assert_eq!(st, 202, "{v}");
+    let ev = wait_for(&host, &session, &user, |ev| count(ev, "ask_user") == 2).await;
+    let first = ev.iter().find(|e| e["type"] == "tool_result").unwrap();
+    assert_eq!(first["ok"], true, "{first}");
+    assert!(
+        first["content"]
+            .as_str()
+            .unwrap()
+            .contains("accept approve=True note=none"),
+        "{first}"
+    );
+
+    let q = question(&ev, 1).unwrap();
+    let (st, v) = answer(q["question_id"].clone(), "decline").await;
+    assert_eq!(st, 202, "{v}");
+    let ev = wait_for(&host, &session, &user, |ev| count(ev, "run_finished") == 1).await;
+    let second = ev
+        .iter()
+        .filter(|e| e["type"] == "tool_result")
+        .nth(1)
+        .unwrap();
+    assert!(
+        second["content"].as_str().unwrap().contains("decline"),
+        "{second}"
+    );
+    // An answered question is not open any more.
+    let (st, _) = answer(q["question_id"].clone(), "again").await;
+    assert_eq!(st, 404);
+}

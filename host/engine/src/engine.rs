@@ -95,6 +95,9 @@ pub(crate) struct Inner {
     /// at.
     agents: tokio::sync::Mutex<HashMap<(String, u32), Resolved>>,
     direct: Arc<crate::direct::DirectApprovals>,
+    /// Calls waiting mid-call for the answer to a question they put:
+    /// (session, question id) -> where the answer goes.
+    answers: Mutex<HashMap<(String, String), tokio::sync::oneshot::Sender<String>>>,
 }
 
 /// An agent as resolved, and the tool servers' revision it was resolved at.
@@ -172,6 +175,7 @@ impl Engine {
                 sweep_at: AtomicUsize::new(MIN_SWEEP_AT),
                 agents: tokio::sync::Mutex::default(),
                 direct: Arc::default(),
+                answers: Mutex::default(),
             }),
         }
     }
@@ -674,7 +678,8 @@ impl Engine {
         self.check_message_size("answer", answer)?;
         let h = self.handle(session).await?;
         let mut log = h.log.lock().await;
-        if log.open_question(question_id).is_none() {
+        let mid_call = log.open_tool_question(question_id);
+        if log.open_question(question_id).is_none() && !mid_call {
             return Err(EngineError::NotFound(format!(
                 "session `{session}` has no open question `{question_id}`"
             )));
@@ -687,7 +692,19 @@ impl Engine {
             })
             .await?;
         drop(log);
-        self.kick(h);
+        if mid_call {
+            let waiting = self
+                .inner
+                .answers
+                .lock()
+                .expect("answers lock")
+                .remove(&(session.to_string(), question_id.to_string()));
+            if let Some(tx) = waiting {
+                let _ = tx.send(answer.to_string());
+            }
+        } else {
+            self.kick(h);
+        }
         Ok(e)
     }
 
@@ -730,6 +747,31 @@ impl Engine {
             None => Ok((done.server, done.user)),
             Some(why) => Err(EngineError::Invalid(why)),
         }
+    }
+
+    /// Where the answer to question `question_id` of `session`, put by a
+    /// tool mid-call, will arrive.
+    pub(crate) fn expect_answer(
+        &self,
+        session: &str,
+        question_id: &str,
+    ) -> tokio::sync::oneshot::Receiver<String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.inner
+            .answers
+            .lock()
+            .expect("answers lock")
+            .insert((session.to_string(), question_id.to_string()), tx);
+        rx
+    }
+
+    /// Stop waiting for that answer.
+    pub(crate) fn forget_answer(&self, session: &str, question_id: &str) {
+        self.inner
+            .answers
+            .lock()
+            .expect("answers lock")
+            .remove(&(session.to_string(), question_id.to_string()));
     }
 
     /// Stop the session's current run.

@@ -278,8 +278,13 @@ pub enum EventData {
     AskUser {
         /// Run id.
         run_id: String,
-        /// Question id (the call id); the answer names it.
+        /// Question id (the call id of an `ask_user` call); the answer names
+        /// it.
         question_id: String,
+        /// The call asking, when a tool asks mid-call (an upstream MCP
+        /// server's elicitation); that call waits for the answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call_id: Option<String>,
         /// The question.
         question: String,
         /// Suggested answers, if any.

@@ -94,12 +94,37 @@ pub trait RemoteTool: Send + Sync {
     }
 
     /// Call it with `arguments` (already checked). `Ok`: the parts the model
-    /// reads. `Err`: the tool's own error or a failure to reach it.
+    /// reads. `Err`: the tool's own error or a failure to reach it. A tool
+    /// that needs a person's input mid-call (an MCP elicitation) puts its
+    /// question to `asker`.
     fn call<'a>(
         &'a self,
         arguments: &'a Value,
         ctx: &'a CallContext,
+        asker: Arc<dyn Asker>,
     ) -> BoxFuture<'a, Result<Vec<Content>, RemoteError>>;
+}
+
+/// Whom a remote tool asks when it needs a person's input mid-call: in a run,
+/// the session's user (an `ask_user` event answered through the API).
+pub trait Asker: Send + Sync {
+    /// Put `question` (with suggested `choices`, possibly none) and wait for
+    /// the answer. Fails when the run is interrupted or nobody can answer.
+    fn ask(
+        &self,
+        question: String,
+        choices: Vec<String>,
+    ) -> BoxFuture<'_, Result<String, RemoteError>>;
+}
+
+/// An [`Asker`] for calls with nobody behind them to answer (calls from MCP
+/// clients, operators' calls): every question fails, saying why.
+pub struct Nobody(pub &'static str);
+
+impl Asker for Nobody {
+    fn ask(&self, _: String, _: Vec<String>) -> BoxFuture<'_, Result<String, RemoteError>> {
+        Box::pin(async move { Err(RemoteError::new("unanswerable", self.0)) })
+    }
 }
 
 /// Why a remote tool gave no result, with the code the `tool_result` event

@@ -14,7 +14,7 @@ use crate::error::EngineError;
 use crate::events::{ApprovalStatus, EventData, RunStop, Status};
 use crate::log::{Entry, Pending};
 use crate::redact::{redact, redact_text};
-use crate::remote::{RemoteError, RemoteTool};
+use crate::remote::{Asker, RemoteError, RemoteTool};
 use crate::state::{ApprovalState, CallState, Next, RunState, SessionState};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -835,6 +835,7 @@ async fn execute_one(
                         .await
                         .append_one(EventData::AskUser {
                             run_id: run_id.to_string(),
+                            call_id: None,
                             question_id: c.call_id.clone(),
                             question,
                             choices,
@@ -967,7 +968,7 @@ async fn log_result(
 /// result). Other calls take no record: after a crash they simply run again.
 async fn run_tool(
     engine: &Engine,
-    h: &SessionHandle,
+    h: &Arc<SessionHandle>,
     run_id: &str,
     entry: &ToolEntry,
     c: &CallState,
@@ -1001,7 +1002,16 @@ async fn run_tool(
     };
     let f = match &entry.backend {
         Backend::Wasm(sandbox) => run_wasm(sandbox, entry, c, &ctx).await,
-        Backend::Remote(tool) => run_remote(tool.as_ref(), c, &ctx).await,
+        Backend::Remote(tool) => {
+            let asker = Arc::new(RunAsker {
+                engine: engine.clone(),
+                h: h.clone(),
+                run_id: run_id.to_string(),
+                call_id: c.call_id.clone(),
+                asked: AtomicU64::new(0),
+            });
+            run_remote(tool.as_ref(), c, &ctx, asker).await
+        }
         Backend::Builtin => Finished::error("internal", "a built-in tool has no runner".into()),
     };
     Ok((f, claim))
@@ -1044,7 +1054,12 @@ async fn run_wasm(
 
 /// One call to a tool the host reaches (an upstream MCP server's): the
 /// arguments are checked against its schema first, as a sandbox does.
-async fn run_remote(tool: &dyn RemoteTool, c: &CallState, ctx: &CallContext) -> Finished {
+async fn run_remote(
+    tool: &dyn RemoteTool,
+    c: &CallState,
+    ctx: &CallContext,
+    asker: Arc<RunAsker>,
+) -> Finished {
     let started = Instant::now();
     let outcome = match serde_json::from_str::<Value>(&c.arguments) {
         Err(e) => Err(RemoteError::new(
@@ -1053,7 +1068,7 @@ async fn run_remote(tool: &dyn RemoteTool, c: &CallState, ctx: &CallContext) -> 
         )),
         Ok(arguments) => match tool.check_arguments(&arguments) {
             Err(e) => Err(e),
-            Ok(()) => tool.call(&arguments, ctx).await,
+            Ok(()) => tool.call(&arguments, ctx, asker).await,
         },
     };
     let latency_ms = started.elapsed().as_millis() as u64;
@@ -1074,6 +1089,62 @@ async fn run_remote(tool: &dyn RemoteTool, c: &CallState, ctx: &CallContext) -> 
     }
 }
 
+/// A remote call's questions, put to the session's user mid-call: each is
+/// an `ask_user` event naming the call (the session waits for input
+/// meanwhile), answered through the API like any question. The answer
+/// reaches the waiting call in this process; an interrupt ends the wait.
+struct RunAsker {
+    engine: Engine,
+    h: Arc<SessionHandle>,
+    run_id: String,
+    call_id: String,
+    asked: AtomicU64,
+}
+
+impl Asker for RunAsker {
+    fn ask(
+        &self,
+        question: String,
+        choices: Vec<String>,
+    ) -> futures_util::future::BoxFuture<'_, Result<String, RemoteError>> {
+        Box::pin(async move {
+            let n = self.asked.fetch_add(1, Ordering::SeqCst) + 1;
+            let question_id = format!("{}.ask{n}", self.call_id);
+            let answer = self.engine.expect_answer(&self.h.id, &question_id);
+            let failed = |e: EngineError| RemoteError::new("internal", e.to_string());
+            {
+                let mut log = self.h.log.lock().await;
+                let mut entry = Entry::one(EventData::AskUser {
+                    run_id: self.run_id.clone(),
+                    question_id: question_id.clone(),
+                    call_id: Some(self.call_id.clone()),
+                    question,
+                    choices,
+                });
+                if log.status != Some(Status::WaitingInput) {
+                    entry = entry.and(EventData::StatusChanged {
+                        status: Status::WaitingInput,
+                    });
+                }
+                log.append(entry).await.map_err(failed)?;
+            }
+            let answer = tokio::select! {
+                a = answer => a.map_err(|_| RemoteError::new(
+                    "unanswerable",
+                    "the question was withdrawn before anyone answered",
+                )),
+                _ = self.h.cancel.notified() => Err(RemoteError::new(
+                    "interrupted",
+                    "the run was interrupted while the tool waited for an answer",
+                )),
+            };
+            self.engine.forget_answer(&self.h.id, &question_id);
+            set_status(&self.h, Status::Running).await.map_err(failed)?;
+            answer
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1088,6 +1159,7 @@ mod tests {
             output_tokens: tokens.1,
             cost_usd,
             calls: Vec::new(),
+            asks: Default::default(),
         }
     }
 

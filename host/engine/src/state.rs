@@ -123,6 +123,9 @@ pub struct RunState {
     pub cost_usd: f64,
     /// Tool calls of the current step.
     pub calls: Vec<CallState>,
+    /// Questions tools put to the user mid-call and not yet answered:
+    /// question id -> the asking call's id.
+    pub asks: BTreeMap<String, String>,
 }
 
 /// What the run must do next.
@@ -186,6 +189,7 @@ impl SessionState {
                     output_tokens: 0,
                     cost_usd: 0.0,
                     calls: Vec::new(),
+                    asks: BTreeMap::new(),
                 });
             }
             EventData::StatusChanged { status } => self.status = Some(*status),
@@ -324,16 +328,30 @@ impl SessionState {
                     };
                 }
             }
-            EventData::AskUser { question_id, .. } => {
-                if let Some(c) = self.call_mut(question_id) {
-                    c.asked = true;
+            EventData::AskUser {
+                question_id,
+                call_id,
+                ..
+            } => match call_id {
+                Some(call) => {
+                    if let Some(run) = &mut self.run {
+                        run.asks.insert(question_id.clone(), call.clone());
+                    }
                 }
-            }
+                None => {
+                    if let Some(c) = self.call_mut(question_id) {
+                        c.asked = true;
+                    }
+                }
+            },
             EventData::UserAnswer {
                 question_id,
                 answer,
                 ..
             } => {
+                if let Some(run) = &mut self.run {
+                    run.asks.remove(question_id);
+                }
                 if let Some(c) = self.call_mut(question_id) {
                     c.answer = Some(answer.clone());
                 }
@@ -370,6 +388,10 @@ impl SessionState {
                         content: content.clone(),
                         is_error: !ok,
                     });
+                }
+                // A finished call asks nothing more.
+                if let Some(run) = &mut self.run {
+                    run.asks.retain(|_, asking| asking != call_id);
                 }
                 if let Some(run) = &mut self.run
                     && !run.calls.is_empty()
@@ -454,6 +476,11 @@ impl SessionState {
                 Some((run.run_id.clone(), c.call_id.clone(), server))
             })
             .collect()
+    }
+
+    /// Whether `id` is a question a tool put mid-call and nobody answered.
+    pub fn open_tool_question(&self, id: &str) -> bool {
+        self.run.as_ref().is_some_and(|r| r.asks.contains_key(id))
     }
 
     /// The unanswered `ask_user` question `id`, if any.

@@ -17,7 +17,10 @@
 use crate::oauth::Subject;
 use http::{HeaderName, HeaderValue};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ContentBlock, ProtocolVersion, SubscriptionFilter, Tool,
+    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ContentBlock,
+    ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationCapability,
+    FormElicitationCapability, Implementation, ProtocolVersion, SubscriptionFilter, Tool,
+    UrlElicitationCapability,
 };
 use rmcp::service::{
     ClientInitializeError, ClientLifecycleMode, ClientServiceExt, RoleClient, RunningService,
@@ -31,6 +34,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tack_config::McpServerConfig;
+use tack_engine::remote::{Asker, Nobody};
 use tack_secrets::{SecretValue, Secrets};
 
 /// How long connecting may take when the configuration does not say.
@@ -154,18 +158,80 @@ impl ChangeWatch {
     }
 }
 
-/// The client side of a connection: tells the watch about list changes.
+/// Whom the calls in flight on one connection ask (see [`Upstream::call_tool`]).
+type Askers = Arc<std::sync::Mutex<Vec<(u64, Arc<dyn Asker>)>>>;
+
+/// The client side of a connection: tells the watch about list changes, and
+/// puts the server's elicitations to the person behind the call in flight.
 #[derive(Clone)]
 struct Watcher {
     server: String,
     watch: ChangeWatch,
+    askers: Askers,
 }
 
 impl rmcp::ClientHandler for Watcher {
     async fn on_tool_list_changed(&self, _: rmcp::service::NotificationContext<RoleClient>) {
         self.watch.changed(&self.server);
     }
+
+    fn get_info(&self) -> ClientConfig {
+        let mut capabilities = ClientCapabilities::default();
+        capabilities.elicitation = Some(
+            ElicitationCapability::new()
+                .with_form(FormElicitationCapability::new().with_schema_validation(true))
+                .with_url(UrlElicitationCapability::new()),
+        );
+        ClientConfig::new(
+            capabilities,
+            Implementation::new("tack", env!("CARGO_PKG_VERSION")),
+        )
+    }
+
+    async fn create_elicitation(
+        &self,
+        request: ElicitRequestParams,
+        _: rmcp::service::RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, rmcp::ErrorData> {
+        // An elicitation names no call; with one call in flight on this
+        // connection it is that call's. With several, tack cannot tell
+        // whose person to ask, and declines.
+        let asker = {
+            let askers = self.askers.lock().expect("askers lock");
+            match askers.as_slice() {
+                [(_, one)] => Some(one.clone()),
+                _ => None,
+            }
+        };
+        match asker {
+            Some(asker) => Ok(crate::elicit::elicit(asker.as_ref(), &self.server, request).await),
+            None => {
+                tracing::warn!(
+                    server = self.server,
+                    "MCP server asked for input while no single call of it was in flight; declined"
+                );
+                Ok(ElicitResult::new(ElicitationAction::Decline))
+            }
+        }
+    }
 }
+
+/// Takes a call's asker off its connection's list when the call ends.
+struct Asking<'a> {
+    askers: &'a Askers,
+    id: u64,
+}
+
+impl Drop for Asking<'_> {
+    fn drop(&mut self) {
+        self.askers
+            .lock()
+            .expect("askers lock")
+            .retain(|(id, _)| *id != self.id);
+    }
+}
+
+static CALLS: AtomicU64 = AtomicU64::new(0);
 
 /// A connected upstream MCP server.
 pub struct Upstream {
@@ -173,6 +239,7 @@ pub struct Upstream {
     config: McpServerConfig,
     /// The user whose token the connection carries (per-user delegation).
     subject: Option<String>,
+    askers: Askers,
     service: RunningService<RoleClient, Watcher>,
 }
 
@@ -200,9 +267,11 @@ impl Upstream {
         watch: ChangeWatch,
         subject: Subject<'_>,
     ) -> Result<Upstream, UpstreamError> {
+        let askers = Askers::default();
         let watcher = Watcher {
             server: name.to_string(),
             watch: watch.clone(),
+            askers: askers.clone(),
         };
         let fail = |message: String| UpstreamError::Connect {
             server: name.to_string(),
@@ -296,6 +365,7 @@ impl Upstream {
                 Subject::Host => None,
                 Subject::User(u) => Some(u.to_string()),
             },
+            askers,
             service,
         })
     }
@@ -387,23 +457,52 @@ impl Upstream {
         }
     }
 
-    /// Call `tool` with `arguments` (a JSON object).
+    /// Call `tool` with `arguments` (a JSON object), with nobody to answer
+    /// the server's questions.
     pub async fn call(
         &self,
         tool: &str,
         arguments: Value,
     ) -> Result<UpstreamResult, UpstreamError> {
-        Ok(result_of(self.call_tool(tool, arguments).await?))
+        let nobody = Arc::new(Nobody("nobody answers questions of this call"));
+        self.call_asking(tool, arguments, nobody).await
+    }
+
+    /// [`call`](Self::call), with what the server asks mid-call going to
+    /// `asker`.
+    pub async fn call_asking(
+        &self,
+        tool: &str,
+        arguments: Value,
+        asker: Arc<dyn Asker>,
+    ) -> Result<UpstreamResult, UpstreamError> {
+        Ok(result_of(self.call_tool(tool, arguments, asker).await?))
     }
 
     /// Call `tool` with `arguments` (a JSON object), returning the result as
-    /// the server gave it. A call that takes longer than `call-timeout` is
-    /// cancelled (the server is told).
+    /// the server gave it. What the server asks mid-call (elicitation) goes
+    /// to `asker`. A call that takes longer than `call-timeout` is cancelled
+    /// (the server is told); the time includes waiting for answers.
     pub async fn call_tool(
         &self,
         tool: &str,
         arguments: Value,
+        asker: Arc<dyn Asker>,
     ) -> Result<CallToolResult, UpstreamError> {
+        let id = CALLS.fetch_add(1, Ordering::SeqCst);
+        let clock = Arc::new(AskClock {
+            asker,
+            open: AtomicU64::new(0),
+            answered: AtomicU64::new(0),
+        });
+        self.askers
+            .lock()
+            .expect("askers lock")
+            .push((id, clock.clone()));
+        let _asking = Asking {
+            askers: &self.askers,
+            id,
+        };
         let Value::Object(arguments) = arguments else {
             return Err(UpstreamError::Request {
                 server: self.name.clone(),
@@ -413,10 +512,49 @@ impl Upstream {
         let params = CallToolRequestParams::new(tool.to_string()).with_arguments(arguments);
         let limit = self.call_timeout();
         let what = format!("tools/call `{tool}`");
-        tokio::time::timeout(limit, self.service.call_tool(params))
-            .await
-            .map_err(|_| self.timed_out(&what, limit))?
-            .map_err(|e| self.service_error(&what, e))
+        // Time spent waiting for a person's answer does not count: while a
+        // question is open, or after one was answered, the clock restarts.
+        let call = self.service.call_tool(params);
+        tokio::pin!(call);
+        let mut answered = clock.answered.load(Ordering::SeqCst);
+        let mut deadline = tokio::time::Instant::now() + limit;
+        loop {
+            tokio::select! {
+                r = &mut call => return r.map_err(|e| self.service_error(&what, e)),
+                _ = tokio::time::sleep_until(deadline) => {
+                    let now_answered = clock.answered.load(Ordering::SeqCst);
+                    if clock.open.load(Ordering::SeqCst) == 0 && now_answered == answered {
+                        return Err(self.timed_out(&what, limit));
+                    }
+                    answered = now_answered;
+                    deadline = tokio::time::Instant::now() + limit;
+                }
+            }
+        }
+    }
+}
+
+/// A call's asker, counting the questions open and answered, so the call's
+/// timeout can leave out the time a person takes.
+struct AskClock {
+    asker: Arc<dyn Asker>,
+    open: AtomicU64,
+    answered: AtomicU64,
+}
+
+impl Asker for AskClock {
+    fn ask(
+        &self,
+        question: String,
+        choices: Vec<String>,
+    ) -> futures_util::future::BoxFuture<'_, Result<String, tack_engine::remote::RemoteError>> {
+        Box::pin(async move {
+            self.open.fetch_add(1, Ordering::SeqCst);
+            let answer = self.asker.ask(question, choices).await;
+            self.answered.fetch_add(1, Ordering::SeqCst);
+            self.open.fetch_sub(1, Ordering::SeqCst);
+            answer
+        })
     }
 }
 

@@ -18,7 +18,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tack_config::{Delegation, McpServerConfig};
 use tack_engine::remote::{
-    AuthorizationNeeded, CompletedAuthorization, RemoteEntry, RemoteError, RemoteTool, ToolServers,
+    Asker, AuthorizationNeeded, CompletedAuthorization, RemoteEntry, RemoteError, RemoteTool,
+    ToolServers,
 };
 use tack_runtime::{Annotations, CallContext, Content, ToolDescriptor};
 use tack_secrets::Secrets;
@@ -463,6 +464,7 @@ impl RemoteTool for GatewayTool {
         &'a self,
         arguments: &'a Value,
         ctx: &'a CallContext,
+        asker: Arc<dyn Asker>,
     ) -> BoxFuture<'a, Result<Vec<Content>, RemoteError>> {
         Box::pin(async move {
             let user = self
@@ -474,7 +476,10 @@ impl RemoteTool for GatewayTool {
                 .upstream(&self.server, user)
                 .await
                 .map_err(remote_error)?;
-            let outcome = match upstream.call_tool(&self.tool, arguments.clone()).await {
+            let outcome = match upstream
+                .call_tool(&self.tool, arguments.clone(), asker)
+                .await
+            {
                 Ok(r) => parts(r, self.max_result),
                 Err(e) => {
                     if e.is_connection_lost() || upstream.is_closed() {

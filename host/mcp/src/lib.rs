@@ -16,6 +16,7 @@
 //! client sees `destructiveHint` exactly where tack gates.
 
 pub mod client;
+mod elicit;
 pub mod gateway;
 pub mod http;
 pub mod oauth;
@@ -26,3 +27,4 @@ pub use gateway::Gateway;
 pub use http::HttpToolset;
 pub use oauth::{Login, Subject};
 pub use server::ToolServer;
+pub use tack_engine::remote::{Asker, Nobody};

@@ -373,7 +373,12 @@ async fn run(entry: &ToolEntry, arguments: Value) -> (CallToolResult, Vec<LogRec
         // check, timeout, size cap), its errors as tool errors.
         Backend::Remote(tool) => {
             let outcome = match tool.check_arguments(&arguments) {
-                Ok(()) => tool.call(&arguments, &ctx).await,
+                Ok(()) => {
+                    let nobody = Arc::new(tack_engine::remote::Nobody(
+                        "tack does not pass an upstream server's questions on to MCP clients",
+                    ));
+                    tool.call(&arguments, &ctx, nobody).await
+                }
                 Err(e) => Err(e),
             };
             let result = match outcome {

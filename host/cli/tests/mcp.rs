@@ -1999,3 +1999,132 @@ call-timeout = \"1s\"
     let (st, _) = answer(q["question_id"].clone(), "again").await;
     assert_eq!(st, 404);
 }
+
+/// An upstream server (on the official Python SDK) whose tool samples the
+/// client's model.
+const SAMPLING_SERVER: &str = r#"
+from typing import Annotated
+from mcp.server.mcpserver import MCPServer, Resolve, Sample
+from mcp_types import CreateMessageResult, SamplingMessage, TextContent
+
+server = MCPServer("sampler")
+
+def summarize(text: str):
+    return Sample(
+        [SamplingMessage(role="user", content=TextContent(type="text", text=f"Summarize: {text}"))],
+        max_tokens=64,
+    )
+
+@server.tool()
+async def summary(text: str, answer: Annotated[CreateMessageResult, Resolve(summarize)]) -> str:
+    """Summarize a text with the client's model."""
+    return f"summary: {answer.content.text} (by {answer.model})"
+
+server.run("stdio")
+"#;
+
+/// Sampling: a server the operator lets sample (`sampling-model`) has its
+/// request answered by that catalog model, whose tokens count toward the
+/// run (`mcp_sampling`, and the run's totals); the same server without the
+/// setting is not offered sampling, and its call fails saying so.
+#[tokio::test(flavor = "multi_thread")]
+async fn sampling_is_refused_unless_the_operator_names_a_model_which_bills_the_run() {
+    tack_distribution::client::install_crypto();
+    let script = r#"
+scenarios:
+  - match: "Summarize:"
+    steps:
+      - text: "A short summary."
+  - steps:
+      - tool_calls:
+          - {name: allowed__summary, arguments: {text: "a long text"}}
+      - tool_calls:
+          - {name: refused__summary, arguments: {text: "another text"}}
+      - text: "done"
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let server = dir.path().join("sampler.py");
+    std::fs::write(&server, SAMPLING_SERVER).unwrap();
+    let extra = format!(
+        "{UNSIGNED_TACK}
+[mcp-servers.allowed]
+command = \"python3\"
+args = [\"{0}\"]
+read-only = [\"summary\"]
+sampling-model = \"scripted\"
+
+[mcp-servers.refused]
+command = \"python3\"
+args = [\"{0}\"]
+read-only = [\"summary\"]
+",
+        server.display()
+    );
+    let s = Setup::build("sqlite://host.db", None, script, &extra).await;
+    let (builder, _, user) = s.tokens.clone();
+    let host = s.serve();
+    let agent = "name: sampler\nmodel: scripted\nmcp-servers: [allowed, refused]\n";
+    let (st, v) = post(&host, "/v1/agents", &builder, json!({"yaml": agent})).await;
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = post(
+        &host,
+        "/v1/sessions",
+        &user,
+        json!({"agent": "sampler", "input": "go"}),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let session = v["id"].as_str().unwrap().to_string();
+    let ev = wait_for(&host, &session, &user, |ev| count(ev, "run_finished") == 1).await;
+    let result = |tool: &str| {
+        ev.iter()
+            .find(|e| e["type"] == "tool_result" && e["tool"] == tool)
+            .unwrap_or_else(|| panic!("no result of {tool}: {ev:#?}"))
+            .clone()
+    };
+    let allowed = result("allowed__summary");
+    assert_eq!(allowed["ok"], true, "{allowed}");
+    assert!(
+        allowed["content"]
+            .as_str()
+            .unwrap()
+            .contains("summary: A short summary."),
+        "{allowed}"
+    );
+    let sampled = ev
+        .iter()
+        .find(|e| e["type"] == "mcp_sampling")
+        .expect("an mcp_sampling event");
+    assert_eq!(sampled["server"], "allowed", "{sampled}");
+    assert_eq!(sampled["model"], "scripted", "{sampled}");
+    assert_eq!(sampled["call_id"], allowed["call_id"], "{sampled}");
+    let sampled_in = sampled["usage"]["input_tokens"].as_u64().unwrap();
+    assert!(sampled_in > 0, "{sampled}");
+    assert_eq!(count(&ev, "mcp_sampling"), 1);
+
+    // Without `sampling-model` tack does not offer sampling to the server,
+    // which then refuses its own call (a server that asks anyway is refused
+    // by tack, naming the setting).
+    let refused = result("refused__summary");
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert!(
+        refused["content"]
+            .as_str()
+            .unwrap()
+            .contains("did not declare the sampling capability"),
+        "{refused}"
+    );
+
+    // The run's tokens are its model calls' and the sampling's.
+    let responses: u64 = ev
+        .iter()
+        .filter(|e| e["type"] == "model_response")
+        .map(|e| e["usage"]["input_tokens"].as_u64().unwrap())
+        .sum();
+    let finished = ev.iter().find(|e| e["type"] == "run_finished").unwrap();
+    assert_eq!(
+        finished["input_tokens"].as_u64().unwrap(),
+        responses + sampled_in,
+        "{finished}"
+    );
+}

@@ -216,6 +216,10 @@ pub struct McpServerConfig {
     /// Reach the server with OAuth 2.1 tokens (`[mcp-servers.NAME.oauth]`;
     /// HTTP servers only).
     pub oauth: Option<McpOAuthConfig>,
+    /// Let the server sample a model (`sampling/createMessage`) during a
+    /// run's call: this catalog model answers, billed to the run. Unset:
+    /// sampling requests are refused.
+    pub sampling_model: Option<String>,
 }
 
 /// How the gateway gets OAuth tokens for an upstream server. Discovery
@@ -650,6 +654,15 @@ impl HostConfig {
                          secrets (`tack secret set NAME`), it does not hold them"
                     )));
                 }
+            }
+            if let Some(model) = &m.sampling_model
+                && !host.models.contains_key(model)
+            {
+                return Err(err(format!(
+                    "mcp-servers.{name}.sampling-model: no model `{model}` in the catalog \
+                     (models: {})",
+                    host.models.keys().cloned().collect::<Vec<_>>().join(", ")
+                )));
             }
             if let Some(o) = &m.oauth {
                 if m.bearer_secret.is_some() {

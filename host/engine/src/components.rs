@@ -662,6 +662,19 @@ impl Resolver {
         self.plugin_tools(reference, &Unverified::default()).await
     }
 
+    /// Catalog model `name` (`[models.NAME]`) and its adapter, bound to its
+    /// endpoint and credential.
+    pub async fn catalog_model(
+        &self,
+        name: &str,
+    ) -> Result<(ModelEntry, BoundAdapter), EngineError> {
+        let model = self.host.models.get(name).cloned().ok_or_else(|| {
+            EngineError::Resolve(format!("model `{name}` is not in this host's catalog"))
+        })?;
+        let adapter = self.adapter(name, &model, &Unverified::default()).await?;
+        Ok((model, adapter))
+    }
+
     /// The tools of the host's toolset `name` (`[toolsets.NAME]`), each
     /// plugin resolved as [`tools`](Self::tools) does.
     pub async fn toolset(&self, name: &str) -> Result<Vec<ToolEntry>, EngineError> {

@@ -327,6 +327,24 @@ pub enum EventData {
         /// Whether the user authorized tack.
         authorized: bool,
     },
+    /// An upstream MCP server had a catalog model complete a prompt during
+    /// a call (sampling); its tokens and cost count toward the run's.
+    McpSampling {
+        /// Run id.
+        run_id: String,
+        /// The call during which the server asked.
+        call_id: String,
+        /// The server.
+        server: String,
+        /// The catalog model that answered.
+        model: String,
+        /// Tokens used.
+        usage: tack_runtime::Usage,
+        /// Their price.
+        cost_usd: f64,
+        /// How long the model took.
+        latency_ms: u64,
+    },
     /// A tool call finished (or was refused); its content goes to the model.
     ToolResult {
         /// Run id.
@@ -405,6 +423,7 @@ impl EventData {
             EventData::UserAnswer { .. } => "user_answer",
             EventData::McpAuthRequired { .. } => "mcp_auth_required",
             EventData::McpAuthCompleted { .. } => "mcp_auth_completed",
+            EventData::McpSampling { .. } => "mcp_sampling",
             EventData::ToolResult { .. } => "tool_result",
             EventData::Error { .. } => "error",
             EventData::Interrupt { .. } => "interrupt",

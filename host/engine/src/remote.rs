@@ -105,8 +105,9 @@ pub trait RemoteTool: Send + Sync {
     ) -> BoxFuture<'a, Result<Vec<Content>, RemoteError>>;
 }
 
-/// Whom a remote tool asks when it needs a person's input mid-call: in a run,
-/// the session's user (an `ask_user` event answered through the API).
+/// Whom a remote tool asks when it needs a person's input mid-call (in a
+/// run, the session's user: an `ask_user` event answered through the API),
+/// or a model's (sampling, from the host's catalog, billed to the run).
 pub trait Asker: Send + Sync {
     /// Put `question` (with suggested `choices`, possibly none) and wait for
     /// the answer. Fails when the run is interrupted or nobody can answer.
@@ -115,6 +116,47 @@ pub trait Asker: Send + Sync {
         question: String,
         choices: Vec<String>,
     ) -> BoxFuture<'_, Result<String, RemoteError>>;
+
+    /// Have a catalog model complete `request` for server `server`.
+    fn sample<'a>(
+        &'a self,
+        server: &'a str,
+        request: Sampling,
+    ) -> BoxFuture<'a, Result<Sampled, RemoteError>> {
+        let _ = (server, request);
+        Box::pin(async {
+            Err(RemoteError::new(
+                "unanswerable",
+                "no run to bill a model's answer to",
+            ))
+        })
+    }
+}
+
+/// A completion an upstream server asks of a model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sampling {
+    /// The catalog model to answer (`sampling-model`).
+    pub model: String,
+    /// The system prompt.
+    pub system: Option<String>,
+    /// The conversation.
+    pub messages: Vec<tack_runtime::Message>,
+    /// Most tokens to generate.
+    pub max_tokens: u32,
+    /// Sampling temperature.
+    pub temperature: Option<f32>,
+}
+
+/// What the model answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sampled {
+    /// Its text.
+    pub text: String,
+    /// The provider's model id.
+    pub model: String,
+    /// Why it stopped: `endTurn`, `maxTokens` or `refusal`.
+    pub stop_reason: String,
 }
 
 /// An [`Asker`] for calls with nobody behind them to answer (calls from MCP

@@ -908,7 +908,8 @@ async fn execute_one(
                         }
                     }
                 }
-                let (finished, claim) = run_tool(engine, h, run_id, entry, &c).await?;
+                let limits = &agent.spec.limits;
+                let (finished, claim) = run_tool(engine, h, run_id, entry, &c, limits).await?;
                 let record = finished.record();
                 let call = claim.as_deref().map(|key| (key, &record));
                 return log_result(h, run_id, &c, approval, finished, call).await;
@@ -972,6 +973,7 @@ async fn run_tool(
     run_id: &str,
     entry: &ToolEntry,
     c: &CallState,
+    limits: &Limits,
 ) -> Result<(Finished, Option<String>), EngineError> {
     let store = &engine.inner.store;
     let key = format!("{run_id}/{}", c.call_id);
@@ -1009,6 +1011,7 @@ async fn run_tool(
                 run_id: run_id.to_string(),
                 call_id: c.call_id.clone(),
                 asked: AtomicU64::new(0),
+                limits: limits.clone(),
             });
             run_remote(tool.as_ref(), c, &ctx, asker).await
         }
@@ -1099,9 +1102,82 @@ struct RunAsker {
     run_id: String,
     call_id: String,
     asked: AtomicU64,
+    /// The run's limits, which sampling spends against.
+    limits: Limits,
 }
 
 impl Asker for RunAsker {
+    fn sample<'a>(
+        &'a self,
+        server: &'a str,
+        request: crate::remote::Sampling,
+    ) -> futures_util::future::BoxFuture<'a, Result<crate::remote::Sampled, RemoteError>> {
+        Box::pin(async move {
+            let refused = |m: String| RemoteError::new("refused", m);
+            {
+                let log = self.h.log.lock().await;
+                let Some(run) = &log.run else {
+                    return Err(refused("the run has ended".into()));
+                };
+                if let Some(stop) = limit_reached(&self.limits, run, now_ms()) {
+                    return Err(refused(format!(
+                        "the run has reached a limit ({stop:?}); it pays for no more model calls"
+                    )));
+                }
+            }
+            let (entry, adapter) = self
+                .engine
+                .inner
+                .resolver
+                .catalog_model(&request.model)
+                .await
+                .map_err(|e| refused(e.to_string()))?;
+            let completion = CompletionRequest {
+                endpoint: entry.endpoint.clone(),
+                model: entry.model.clone().unwrap_or_else(|| request.model.clone()),
+                system: request.system,
+                messages: request.messages,
+                tools: Default::default(),
+                max_tokens: request.max_tokens.clamp(1, DEFAULT_MAX_TOKENS),
+                temperature: request.temperature,
+                stream: false,
+            };
+            let outcome = adapter
+                .complete(&completion, MODEL_CALL_TIMEOUT, None)
+                .await
+                .map_err(|e| RemoteError::new("unavailable", e.to_string()))?;
+            let done = outcome
+                .result
+                .map_err(|e| RemoteError::new("unavailable", e.message))?;
+            let cost_usd = entry.cost_usd(done.usage.input_tokens, done.usage.output_tokens);
+            self.h
+                .log
+                .lock()
+                .await
+                .append_one(EventData::McpSampling {
+                    run_id: self.run_id.clone(),
+                    call_id: self.call_id.clone(),
+                    server: server.to_string(),
+                    model: request.model.clone(),
+                    usage: done.usage,
+                    cost_usd,
+                    latency_ms: outcome.elapsed.as_millis() as u64,
+                })
+                .await
+                .map_err(|e| RemoteError::new("internal", e.to_string()))?;
+            let stop_reason = match done.stop_reason {
+                tack_runtime::StopReason::MaxTokens => "maxTokens",
+                tack_runtime::StopReason::Refusal => "refusal",
+                _ => "endTurn",
+            };
+            Ok(crate::remote::Sampled {
+                text: done.message.joined_text(),
+                model: completion.model,
+                stop_reason: stop_reason.into(),
+            })
+        })
+    }
+
     fn ask(
         &self,
         question: String,

@@ -363,6 +363,15 @@ impl SessionState {
                     c.awaiting_auth = Some(server.clone());
                 }
             }
+            EventData::McpSampling {
+                usage, cost_usd, ..
+            } => {
+                if let Some(run) = &mut self.run {
+                    run.input_tokens += usage.input_tokens;
+                    run.output_tokens += usage.output_tokens;
+                    run.cost_usd += cost_usd;
+                }
+            }
             EventData::McpAuthCompleted { call_id, .. } => {
                 if let Some(c) = self.call_mut(call_id) {
                     c.awaiting_auth = None;

@@ -13,6 +13,15 @@
 //! operator's `read-only` list names it; with trust, the server's
 //! `destructiveHint` (and `readOnlyHint`) decide. The operator's `destructive`
 //! and `read-only` lists always win.
+//!
+//! What a server asks of the client mid-call goes to the call's [`Asker`]:
+//! elicitations to the run's user (`elicit.rs`), sampling to the catalog
+//! model the operator named (`sampling-model`; without it, sampling is not
+//! offered and is refused).
+
+// Sampling is deprecated by SEP-2577 and still part of both revisions tack
+// speaks; rmcp marks its types so.
+#![allow(deprecated)]
 
 use crate::oauth::Subject;
 use http::{HeaderName, HeaderValue};
@@ -21,6 +30,9 @@ use rmcp::model::{
     ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationCapability,
     FormElicitationCapability, Implementation, ProtocolVersion, SubscriptionFilter, Tool,
     UrlElicitationCapability,
+};
+use rmcp::model::{
+    CreateMessageRequestParams, CreateMessageResult, SamplingMessage, SamplingMessageContentBlock,
 };
 use rmcp::service::{
     ClientInitializeError, ClientLifecycleMode, ClientServiceExt, RoleClient, RunningService,
@@ -34,7 +46,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tack_config::McpServerConfig;
-use tack_engine::remote::{Asker, Nobody};
+use tack_engine::remote::{Asker, Nobody, Sampled, Sampling};
 use tack_secrets::{SecretValue, Secrets};
 
 /// How long connecting may take when the configuration does not say.
@@ -168,6 +180,21 @@ struct Watcher {
     server: String,
     watch: ChangeWatch,
     askers: Askers,
+    /// The catalog model that answers the server's sampling requests
+    /// (`sampling-model`); none: they are refused.
+    sampling: Option<String>,
+}
+
+impl Watcher {
+    /// The asker of the one call in flight on this connection, if exactly
+    /// one is (a server's request names no call).
+    fn asker(&self) -> Option<Arc<dyn Asker>> {
+        let askers = self.askers.lock().expect("askers lock");
+        match askers.as_slice() {
+            [(_, one)] => Some(one.clone()),
+            _ => None,
+        }
+    }
 }
 
 impl rmcp::ClientHandler for Watcher {
@@ -177,6 +204,9 @@ impl rmcp::ClientHandler for Watcher {
 
     fn get_info(&self) -> ClientConfig {
         let mut capabilities = ClientCapabilities::default();
+        if self.sampling.is_some() {
+            capabilities.sampling = Some(Default::default());
+        }
         capabilities.elicitation = Some(
             ElicitationCapability::new()
                 .with_form(FormElicitationCapability::new().with_schema_validation(true))
@@ -188,6 +218,14 @@ impl rmcp::ClientHandler for Watcher {
         )
     }
 
+    async fn create_message(
+        &self,
+        params: CreateMessageRequestParams,
+        _: rmcp::service::RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, rmcp::ErrorData> {
+        self.sample(params).await
+    }
+
     async fn create_elicitation(
         &self,
         request: ElicitRequestParams,
@@ -196,14 +234,7 @@ impl rmcp::ClientHandler for Watcher {
         // An elicitation names no call; with one call in flight on this
         // connection it is that call's. With several, tack cannot tell
         // whose person to ask, and declines.
-        let asker = {
-            let askers = self.askers.lock().expect("askers lock");
-            match askers.as_slice() {
-                [(_, one)] => Some(one.clone()),
-                _ => None,
-            }
-        };
-        match asker {
+        match self.asker() {
             Some(asker) => Ok(crate::elicit::elicit(asker.as_ref(), &self.server, request).await),
             None => {
                 tracing::warn!(
@@ -213,6 +244,68 @@ impl rmcp::ClientHandler for Watcher {
                 Ok(ElicitResult::new(ElicitationAction::Decline))
             }
         }
+    }
+}
+
+impl Watcher {
+    /// A sampling request: the operator's `sampling-model` answers, billed
+    /// to the run of the call in flight. Text only: images, audio and tool
+    /// use in the conversation are refused.
+    async fn sample(
+        &self,
+        params: CreateMessageRequestParams,
+    ) -> Result<CreateMessageResult, rmcp::ErrorData> {
+        let Some(model) = &self.sampling else {
+            return Err(rmcp::ErrorData::invalid_request(
+                format!(
+                    "tack does not sample for this server: its operator has not set \
+                     `sampling-model` in [mcp-servers.{}]",
+                    self.server
+                ),
+                None,
+            ));
+        };
+        let Some(asker) = self.asker() else {
+            return Err(rmcp::ErrorData::invalid_request(
+                "tack samples only during one call of a run, to bill it",
+                None,
+            ));
+        };
+        let mut messages = Vec::new();
+        for m in params.messages {
+            let mut text = Vec::new();
+            for block in m.content.into_vec() {
+                match block {
+                    SamplingMessageContentBlock::Text(t) => text.push(t.text),
+                    _ => {
+                        return Err(rmcp::ErrorData::invalid_params(
+                            "tack samples text only (no images, audio or tool use)",
+                            None,
+                        ));
+                    }
+                }
+            }
+            let role = match m.role {
+                rmcp::model::Role::Assistant => tack_runtime::Role::Assistant,
+                _ => tack_runtime::Role::User,
+            };
+            messages.push(tack_runtime::Message::text(role, text.join("\n")));
+        }
+        let request = Sampling {
+            model: model.clone(),
+            system: params.system_prompt,
+            messages,
+            max_tokens: params.max_tokens,
+            temperature: params.temperature,
+        };
+        let sampled = asker
+            .sample(&self.server, request)
+            .await
+            .map_err(|e| rmcp::ErrorData::internal_error(e.message, None))?;
+        Ok(
+            CreateMessageResult::new(SamplingMessage::assistant_text(sampled.text), sampled.model)
+                .with_stop_reason(sampled.stop_reason),
+        )
     }
 }
 
@@ -272,6 +365,7 @@ impl Upstream {
             server: name.to_string(),
             watch: watch.clone(),
             askers: askers.clone(),
+            sampling: config.sampling_model.clone(),
         };
         let fail = |message: String| UpstreamError::Connect {
             server: name.to_string(),
@@ -556,6 +650,21 @@ impl Asker for AskClock {
             answer
         })
     }
+
+    fn sample<'a>(
+        &'a self,
+        server: &'a str,
+        request: Sampling,
+    ) -> futures_util::future::BoxFuture<'a, Result<Sampled, tack_engine::remote::RemoteError>>
+    {
+        Box::pin(async move {
+            self.open.fetch_add(1, Ordering::SeqCst);
+            let answer = self.asker.sample(server, request).await;
+            self.answered.fetch_add(1, Ordering::SeqCst);
+            self.open.fetch_sub(1, Ordering::SeqCst);
+            answer
+        })
+    }
 }
 
 /// The value of secret `secret`, which `field` of server `server` names.
@@ -737,5 +846,46 @@ fn block_kind(b: &ContentBlock) -> &'static str {
         ContentBlock::Image(_) => "image",
         ContentBlock::Audio(_) => "audio",
         _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rmcp::ClientHandler;
+
+    fn watcher(sampling: Option<&str>) -> Watcher {
+        Watcher {
+            server: "notes".into(),
+            watch: ChangeWatch::default(),
+            askers: Askers::default(),
+            sampling: sampling.map(str::to_string),
+        }
+    }
+
+    fn request() -> CreateMessageRequestParams {
+        serde_json::from_value(serde_json::json!({
+            "messages": [{"role": "user", "content": {"type": "text", "text": "hi"}}],
+            "maxTokens": 10
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn sampling_is_refused_without_a_model_or_outside_a_single_call() {
+        let e = watcher(None).sample(request()).await.unwrap_err();
+        assert!(
+            e.message
+                .contains("has not set `sampling-model` in [mcp-servers.notes]"),
+            "{e:?}"
+        );
+        assert!(
+            watcher(None).get_info().capabilities.sampling.is_none(),
+            "not offered either"
+        );
+        let w = watcher(Some("demo"));
+        assert!(w.get_info().capabilities.sampling.is_some());
+        let e = w.sample(request()).await.unwrap_err();
+        assert!(e.message.contains("only during one call of a run"), "{e:?}");
     }
 }

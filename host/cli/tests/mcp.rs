@@ -1726,7 +1726,9 @@ async fn authorize_in_browser(address: &str) -> (String, u16, String) {
 /// `mcp_auth_required` with the address to authorize at and waits. Once una
 /// has authorized (the browser comes back to tack's callback), the call runs
 /// with una's token (the host's own login only lists the tools), and una's
-/// next run needs no authorization. A callback replayed is refused.
+/// next run needs no authorization, its expired token refreshed mid-run. A
+/// callback replayed is refused, and no token shows in events, traces or the
+/// host's debug log.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_user_without_a_delegated_token_is_asked_to_authorize_and_the_run_waits() {
     tack_distribution::client::install_crypto();
@@ -1774,7 +1776,10 @@ scenarios:
     assert_eq!(status, 200);
     assert!(login.wait().unwrap().success());
 
-    let host = s.serve();
+    let serve_log = d.join("serve.log");
+    let host = s.serve_logging(std::process::Stdio::from(
+        std::fs::File::create(&serve_log).unwrap(),
+    ));
     oauth.approve_as("una-at-idp");
     let agent = "name: echoer\ndescription: Echoes.\nmodel: scripted\ninstructions: Echo.\nmcp-servers:\n  - ev\n";
     let (st, v) = post(&host, "/v1/agents", &builder, json!({"yaml": agent})).await;
@@ -1846,14 +1851,49 @@ scenarios:
     let replay = browser.get(&callback).send().await.unwrap();
     assert_eq!(replay.status(), 404);
 
-    // Una's next run uses the sealed token at once.
-    let session = start("echo again").await;
-    let ev = wait_for(&host, &session, &user, |ev| count(ev, "run_finished") == 1).await;
-    assert_eq!(count(&ev, "mcp_auth_required"), 0, "{ev:#?}");
+    // Una's next run uses the sealed token at once, though the access
+    // token has expired meanwhile: it is refreshed mid-run.
+    oauth.expire_access_tokens();
+    let second = start("echo again").await;
+    let ev2 = wait_for(&host, &second, &user, |ev| count(ev, "run_finished") == 1).await;
+    assert_eq!(count(&ev2, "mcp_auth_required"), 0, "{ev2:#?}");
+    let result = ev2.iter().find(|e| e["type"] == "tool_result").unwrap();
+    assert_eq!(result["ok"], true, "{result}");
+    let log = oauth.log();
+    assert!(
+        log.iter().any(|l| l == "token refresh_token una-at-idp"),
+        "{log:?}"
+    );
+
+    // No token of any kind shows in the events, the traces or the host's
+    // debug log.
+    let mut places = vec![("serve log", std::fs::read_to_string(&serve_log).unwrap())];
+    for (session, events) in [(&session, &ev), (&second, &ev2)] {
+        places.push(("events", serde_json::to_string(events).unwrap()));
+        for run in events
+            .iter()
+            .filter(|e| e["type"] == "run_started")
+            .map(|e| e["run_id"].as_str().unwrap().to_string())
+        {
+            let (st, trace) = get(
+                &host,
+                &format!("/v1/sessions/{session}/runs/{run}/trace"),
+                &user,
+            )
+            .await;
+            assert_eq!(st, 200, "{trace}");
+            places.push(("trace", trace.to_string()));
+        }
+    }
+    assert!(
+        places[0].1.contains("DEBUG"),
+        "the host logged at debug level"
+    );
     let tokens = oauth.tokens();
-    for e in &ev {
+    assert!(tokens.len() >= 6, "{tokens:?}");
+    for (place, text) in &places {
         for t in &tokens {
-            assert!(!e.to_string().contains(t.as_str()), "token in {e}");
+            assert!(!text.contains(t.as_str()), "token {t} in the {place}");
         }
     }
 }

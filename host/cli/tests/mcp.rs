@@ -370,7 +370,10 @@ destructive-calls = \"refuse\"
     let s = Setup::build("sqlite://host.db", None, "scenarios: []", &extra).await;
     tack_publish(&s, "tack_plugin_jq", "tack/jq@0.1.0");
     let (builder, approver, user) = s.tokens.clone();
-    let host = s.serve();
+    let serve_log = s.dir.path().join("serve.log");
+    let host = s.serve_logging(std::process::Stdio::from(
+        std::fs::File::create(&serve_log).unwrap(),
+    ));
     let endpoint = format!("{}/mcp/support", host.url);
     let refund = json!({"account": "acct_alice", "amount_cents": 100, "reason": "card stolen"});
     let calls = json!([
@@ -464,6 +467,50 @@ destructive-calls = \"refuse\"
         "{call}"
     );
     assert_eq!(s.ledger()["refunds"].as_array().unwrap().len(), 1);
+
+    // Each call has a trace record: where it ran, its approval and who
+    // decided it, and its outcome.
+    let log = std::fs::read_to_string(&serve_log).unwrap();
+    let records: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("MCP tools/call"))
+        .collect();
+    let record = |parts: &[&str]| {
+        records
+            .iter()
+            .find(|r| parts.iter().all(|p| r.contains(p)))
+            .unwrap_or_else(|| panic!("no record with {parts:?} in {records:#?}"))
+            .to_string()
+    };
+    let jq = record(&["toolset=support", "tool=jq", "caller=una"]);
+    assert!(
+        jq.contains("approval=\"not_required\"")
+            && jq.contains("ran_in=\"sandbox\"")
+            && jq.contains("call_id=\"mcp_")
+            && jq.contains("outcome=\"ok\""),
+        "{jq}"
+    );
+    record(&[
+        "tool=issue_refund",
+        "approval=\"denied\"",
+        "decided_by=\"ada\"",
+        "outcome=\"tool_error\"",
+    ]);
+    let approved = record(&[
+        "tool=issue_refund",
+        "approval=\"approved\"",
+        "decided_by=\"ada\"",
+    ]);
+    assert!(
+        approved.contains("outcome=\"ok\"") && approved.contains("approval_id=\"ap_"),
+        "{approved}"
+    );
+    record(&[
+        "toolset=hasty",
+        "approval=\"timed_out\"",
+        "outcome=\"tool_error\"",
+    ]);
+    record(&["toolset=closed", "approval=\"refused\"", "call_id=\"-\""]);
 
     let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {},

@@ -128,8 +128,10 @@ impl ToolServer {
         self.call_as(name, arguments, None).await
     }
 
-    /// The call, with one record of it in the host's log (`TACK_LOG=info`):
-    /// toolset, tool, caller, outcome and time taken.
+    /// The call, with one trace record of it in the host's log
+    /// (`TACK_LOG=info`, target `tack::trace`): toolset, tool, caller, call
+    /// id, where it ran, its approval (and who decided), outcome and time
+    /// taken.
     async fn call_as(
         &self,
         name: &str,
@@ -137,9 +139,10 @@ impl ToolServer {
         waiter: Option<&RequestContext<RoleServer>>,
     ) -> Result<CallToolResult, McpError> {
         let start = std::time::Instant::now();
-        let result = self.call_gated(name, arguments, waiter).await;
+        let mut trail = Trail::default();
+        let result = self.call_gated(name, arguments, waiter, &mut trail).await;
         // The record costs nothing on the hot path unless it is written.
-        if !tracing::enabled!(tracing::Level::INFO) {
+        if !tracing::enabled!(target: "tack::trace", tracing::Level::INFO) {
             return result;
         }
         let caller = waiter
@@ -150,10 +153,25 @@ impl ToolServer {
             Ok(_) => "ok",
             Err(_) => "protocol_error",
         };
+        let ran_in = self
+            .tools
+            .iter()
+            .find(|t| t.name == name)
+            .map(|t| match &t.backend {
+                Backend::Wasm(_) => "sandbox".to_string(),
+                Backend::Remote(_) => t.plugin.clone(),
+                Backend::Builtin => "builtin".to_string(),
+            });
         tracing::info!(
+            target: "tack::trace",
             toolset = %self.name,
             tool = %name,
             caller = %caller,
+            call_id = trail.call_id.as_deref().unwrap_or("-"),
+            ran_in = ran_in.as_deref().unwrap_or("-"),
+            approval = trail.approval,
+            approval_id = trail.approval_id.as_deref().unwrap_or("-"),
+            decided_by = trail.decided_by.as_deref().unwrap_or("-"),
             outcome,
             elapsed_us = start.elapsed().as_micros() as u64,
             "MCP tools/call"
@@ -166,32 +184,44 @@ impl ToolServer {
         name: &str,
         arguments: Value,
         waiter: Option<&RequestContext<RoleServer>>,
+        trail: &mut Trail,
     ) -> Result<CallToolResult, McpError> {
         let entry = self.entry(name)?;
         if !entry.destructive {
-            return Ok(self.run(entry, arguments, waiter).await);
+            trail.approval = "not_required";
+            return Ok(self.run(entry, arguments, waiter, trail).await);
         }
         let refuse = |why: String| Ok(CallToolResult::error(vec![ContentBlock::text(why)]));
         let gate = &*self.gate;
         match gate.destructive_calls {
-            DestructiveCalls::Run => Ok(self.run(entry, arguments, waiter).await),
-            DestructiveCalls::Refuse => refuse(format!(
-                "`{name}` is destructive, and toolset `{}` refuses such calls over MCP                  (destructive-calls = \"refuse\"); use it from an agent run, where                  approvals are held by the server",
-                self.name
-            )),
+            DestructiveCalls::Run => {
+                trail.approval = "not_required";
+                Ok(self.run(entry, arguments, waiter, trail).await)
+            }
+            DestructiveCalls::Refuse => {
+                trail.approval = "refused";
+                refuse(format!(
+                    "`{name}` is destructive, and toolset `{}` refuses such calls over MCP                  (destructive-calls = \"refuse\"); use it from an agent run, where                  approvals are held by the server",
+                    self.name
+                ))
+            }
             DestructiveCalls::Approve => {
                 let waiting = waiter.and_then(|ctx| Some((ctx, principal(ctx)?)));
                 match (&gate.desk, waiting) {
                     (Some(desk), Some((ctx, who))) => {
-                        self.await_approval(desk, entry, arguments, who, ctx).await
+                        self.await_approval(desk, entry, arguments, who, ctx, trail)
+                            .await
                     }
-                    _ => refuse(format!(
-                        "`{name}` is destructive, so it runs only after an approval, and \
+                    _ => {
+                        trail.approval = "refused";
+                        refuse(format!(
+                            "`{name}` is destructive, so it runs only after an approval, and \
                          none can be asked for over stdio; call it through `tack serve`'s \
                          /mcp/{} endpoint, where it waits for an approver, or from an \
                          agent run",
-                        self.name
-                    )),
+                            self.name
+                        ))
+                    }
                 }
             }
         }
@@ -223,6 +253,7 @@ impl ToolServer {
         arguments: Value,
         who: Principal,
         ctx: &RequestContext<RoleServer>,
+        trail: &mut Trail,
     ) -> Result<CallToolResult, McpError> {
         let gate = &*self.gate;
         let name = &entry.name;
@@ -237,6 +268,7 @@ impl ToolServer {
             Backend::Builtin => None,
         };
         if let Some(e) = misfit {
+            trail.approval = "refused";
             return Ok(CallToolResult::error(vec![ContentBlock::text(e)]));
         }
         let requested_by = who.name.clone();
@@ -253,6 +285,7 @@ impl ToolServer {
             ),
         });
         let id = held.id.clone();
+        trail.approval_id = Some(id.clone());
         tracing::info!(approval = %id, toolset = %self.name, tool = %name, by = %requested_by,
             "MCP call waits for approval");
         let message = format!(
@@ -285,20 +318,41 @@ impl ToolServer {
         Ok(match outcome {
             Some(DirectOutcome::Approved { by, arguments }) => {
                 tracing::info!(approval = %id, by = %by, "MCP call approved");
-                self.run(entry, arguments, Some(ctx)).await
+                trail.approval = "approved";
+                trail.decided_by = Some(by);
+                self.run(entry, arguments, Some(ctx), trail).await
             }
             Some(DirectOutcome::Denied { by, reason }) => {
+                trail.approval = "denied";
+                trail.decided_by = Some(by.clone());
                 CallToolResult::error(vec![ContentBlock::text(format!(
                     "`{name}` was not run: `{by}` denied approval `{id}`{}",
                     reason.map(|r| format!(": {r}")).unwrap_or_default()
                 ))])
             }
-            None => CallToolResult::error(vec![ContentBlock::text(format!(
-                "`{name}` was not run: nobody decided approval `{id}` within {}s",
-                gate.timeout.as_secs()
-            ))]),
+            None => {
+                trail.approval = "timed_out";
+                CallToolResult::error(vec![ContentBlock::text(format!(
+                    "`{name}` was not run: nobody decided approval `{id}` within {}s",
+                    gate.timeout.as_secs()
+                ))])
+            }
         })
     }
+}
+
+/// What became of one call over MCP, for its trace record.
+#[derive(Default)]
+struct Trail {
+    /// The call's id (`mcp_ULID`), once it ran.
+    call_id: Option<String>,
+    /// `not_required`, `approved`, `denied`, `timed_out` or `refused`
+    /// (empty: the call named no tool).
+    approval: &'static str,
+    /// The approval it waited for.
+    approval_id: Option<String>,
+    /// Who decided it.
+    decided_by: Option<String>,
 }
 
 /// Who called, as `tack serve` authenticated the HTTP request.
@@ -318,8 +372,15 @@ impl ToolServer {
         entry: &ToolEntry,
         arguments: Value,
         ctx: Option<&RequestContext<RoleServer>>,
+        trail: &mut Trail,
     ) -> CallToolResult {
-        let (result, logs) = run(entry, arguments).await;
+        let call = CallContext {
+            call_id: format!("mcp_{}", ulid::Ulid::generate()),
+            principal: ctx.and_then(principal).map(|p| p.name),
+            ..CallContext::default()
+        };
+        trail.call_id = Some(call.call_id.clone());
+        let (result, logs) = run(entry, arguments, &call).await;
         let Some(ctx) = ctx else {
             return result;
         };
@@ -361,12 +422,12 @@ fn rank(l: LoggingLevel) -> u8 {
 
 /// Run `entry` with `arguments` in a fresh sandbox: the MCP result and the
 /// tool's log records.
-async fn run(entry: &ToolEntry, arguments: Value) -> (CallToolResult, Vec<LogRecord>) {
+async fn run(
+    entry: &ToolEntry,
+    arguments: Value,
+    ctx: &CallContext,
+) -> (CallToolResult, Vec<LogRecord>) {
     let name = &entry.name;
-    let ctx = CallContext {
-        call_id: format!("mcp_{}", ulid::Ulid::generate()),
-        ..CallContext::default()
-    };
     let sandbox = match &entry.backend {
         Backend::Wasm(sandbox) => sandbox,
         // An upstream server's tool, re-exported: through the gateway (schema
@@ -377,7 +438,7 @@ async fn run(entry: &ToolEntry, arguments: Value) -> (CallToolResult, Vec<LogRec
                     let nobody = Arc::new(tack_engine::remote::Nobody(
                         "tack does not pass an upstream server's questions on to MCP clients",
                     ));
-                    tool.call(&arguments, &ctx, nobody).await
+                    tool.call(&arguments, ctx, nobody).await
                 }
                 Err(e) => Err(e),
             };
@@ -389,9 +450,7 @@ async fn run(entry: &ToolEntry, arguments: Value) -> (CallToolResult, Vec<LogRec
         }
         Backend::Builtin => unreachable!("refused in ToolServer::new"),
     };
-    let outcome = sandbox
-        .call(&entry.tool, &arguments.to_string(), &ctx)
-        .await;
+    let outcome = sandbox.call(&entry.tool, &arguments.to_string(), ctx).await;
     match outcome {
         Ok(o) => (
             match o.result {

@@ -761,6 +761,7 @@ grant-ttl = \"1h\"
     assert_eq!(v["mcp_servers"][0]["name"], "payments", "{v}");
     assert_eq!(v["mcp_servers"][0]["transport"], "stdio", "{v}");
     assert!(v["mcp_servers"][0].get("args").is_none(), "{v}");
+    assert_eq!(v["mcp_servers"][0]["oauth"], Value::Null, "{v}");
     let (st, v) = get(&host, "/v1/mcp-servers/payments/tools", &builder).await;
     assert_eq!(st, 200, "{v}");
     let tool = |name: &str| {
@@ -1831,6 +1832,12 @@ scenarios:
     let agent = "name: echoer\ndescription: Echoes.\nmodel: scripted\ninstructions: Echo.\nmcp-servers:\n  - ev\n";
     let (st, v) = post(&host, "/v1/agents", &builder, json!({"yaml": agent})).await;
     assert_eq!(st, 201, "{v}");
+    let (_, v) = get(&host, "/v1/mcp-servers", &builder).await;
+    assert_eq!(
+        v["mcp_servers"][0]["oauth"],
+        json!({"delegation": "per-user"}),
+        "{v}"
+    );
     let start = |input: &'static str| {
         let host = &host;
         let user = &user;

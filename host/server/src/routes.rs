@@ -194,6 +194,13 @@ async fn list_mcp_servers(State(state): State<AppState>, _: Caller<Build>) -> Js
                 "trust_annotations": c.trust_annotations,
                 "enable_tools": c.enable_tools,
                 "disable_tools": c.disable_tools,
+                "oauth": c.oauth.as_ref().map(|o| json!({
+                    "delegation": match o.delegation {
+                        tack_config::Delegation::Host => "host",
+                        tack_config::Delegation::PerUser => "per-user",
+                    },
+                })),
+                "sampling_model": c.sampling_model,
                 "links": {"tools": format!("/v1/mcp-servers/{name}/tools")},
             })
         })

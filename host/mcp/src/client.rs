@@ -372,68 +372,38 @@ impl Upstream {
             message,
         };
         let limit = config.connect_timeout.map_or(CONNECT_TIMEOUT, |d| d.0);
-        let lifecycle = ClientLifecycleMode::Auto {
+        let watcher = &watcher;
+        let attempt = |lifecycle| async move {
+            tokio::time::timeout(
+                limit,
+                start(name, config, secrets, subject, watcher, lifecycle, limit),
+            )
+            .await
+            .map_err(|_| fail(format!("no handshake within {limit:?} (connect-timeout)")))?
+        };
+        let auto = ClientLifecycleMode::Auto {
             preferred_versions: vec![ProtocolVersion::V_2026_07_28],
             legacy_version: None,
         };
-        let handshake = async {
-            match (&config.command, &config.url) {
-                (Some(program), _) => {
-                    let mut command = tokio::process::Command::new(program);
-                    command.args(&config.args).env_clear();
-                    for var in ["PATH", "HOME"]
-                        .iter()
-                        .map(|v| v.to_string())
-                        .chain(config.env.iter().cloned())
-                    {
-                        if let Ok(value) = std::env::var(&var) {
-                            command.env(&var, value);
-                        }
-                    }
-                    for (var, secret) in &config.secret_env {
-                        let value = reveal(name, secrets, secret, "secret-env").await?;
-                        command.env(var, std::ffi::OsStr::from_bytes(value.expose()));
-                    }
-                    let transport = rmcp::transport::TokioChildProcess::new(command)
-                        .map_err(|e| fail(format!("cannot start `{program}`: {e}")))?;
-                    watcher
-                        .clone()
-                        .serve_with_lifecycle(transport, lifecycle)
-                        .await
-                        .map_err(|e| fail(e.to_string()))
-                }
-                (None, Some(url)) => {
-                    let (transport, client) =
-                        http_transport(name, config, url, secrets, limit).await?;
-                    let handshake = if config.oauth.is_some() {
-                        let (manager, _) =
-                            crate::oauth::manager(name, config, secrets, subject).await?;
-                        let client = rmcp::transport::AuthClient::new(client, manager);
-                        let transport =
-                            StreamableHttpClientTransport::with_client(client, transport);
-                        watcher
-                            .clone()
-                            .serve_with_lifecycle(transport, lifecycle)
-                            .await
-                    } else {
-                        let transport =
-                            StreamableHttpClientTransport::with_client(client, transport);
-                        watcher
-                            .clone()
-                            .serve_with_lifecycle(transport, lifecycle)
-                            .await
-                    };
-                    handshake.map_err(|e| handshake_error(name, config, subject, e))
-                }
-                (None, None) => Err(UpstreamError::Config {
-                    server: name.to_string(),
-                    message: "give either `command` (stdio) or `url` (streamable HTTP)".into(),
-                }),
+        let service = match attempt(auto).await? {
+            Ok(s) => s,
+            // A server of the older era that answers `server/discover` with
+            // some result instead of an error: greet it the older way.
+            Err(
+                e @ (ClientInitializeError::ExpectedInitResult(_)
+                | ClientInitializeError::ExpectedInitResponse(_)),
+            ) => {
+                tracing::info!(
+                    server = name,
+                    "the server answered server/discover wrongly ({e}); trying the 2025-11-25 \
+                     handshake"
+                );
+                attempt(ClientLifecycleMode::Initialize)
+                    .await?
+                    .map_err(|e| handshake_error(name, config, subject, e))?
             }
+            Err(e) => return Err(handshake_error(name, config, subject, e)),
         };
-        let service = tokio::time::timeout(limit, handshake)
-            .await
-            .map_err(|_| fail(format!("no handshake within {limit:?} (connect-timeout)")))??;
         // In the stateless era, list changes come on a listen stream the client
         // opens; a server that offers none simply sends nothing.
         let stateless = service
@@ -664,6 +634,72 @@ impl Asker for AskClock {
             self.open.fetch_sub(1, Ordering::SeqCst);
             answer
         })
+    }
+}
+
+/// Start server `name` as `config` says (a child process, or a streamable
+/// HTTP transport with its credentials) and run the handshake `lifecycle`.
+/// The outer error: the server could not be started; the inner one: its
+/// handshake failed.
+async fn start(
+    name: &str,
+    config: &McpServerConfig,
+    secrets: Option<&Secrets>,
+    subject: Subject<'_>,
+    watcher: &Watcher,
+    lifecycle: ClientLifecycleMode,
+    limit: Duration,
+) -> Result<Result<RunningService<RoleClient, Watcher>, ClientInitializeError>, UpstreamError> {
+    let fail = |message: String| UpstreamError::Connect {
+        server: name.to_string(),
+        message,
+    };
+    match (&config.command, &config.url) {
+        (Some(program), _) => {
+            let mut command = tokio::process::Command::new(program);
+            command.args(&config.args).env_clear();
+            for var in ["PATH", "HOME"]
+                .iter()
+                .map(|v| v.to_string())
+                .chain(config.env.iter().cloned())
+            {
+                if let Ok(value) = std::env::var(&var) {
+                    command.env(&var, value);
+                }
+            }
+            for (var, secret) in &config.secret_env {
+                let value = reveal(name, secrets, secret, "secret-env").await?;
+                command.env(var, std::ffi::OsStr::from_bytes(value.expose()));
+            }
+            let transport = rmcp::transport::TokioChildProcess::new(command)
+                .map_err(|e| fail(format!("cannot start `{program}`: {e}")))?;
+            Ok(watcher
+                .clone()
+                .serve_with_lifecycle(transport, lifecycle)
+                .await)
+        }
+        (None, Some(url)) => {
+            let (transport, client) = http_transport(name, config, url, secrets, limit).await?;
+            Ok(if config.oauth.is_some() {
+                let (manager, _) = crate::oauth::manager(name, config, secrets, subject).await?;
+                let client = rmcp::transport::AuthClient::new(client, manager);
+                let transport = StreamableHttpClientTransport::with_client(client, transport);
+                watcher
+                    .clone()
+                    .serve_with_lifecycle(transport, lifecycle)
+                    .await
+            } else {
+                let transport = StreamableHttpClientTransport::with_client(client, transport);
+                watcher
+                    .clone()
+                    .serve_with_lifecycle(transport, lifecycle)
+                    .await
+            })
+        }
+        (None, None) => Err(UpstreamError::Config {
+            server: name.to_string(),
+            message: "give either `command` (stdio) or `url` (streamable HTTP)".into(),
+        }),
     }
 }
 

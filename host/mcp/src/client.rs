@@ -546,7 +546,8 @@ impl Upstream {
     /// Call `tool` with `arguments` (a JSON object), returning the result as
     /// the server gave it. What the server asks mid-call (elicitation) goes
     /// to `asker`. A call that takes longer than `call-timeout` is cancelled
-    /// (the server is told); the time includes waiting for answers.
+    /// (the server is told); time spent waiting for a person's answer does
+    /// not count.
     pub async fn call_tool(
         &self,
         tool: &str,
@@ -606,19 +607,24 @@ struct AskClock {
     answered: AtomicU64,
 }
 
+impl AskClock {
+    /// `answer`, counted as a question open until it is answered.
+    async fn counted<T>(&self, answer: impl std::future::Future<Output = T>) -> T {
+        self.open.fetch_add(1, Ordering::SeqCst);
+        let answer = answer.await;
+        self.answered.fetch_add(1, Ordering::SeqCst);
+        self.open.fetch_sub(1, Ordering::SeqCst);
+        answer
+    }
+}
+
 impl Asker for AskClock {
     fn ask(
         &self,
         question: String,
         choices: Vec<String>,
     ) -> futures_util::future::BoxFuture<'_, Result<String, tack_engine::remote::RemoteError>> {
-        Box::pin(async move {
-            self.open.fetch_add(1, Ordering::SeqCst);
-            let answer = self.asker.ask(question, choices).await;
-            self.answered.fetch_add(1, Ordering::SeqCst);
-            self.open.fetch_sub(1, Ordering::SeqCst);
-            answer
-        })
+        Box::pin(self.counted(self.asker.ask(question, choices)))
     }
 
     fn sample<'a>(
@@ -627,13 +633,7 @@ impl Asker for AskClock {
         request: Sampling,
     ) -> futures_util::future::BoxFuture<'a, Result<Sampled, tack_engine::remote::RemoteError>>
     {
-        Box::pin(async move {
-            self.open.fetch_add(1, Ordering::SeqCst);
-            let answer = self.asker.sample(server, request).await;
-            self.answered.fetch_add(1, Ordering::SeqCst);
-            self.open.fetch_sub(1, Ordering::SeqCst);
-            answer
-        })
+        Box::pin(self.counted(self.asker.sample(server, request)))
     }
 }
 

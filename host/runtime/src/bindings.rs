@@ -32,3 +32,17 @@ pub mod policy_world {
         },
     });
 }
+
+/// The `code-mode` world.
+pub mod code_world {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "code-mode",
+        exports: { default: async },
+        imports: { "tack:plugin/host-tools.await-calls": async },
+        with: {
+            "tack:plugin/types": crate::bindings::tack::plugin::types,
+            "tack:plugin/logging": crate::bindings::tack::plugin::logging,
+        },
+    });
+}

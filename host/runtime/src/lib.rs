@@ -19,6 +19,9 @@
 //!   an [`AdapterSession`] keeps one instance between one run's model calls.
 //! - [`PolicyComponent::decide`]: policy components (world `policy`), run with
 //!   nothing granted.
+//! - [`CodeRunner::run`]: code-runner components (world `code-mode`): an
+//!   agent's program, nothing granted, its tool calls run by the host
+//!   ([`CodeTools`]) concurrently.
 //!
 //! What a guest may reach, and how limits surface as errors, is the contract in
 //! `docs/capabilities.md`; [`CallError`] lists every way a call can fail.
@@ -26,6 +29,7 @@
 mod bindings;
 mod cache;
 mod clock;
+mod code;
 mod egress;
 mod error;
 mod gate;
@@ -40,6 +44,7 @@ mod state;
 mod types;
 
 pub use cache::{CacheOutcome, CodeCache};
+pub use code::{CodeError, CodeFailure, CodeLimits, CodeOutput, CodeRunner, CodeTools};
 pub use egress::{Credential, EgressEvent, Resolve, StaticResolver, SystemResolver};
 pub use error::{ArgumentError, CallError, LoadError};
 pub use gate::{ApprovalRequest, Decision, GateRequest, GrantScope, PolicyComponent};

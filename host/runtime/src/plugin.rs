@@ -559,6 +559,7 @@ pub(crate) fn new_store(
         logs: Vec::new(),
         logs_dropped: 0,
         deltas: None,
+        code: None,
     };
     let mut store = Store::new(runtime.engine(), state);
     store.limiter(|s| &mut s.limiter);

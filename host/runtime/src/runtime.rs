@@ -1,9 +1,11 @@
 //! The process-wide runtime: engine, linker, caches, epoch ticker.
 
 use crate::bindings::ToolPluginPre;
+use crate::bindings::code_world::CodeModePre;
 use crate::bindings::model_world::ModelAdapterPre;
 use crate::bindings::policy_world::PolicyPre;
 use crate::cache::{CacheOutcome, CodeCache, sha256_hex};
+use crate::code::CodeRunner;
 use crate::egress::{Resolve, SystemResolver};
 use crate::error::LoadError;
 use crate::gate::PolicyComponent;
@@ -205,6 +207,10 @@ impl Runtime {
             SandboxState,
             HasSelf<SandboxState>,
         >(&mut linker, |s| s)?;
+        crate::bindings::code_world::tack::plugin::host_tools::add_to_linker::<
+            SandboxState,
+            HasSelf<SandboxState>,
+        >(&mut linker, |s| s)?;
 
         spawn_epoch_ticker(&engine, config.epoch_tick);
         let warm_slots = Arc::new(tokio::sync::Semaphore::new(
@@ -330,6 +336,15 @@ impl Runtime {
             c.manifest,
             pre,
         ))
+    }
+
+    /// Load a code-runner component (world `code-mode`).
+    pub fn load_code_runner(&self, bytes: &[u8]) -> Result<CodeRunner, LoadError> {
+        let c = self.compile(bytes, "tack:plugin/code-runner", "code runner")?;
+        let pre = CodeModePre::new(c.pre).map_err(|e| {
+            LoadError::Incompatible(format!("the component's `tack:plugin/code-runner` export does not match this host's contract: {e:#}"))
+        })?;
+        Ok(CodeRunner::new(self.clone(), c.digest, c.manifest, pre))
     }
 
     /// Check that `bytes` is a component exporting `export`, read its manifest,

@@ -23,6 +23,8 @@ pub(crate) struct SandboxState {
     pub(crate) logs_dropped: u64,
     /// Where a model adapter's streamed text goes (model calls only).
     pub(crate) deltas: Option<crate::model::DeltaSink>,
+    /// A program's tool calls (code runs only).
+    pub(crate) code: Option<crate::code::CodeCalls>,
 }
 
 impl WasiView for SandboxState {

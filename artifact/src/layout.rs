@@ -52,7 +52,7 @@ pub mod annotations {
     pub const SOURCE: &str = "org.opencontainers.image.source";
     /// `org.opencontainers.image.licenses`.
     pub const LICENSES: &str = "org.opencontainers.image.licenses";
-    /// `dev.tack.kind`: tool, skill, model or policy.
+    /// `dev.tack.kind`: tool, skill, model, policy or code-runner.
     pub const KIND: &str = "dev.tack.kind";
     /// `dev.tack.tools`: the tool names, comma-separated.
     pub const TOOLS: &str = "dev.tack.tools";
@@ -70,6 +70,8 @@ pub enum Kind {
     Model,
     /// A component of the `policy` world.
     Policy,
+    /// A component of the `code-mode` world (runs agents' programs).
+    CodeRunner,
 }
 
 impl Kind {
@@ -80,6 +82,7 @@ impl Kind {
             Kind::Skill => "skill",
             Kind::Model => "model",
             Kind::Policy => "policy",
+            Kind::CodeRunner => "code-runner",
         }
     }
 
@@ -97,6 +100,8 @@ impl Kind {
             Some(Kind::Model)
         } else if has("tack:plugin/approval-policy") {
             Some(Kind::Policy)
+        } else if has("tack:plugin/code-runner") {
+            Some(Kind::CodeRunner)
         } else {
             None
         }
@@ -117,8 +122,9 @@ impl FromStr for Kind {
             "skill" => Ok(Kind::Skill),
             "model" => Ok(Kind::Model),
             "policy" => Ok(Kind::Policy),
+            "code-runner" => Ok(Kind::CodeRunner),
             other => Err(format!(
-                "unknown kind `{other}`: expected tool, skill, model or policy"
+                "unknown kind `{other}`: expected tool, skill, model, policy or code-runner"
             )),
         }
     }
@@ -306,6 +312,11 @@ mod tests {
             Kind::of_exports(&["tack:plugin/approval-policy@0.1.0"]),
             Some(Kind::Policy)
         );
+        assert_eq!(
+            Kind::of_exports(&["tack:plugin/code-runner@0.1.0"]),
+            Some(Kind::CodeRunner)
+        );
+        assert_eq!("code-runner".parse::<Kind>(), Ok(Kind::CodeRunner));
         assert_eq!(
             Kind::of_exports(&["wasi:http/incoming-handler@0.2.0"]),
             None

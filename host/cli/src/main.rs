@@ -15,6 +15,7 @@
 mod api;
 mod approvals;
 mod call;
+mod code;
 mod dist;
 mod inspect;
 mod keygen;
@@ -119,6 +120,9 @@ enum Command {
     /// Serve tack's tools to MCP clients.
     #[command(subcommand)]
     Mcp(mcp::McpCommand),
+    /// Code mode: run a program against a toolset, or show its declarations.
+    #[command(subcommand)]
+    Code(code::CodeCommand),
 }
 
 #[derive(Subcommand)]
@@ -199,6 +203,7 @@ fn main() -> ExitCode {
             Command::Run(args) => run::run(args, &g).await,
             Command::Approvals(cmd) => approvals::approvals(cmd, &g).await,
             Command::Mcp(cmd) => mcp::run(cmd, &g).await,
+            Command::Code(cmd) => code::run(cmd, &g).await,
         }
     });
     match result {

@@ -111,7 +111,7 @@ pub(crate) struct RemoteArgs {
 pub(crate) struct ListArgs {
     #[command(flatten)]
     remote: RemoteArgs,
-    /// Only this kind: tool, skill, model or policy.
+    /// Only this kind: tool, skill, model, policy or code-runner.
     #[arg(long)]
     kind: Option<String>,
 }
@@ -122,7 +122,7 @@ pub(crate) struct SearchArgs {
     query: String,
     #[command(flatten)]
     remote: RemoteArgs,
-    /// Only this kind: tool, skill, model or policy.
+    /// Only this kind: tool, skill, model, policy or code-runner.
     #[arg(long)]
     kind: Option<String>,
 }

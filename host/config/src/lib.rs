@@ -4,6 +4,7 @@
 //! listen = "127.0.0.1:8080"
 //! public-url = "https://tack.example.com"   # default: http://LISTEN (browsers come back here)
 //! storage = "sqlite://tack.db"          # or postgres://user@host/db
+//! code-runner = "tack/code-js@0.1.0"    # the component code-mode programs run in (the default)
 //!
 //! [models.demo]                         # the model catalog
 //! adapter = "tack/openai-chat@0.1.0"    # a model-adapter component
@@ -443,6 +444,12 @@ struct HostSection {
     mcp_servers: BTreeMap<String, McpServerConfig>,
     #[serde(default)]
     mcp: McpEndpoint,
+    #[serde(default = "default_code_runner")]
+    code_runner: String,
+}
+
+fn default_code_runner() -> String {
+    "tack/code-js@0.1.0".into()
 }
 
 /// `/mcp/{toolset}` on `tack serve` (`[mcp]`).
@@ -508,6 +515,9 @@ pub struct HostConfig {
     pub toolsets: BTreeMap<String, Toolset>,
     /// Upstream MCP servers, by name.
     pub mcp_servers: BTreeMap<String, McpServerConfig>,
+    /// The code-runner component programs run in (code mode): a registry
+    /// reference with a version, fetched and verified like any component.
+    pub code_runner: String,
     /// The MCP endpoint of `tack serve`.
     pub mcp: McpEndpoint,
     /// Where relative paths start.
@@ -719,6 +729,7 @@ impl HostConfig {
             toolsets: host.toolsets,
             mcp_servers: host.mcp_servers,
             mcp: host.mcp,
+            code_runner: host.code_runner,
             listen: host.listen,
             public_url: host.public_url.map(|u| u.trim_end_matches('/').to_string()),
             storage: host.storage,

@@ -675,6 +675,25 @@ impl Resolver {
         Ok((model, adapter))
     }
 
+    /// The host configuration it resolves against.
+    pub fn host(&self) -> &HostConfig {
+        &self.host
+    }
+
+    /// The code-runner component at `reference`, fetched, verified and
+    /// loaded (what programs run in).
+    pub async fn code_runner(
+        &self,
+        reference: &str,
+    ) -> Result<tack_runtime::CodeRunner, EngineError> {
+        let bytes = self
+            .component(reference, "code runner", &Unverified::default())
+            .await?;
+        self.runtime
+            .load_code_runner(&bytes)
+            .map_err(|e| EngineError::resolving(format!("code runner `{reference}`"), e))
+    }
+
     /// The tools of the host's toolset `name` (`[toolsets.NAME]`), each
     /// plugin resolved as [`tools`](Self::tools) does.
     pub async fn toolset(&self, name: &str) -> Result<Vec<ToolEntry>, EngineError> {

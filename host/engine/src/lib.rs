@@ -17,6 +17,7 @@
 
 pub mod approval;
 pub mod builtin;
+pub mod code;
 pub mod components;
 pub mod direct;
 mod engine;

@@ -77,7 +77,7 @@ async fn component_facts(
         .map_err(|e| bad(format!("this is not a WebAssembly component: {e:#}")))?;
     let kind = Kind::of_exports(&world.exports).ok_or_else(|| {
         bad(format!(
-            "exports {} but a tack component exports tack:plugin/tool, model-adapter or approval-policy",
+            "exports {} but a tack component exports tack:plugin/tool, model-adapter, approval-policy or code-runner",
             if world.exports.is_empty() {
                 "nothing".to_string()
             } else {
@@ -111,6 +111,12 @@ async fn component_facts(
         }
         Kind::Policy => {
             runtime.load_policy(bytes).map_err(|e| bad(e.to_string()))?;
+            Vec::new()
+        }
+        Kind::CodeRunner => {
+            runtime
+                .load_code_runner(bytes)
+                .map_err(|e| bad(e.to_string()))?;
             Vec::new()
         }
         Kind::Skill => Vec::new(),

@@ -389,7 +389,7 @@ async fn anonymous_pull_when_allowed_and_never_anonymous_push() {
     let (status, _, message) = error(r).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
-        message.contains("expected tool, skill, model or policy"),
+        message.contains("expected tool, skill, model, policy or code-runner"),
         "{message}"
     );
 }

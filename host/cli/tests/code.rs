@@ -1,0 +1,90 @@
+//! `tack code run` and `tack code declarations` against a toolset of the
+//! host configuration: a program calls a plugin's tools (two at once with
+//! `Promise.all`), filters their results and returns only what it needs; a
+//! destructive tool is refused outside a run; a failing program exits with
+//! its failure named.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+use tack_tests::guest;
+
+const UNSIGNED_TACK: &str = "[trust.tack]\nrequire-signature = false\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_program_runs_against_a_toolsets_tools() {
+    let extra = format!(
+        "{UNSIGNED_TACK}\n[toolsets.ops]\ntools = [\"tack/jq@0.1.0\", \"tack/payments@0.1.0\"]\n"
+    );
+    let s = Setup::build("sqlite://host.db", None, "scenarios: []", &extra).await;
+    let d = s.dir.path();
+    for (file, reference) in [
+        ("tack_plugin_jq", "tack/jq@0.1.0"),
+        ("tack_plugin_code_js", "tack/code-js@0.1.0"),
+    ] {
+        tack(
+            d,
+            &s.config,
+            &["publish", guest(file).to_str().unwrap(), reference],
+        );
+    }
+
+    let declarations = tack(d, &s.config, &["code", "declarations", "ops"]);
+    assert!(
+        declarations.starts_with("declare const tools: {")
+            && declarations.contains("  payments: {")
+            && declarations.contains("read_balance(args: {"),
+        "{declarations}"
+    );
+
+    let program = d.join("program.js");
+    std::fs::write(
+        &program,
+        r#"
+        const [picked, balance] = await Promise.all([
+          tools.jq.jq({ filter: "[.[] | select(. > 2)]", input: [1, 2, 3, 4] }),
+          tools.payments.read_balance({ account: "acct_alice" }),
+        ]);
+        let refused;
+        try {
+          await tools.payments.issue_refund({ account: "acct_alice", amount_cents: 100, reason: "x" });
+        } catch (e) { refused = e.code; }
+        console.log("balance read");
+        return { picked, cents: balance.balance_cents, refused };
+        "#,
+    )
+    .unwrap();
+    let out = command(d, &s.config, None)
+        .args(["code", "run", "ops"])
+        .arg(&program)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v,
+        json!({"picked": [3, 4], "cents": 12500, "refused": "permission_denied"})
+    );
+    assert!(stderr.contains("balance read"), "{stderr}");
+    assert_eq!(
+        s.ledger()["refunds"],
+        json!([]),
+        "nothing was paid outside a run"
+    );
+
+    std::fs::write(&program, "console.log('about to fail');\nnull.x;").unwrap();
+    let out = command(d, &s.config, None)
+        .args(["code", "run", "ops"])
+        .arg(&program)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("about to fail")
+            && stderr.contains("the program failed (exception): TypeError"),
+        "{stderr}"
+    );
+}

@@ -65,21 +65,7 @@ async fn toolset(
     name: &str,
 ) -> Result<(Resolver, Vec<tack_engine::components::ToolEntry>, bool), Failure> {
     let host = host_config(g, "tack code")?;
-    let Some(set) = host.toolsets.get(name).cloned() else {
-        let known: Vec<&str> = host.toolsets.keys().map(String::as_str).collect();
-        return Err(Failure::new(
-            EXIT_USAGE,
-            format!(
-                "the host configuration has no toolset `{name}` (toolsets: {})",
-                if known.is_empty() {
-                    "none".into()
-                } else {
-                    known.join(", ")
-                }
-            ),
-        )
-        .help("define one: [toolsets.NAME] tools = [\"tack/jq@0.1.0\"]"));
-    };
+    let set = crate::mcp::toolset_config(&host, name)?;
     let (source, runtime) = components(&host, g)?;
     let gateway = tack_mcp::Gateway::new(&host.mcp_servers, None);
     let resolver = Resolver::new(runtime, Arc::new(source), Arc::new(host), None)

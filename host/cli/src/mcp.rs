@@ -341,15 +341,17 @@ async fn secrets_for<'a>(
     ))
 }
 
-async fn serve(a: ServeArgs, g: &Globals) -> Result<ExitCode, Failure> {
-    let host = host_config(g, "tack mcp serve")?;
-    let toolset = host.toolsets.get(&a.toolset).cloned().ok_or_else(|| {
+/// Toolset `name` of the host configuration, or an error naming those it has.
+pub(crate) fn toolset_config(
+    host: &tack_config::HostConfig,
+    name: &str,
+) -> Result<tack_config::Toolset, Failure> {
+    host.toolsets.get(name).cloned().ok_or_else(|| {
         let known: Vec<&str> = host.toolsets.keys().map(String::as_str).collect();
         Failure::new(
             EXIT_USAGE,
             format!(
-                "the host configuration has no toolset `{}` (toolsets: {})",
-                a.toolset,
+                "the host configuration has no toolset `{name}` (toolsets: {})",
                 if known.is_empty() {
                     "none".into()
                 } else {
@@ -358,7 +360,12 @@ async fn serve(a: ServeArgs, g: &Globals) -> Result<ExitCode, Failure> {
             ),
         )
         .help("define one: [toolsets.NAME] tools = [\"tack/jq@0.1.0\"]")
-    })?;
+    })
+}
+
+async fn serve(a: ServeArgs, g: &Globals) -> Result<ExitCode, Failure> {
+    let host = host_config(g, "tack mcp serve")?;
+    let toolset = toolset_config(&host, &a.toolset)?;
     let (source, runtime) = components(&host, g)?;
     // Upstream servers the toolset re-exports are reached through a gateway
     // of this process.

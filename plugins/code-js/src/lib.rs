@@ -48,12 +48,14 @@ const PRELUDE: &str = r#"
   };
   const line = (...args) => print(args.map(show).join(" "));
   globalThis.console = Object.freeze({ log: line, info: line, warn: line, error: line, debug: line });
-  const tools = {};
+  // Objects without a prototype: no name (not even `__proto__`) reaches
+  // Object.prototype, and nothing added to it shows through.
+  const tools = Object.create(null);
   for (const name of names) {
     const dot = name.indexOf(".");
     const ns = name.slice(0, dot);
     const tool = name.slice(dot + 1);
-    if (!Object.prototype.hasOwnProperty.call(tools, ns)) tools[ns] = {};
+    if (!Object.prototype.hasOwnProperty.call(tools, ns)) tools[ns] = Object.create(null);
     tools[ns][tool] = (args) => new Promise((resolve, reject) => {
       const json = JSON.stringify(args === undefined ? {} : args);
       open.set(start(name, json === undefined ? "{}" : json), { resolve, reject });

@@ -67,7 +67,14 @@ async fn toolset(
     let host = host_config(g, "tack code")?;
     let set = crate::mcp::toolset_config(&host, name)?;
     let (source, runtime) = components(&host, g)?;
-    let gateway = tack_mcp::Gateway::new(&host.mcp_servers, None);
+    // Upstream servers the toolset re-exports are reached through a gateway
+    // of this process, with the credentials they name.
+    let upstreams = set
+        .mcp_servers
+        .iter()
+        .filter_map(|n| host.mcp_servers.get(n));
+    let secrets = crate::mcp::secrets_for(g, upstreams).await?;
+    let gateway = tack_mcp::Gateway::new(&host.mcp_servers, secrets);
     let resolver = Resolver::new(runtime, Arc::new(source), Arc::new(host), None)
         .with_tool_servers(Some(Arc::new(gateway)));
     let entries = resolver

@@ -323,7 +323,7 @@ fn server_config(g: &Globals, server: &str) -> Result<tack_config::McpServerConf
 
 /// The host's secrets, if one of `servers` names some (only then is the
 /// master key needed).
-async fn secrets_for<'a>(
+pub(crate) async fn secrets_for<'a>(
     g: &Globals,
     servers: impl IntoIterator<Item = &'a tack_config::McpServerConfig>,
 ) -> Result<Option<tack_secrets::Secrets>, Failure> {

@@ -39,6 +39,13 @@ async fn a_program_runs_against_a_toolsets_tools() {
     );
 
     let program = d.join("program.js");
+    let run_program = || {
+        command(d, &s.config, None)
+            .args(["code", "run", "ops"])
+            .arg(&program)
+            .output()
+            .unwrap()
+    };
     std::fs::write(
         &program,
         r#"
@@ -55,11 +62,7 @@ async fn a_program_runs_against_a_toolsets_tools() {
         "#,
     )
     .unwrap();
-    let out = command(d, &s.config, None)
-        .args(["code", "run", "ops"])
-        .arg(&program)
-        .output()
-        .unwrap();
+    let out = run_program();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -75,11 +78,7 @@ async fn a_program_runs_against_a_toolsets_tools() {
     );
 
     std::fs::write(&program, "console.log('about to fail');\nnull.x;").unwrap();
-    let out = command(d, &s.config, None)
-        .args(["code", "run", "ops"])
-        .arg(&program)
-        .output()
-        .unwrap();
+    let out = run_program();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(

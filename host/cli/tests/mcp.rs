@@ -808,15 +808,7 @@ grant-ttl = \"1h\"
     )
     .await;
     assert_eq!(st, 201, "{v}");
-    let (st, v) = post(
-        &host,
-        "/v1/sessions",
-        &user,
-        json!({"agent": "refunds-over-mcp", "input": "refund 150"}),
-    )
-    .await;
-    assert_eq!(st, 201, "{v}");
-    let session = v["id"].as_str().unwrap().to_string();
+    let session = start_session(&host, &user, "refunds-over-mcp", "refund 150").await;
     let ev = wait_for(&host, &session, &user, |ev| {
         count(ev, "approval_required") == 1
     })
@@ -971,17 +963,8 @@ max-result-bytes = 1000
     let (builder, _, user) = s.tokens.clone();
     let host = s.serve();
     let agent = "name: flaky\nmodel: scripted\nmcp-servers: [flaky]\n";
-    let (st, v) = post(&host, "/v1/agents", &builder, json!({"yaml": agent})).await;
-    assert_eq!(st, 201, "{v}");
-    let (st, v) = post(
-        &host,
-        "/v1/sessions",
-        &user,
-        json!({"agent": "flaky", "input": "go"}),
-    )
-    .await;
-    assert_eq!(st, 201, "{v}");
-    let session = v["id"].as_str().unwrap().to_string();
+    register(&host, &builder, agent).await;
+    let session = start_session(&host, &user, "flaky", "go").await;
     let ev = wait_for(&host, &session, &user, |ev| count(ev, "run_finished") == 1).await;
     let results: Vec<&Value> = ev.iter().filter(|e| e["type"] == "tool_result").collect();
     assert_eq!(results.len(), 6, "{results:#?}");
@@ -1261,17 +1244,8 @@ scenarios:
     let (builder, approver, user) = s.tokens.clone();
     let host = s.serve();
     let agent = "name: files\nmodel: scripted\nmcp-servers: [fs]\n";
-    let (st, v) = post(&host, "/v1/agents", &builder, json!({"yaml": agent})).await;
-    assert_eq!(st, 201, "{v}");
-    let (st, v) = post(
-        &host,
-        "/v1/sessions",
-        &user,
-        json!({"agent": "files", "input": "copy"}),
-    )
-    .await;
-    assert_eq!(st, 201, "{v}");
-    let session = v["id"].as_str().unwrap().to_string();
+    register(&host, &builder, agent).await;
+    let session = start_session(&host, &user, "files", "copy").await;
     let ev = wait_for(&host, &session, &user, |ev| {
         count(ev, "approval_required") == 1 && count(ev, "tool_result") == 1
     })
@@ -1561,21 +1535,12 @@ scenarios:
     let (builder, _, user) = s.tokens.clone();
     let host = s.serve();
     let agent = "name: live\nmodel: scripted\nmcp-servers: [live]\n";
-    let (st, v) = post(&host, "/v1/agents", &builder, json!({"yaml": agent})).await;
-    assert_eq!(st, 201, "{v}");
+    register(&host, &builder, agent).await;
     let session = |input: &'static str| {
         let host = &host;
         let user = user.clone();
         async move {
-            let (st, v) = post(
-                host,
-                "/v1/sessions",
-                &user,
-                json!({"agent": "live", "input": input}),
-            )
-            .await;
-            assert_eq!(st, 201, "{v}");
-            let id = v["id"].as_str().unwrap().to_string();
+            let id = start_session(host, &user, "live", input).await;
             wait_for(host, &id, &user, |ev| count(ev, "run_finished") == 1).await
         }
     };
@@ -1830,30 +1795,14 @@ scenarios:
     ));
     oauth.approve_as("una-at-idp");
     let agent = "name: echoer\ndescription: Echoes.\nmodel: scripted\ninstructions: Echo.\nmcp-servers:\n  - ev\n";
-    let (st, v) = post(&host, "/v1/agents", &builder, json!({"yaml": agent})).await;
-    assert_eq!(st, 201, "{v}");
+    register(&host, &builder, agent).await;
     let (_, v) = get(&host, "/v1/mcp-servers", &builder).await;
     assert_eq!(
         v["mcp_servers"][0]["oauth"],
         json!({"delegation": "per-user"}),
         "{v}"
     );
-    let start = |input: &'static str| {
-        let host = &host;
-        let user = &user;
-        async move {
-            let (st, v) = post(
-                host,
-                "/v1/sessions",
-                user,
-                json!({"agent": "echoer", "input": input}),
-            )
-            .await;
-            assert_eq!(st, 201, "{v}");
-            v["id"].as_str().unwrap().to_string()
-        }
-    };
-    let session = start("echo please").await;
+    let session = start_session(&host, &user, "echoer", "echo please").await;
     let ev = wait_for(&host, &session, &user, |ev| {
         count(ev, "mcp_auth_required") == 1
     })
@@ -1908,7 +1857,7 @@ scenarios:
     // Una's next run uses the sealed token at once, though the access
     // token has expired meanwhile: it is refreshed mid-run.
     oauth.expire_access_tokens();
-    let second = start("echo again").await;
+    let second = start_session(&host, &user, "echoer", "echo again").await;
     let ev2 = wait_for(&host, &second, &user, |ev| count(ev, "run_finished") == 1).await;
     assert_eq!(count(&ev2, "mcp_auth_required"), 0, "{ev2:#?}");
     let result = ev2.iter().find(|e| e["type"] == "tool_result").unwrap();
@@ -2014,17 +1963,8 @@ call-timeout = \"1s\"
     let (builder, _, user) = s.tokens.clone();
     let host = s.serve();
     let agent = "name: asking\nmodel: scripted\nmcp-servers: [asking]\n";
-    let (st, v) = post(&host, "/v1/agents", &builder, json!({"yaml": agent})).await;
-    assert_eq!(st, 201, "{v}");
-    let (st, v) = post(
-        &host,
-        "/v1/sessions",
-        &user,
-        json!({"agent": "asking", "input": "go"}),
-    )
-    .await;
-    assert_eq!(st, 201, "{v}");
-    let session = v["id"].as_str().unwrap().to_string();
+    register(&host, &builder, agent).await;
+    let session = start_session(&host, &user, "asking", "go").await;
     let question = |ev: &[Value], n: usize| {
         ev.iter()
             .filter(|e| e["type"] == "ask_user")
@@ -2158,17 +2098,8 @@ read-only = [\"summary\"]
     let (builder, _, user) = s.tokens.clone();
     let host = s.serve();
     let agent = "name: sampler\nmodel: scripted\nmcp-servers: [allowed, refused]\n";
-    let (st, v) = post(&host, "/v1/agents", &builder, json!({"yaml": agent})).await;
-    assert_eq!(st, 201, "{v}");
-    let (st, v) = post(
-        &host,
-        "/v1/sessions",
-        &user,
-        json!({"agent": "sampler", "input": "go"}),
-    )
-    .await;
-    assert_eq!(st, 201, "{v}");
-    let session = v["id"].as_str().unwrap().to_string();
+    register(&host, &builder, agent).await;
+    let session = start_session(&host, &user, "sampler", "go").await;
     let ev = wait_for(&host, &session, &user, |ev| count(ev, "run_finished") == 1).await;
     let result = |tool: &str| {
         ev.iter()

@@ -193,6 +193,31 @@ component = "tack/refund-gate@0.1.0"
     }
 }
 
+/// Register agent file `yaml` as `builder`, which must be accepted.
+pub async fn register(host: &Host, builder: &str, yaml: &str) {
+    let (st, v) = post(
+        host,
+        "/v1/agents",
+        builder,
+        serde_json::json!({"yaml": yaml}),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+}
+
+/// Start a session of `agent` on `input` as `user`: its id.
+pub async fn start_session(host: &Host, user: &str, agent: &str, input: &str) -> String {
+    let (st, v) = post(
+        host,
+        "/v1/sessions",
+        user,
+        serde_json::json!({"agent": agent, "input": input}),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    v["id"].as_str().unwrap().to_string()
+}
+
 /// POST `body` to `path` of `host` as `token`: (status, JSON answer).
 pub async fn post(host: &Host, path: &str, token: &str, body: Value) -> (u16, Value) {
     call(

@@ -116,7 +116,20 @@ impl Gateway {
         user: &str,
         waiter: (String, String),
     ) -> Result<Option<AuthorizationNeeded>, UpstreamError> {
-        let config = &self.server(name)?.config;
+        let server = self.server(name)?;
+        // A live connection of this user's already carries the token: no
+        // need to read the store on every call.
+        let key = Some(user.to_string());
+        if server
+            .live
+            .lock()
+            .await
+            .get(&key)
+            .is_some_and(|u| !u.is_closed())
+        {
+            return Ok(None);
+        }
+        let config = &server.config;
         let unusable = |message: String| UpstreamError::Config {
             server: name.to_string(),
             message,

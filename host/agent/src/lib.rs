@@ -27,4 +27,4 @@ mod secrets;
 mod spec;
 
 pub use secrets::{SecretFinding, looks_like_secret, scan_for_secrets};
-pub use spec::{AgentError, AgentSpec, Catalog, Limits, McpServerUse};
+pub use spec::{AgentError, AgentSpec, Catalog, CodeLimits, CodeMode, Limits, McpServerUse};

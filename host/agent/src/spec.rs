@@ -4,7 +4,7 @@ use crate::secrets::scan_for_secrets;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tack_artifact::ArtifactRef;
-use tack_capability::HumanDuration;
+use tack_capability::{ByteSize, HumanDuration};
 
 /// A parsed, validated agent file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,6 +37,138 @@ pub struct AgentSpec {
     /// The name of an approval policy defined by the host.
     #[serde(default)]
     pub approval_policy: Option<String>,
+    /// Code mode: `true` adds the built-in `run_code` tool, whose programs
+    /// call the agent's tools as functions; `only` offers the tools through
+    /// it alone.
+    #[serde(default, skip_serializing_if = "CodeMode::is_off")]
+    pub code_mode: CodeMode,
+    /// Limits of one `run_code` program.
+    #[serde(default, skip_serializing_if = "CodeLimits::is_unset")]
+    pub code_limits: CodeLimits,
+}
+
+/// Whether and how an agent's tools are offered through `run_code`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CodeMode {
+    /// No `run_code` (`false`, the default).
+    #[default]
+    Off,
+    /// `run_code` beside the tools (`true`).
+    On,
+    /// `run_code` instead of the tools (`only`).
+    Only,
+}
+
+impl CodeMode {
+    /// Whether code mode is off.
+    pub fn is_off(&self) -> bool {
+        *self == CodeMode::Off
+    }
+}
+
+impl Serialize for CodeMode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            CodeMode::Off => s.serialize_bool(false),
+            CodeMode::On => s.serialize_bool(true),
+            CodeMode::Only => s.serialize_str("only"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CodeMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = CodeMode;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`true`, `false` or `only`")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<CodeMode, E> {
+                Ok(if v { CodeMode::On } else { CodeMode::Off })
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<CodeMode, E> {
+                match v {
+                    "only" => Ok(CodeMode::Only),
+                    "true" => Ok(CodeMode::On),
+                    "false" => Ok(CodeMode::Off),
+                    other => Err(E::custom(format!(
+                        "`{other}` is not a code mode; write `true` (run_code beside the \
+                         tools), `only` (the tools only through run_code) or `false`"
+                    ))),
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// Limits of one `run_code` program; each unset one takes the host's
+/// default (see docs/code-mode.md).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CodeLimits {
+    /// Wall time the program may compute, waits for tools not counted.
+    pub timeout: Option<HumanDuration>,
+    /// Memory of its sandbox.
+    pub memory: Option<ByteSize>,
+    /// Tool calls one program may make.
+    pub max_tool_calls: Option<u32>,
+    /// Bytes of its result and console output together.
+    pub max_output_bytes: Option<ByteSize>,
+}
+
+impl CodeLimits {
+    /// The most any agent may ask for: a program is one tool call, and
+    /// these keep it one.
+    pub const MAX_TIMEOUT: Duration = Duration::from_secs(300);
+    /// See [`MAX_TIMEOUT`](Self::MAX_TIMEOUT).
+    pub const MAX_MEMORY: ByteSize = ByteSize::mib(1024);
+    /// See [`MAX_TIMEOUT`](Self::MAX_TIMEOUT).
+    pub const MAX_TOOL_CALLS: u32 = 10_000;
+    /// See [`MAX_TIMEOUT`](Self::MAX_TIMEOUT).
+    pub const MAX_OUTPUT: ByteSize = ByteSize::mib(16);
+
+    /// Whether none is set.
+    pub fn is_unset(&self) -> bool {
+        *self == CodeLimits::default()
+    }
+
+    fn check(&self) -> Result<(), AgentError> {
+        if let Some(t) = self.timeout
+            && (t.0.is_zero() || t.0 > Self::MAX_TIMEOUT)
+        {
+            return Err(invalid(
+                "code-limits.timeout",
+                format!("must be more than 0 and at most 5m, not {t}"),
+            ));
+        }
+        if let Some(m) = self.memory
+            && (m.0 < ByteSize::mib(16).0 || m > Self::MAX_MEMORY)
+        {
+            return Err(invalid(
+                "code-limits.memory",
+                "must be at least 16MiB (the interpreter's own share) and at most 1GiB",
+            ));
+        }
+        if let Some(n) = self.max_tool_calls
+            && !(1..=Self::MAX_TOOL_CALLS).contains(&n)
+        {
+            return Err(invalid(
+                "code-limits.max-tool-calls",
+                format!("must be from 1 to {}, not {n}", Self::MAX_TOOL_CALLS),
+            ));
+        }
+        if let Some(o) = self.max_output_bytes
+            && (o.0 < 1024 || o > Self::MAX_OUTPUT)
+        {
+            return Err(invalid(
+                "code-limits.max-output-bytes",
+                "must be at least 1KiB and at most 16MiB",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// One entry of an agent's `mcp-servers`: a server by name, with all the tools
@@ -344,6 +476,14 @@ impl AgentSpec {
         if l.timeout.is_some_and(|t| t.0.is_zero()) {
             return Err(invalid("limits.timeout", "must be longer than zero"));
         }
+        self.code_limits.check()?;
+        if self.code_mode.is_off() && !self.code_limits.is_unset() {
+            return Err(invalid(
+                "code-limits",
+                "limits programs, but `code-mode` is off; set `code-mode: true` (or `only`), \
+                 or remove `code-limits`",
+            ));
+        }
         Ok(())
     }
 
@@ -564,6 +704,60 @@ approval-policy: refunds-over-100
             let e = err(&format!("{GOOD}mcp-servers:\n{list}"));
             assert_eq!(e.path(), path, "{list}: {e}");
             assert!(e.to_string().contains(message), "{list}: {e}");
+        }
+    }
+
+    #[test]
+    fn code_mode_is_on_only_or_off_and_its_limits_are_bounded() {
+        let on = AgentSpec::parse(&format!("{GOOD}code-mode: true\n")).unwrap();
+        assert_eq!(on.code_mode, CodeMode::On);
+        let only = AgentSpec::parse(&format!(
+            "{GOOD}code-mode: only\ncode-limits:\n  timeout: 30s\n  max-tool-calls: 500\n  \
+             memory: 128MiB\n  max-output-bytes: 256KiB\n"
+        ))
+        .unwrap();
+        assert_eq!(only.code_mode, CodeMode::Only);
+        assert_eq!(only.code_limits.max_tool_calls, Some(500));
+        assert_eq!(only.code_limits.memory, Some(ByteSize::mib(128)));
+        assert_eq!(AgentSpec::parse(GOOD).unwrap().code_mode, CodeMode::Off);
+        // It survives a round trip through the stored form.
+        let stored = serde_json::to_value(&only).unwrap();
+        assert_eq!(stored["code-mode"], "only");
+        let back: AgentSpec = serde_json::from_value(stored).unwrap();
+        assert_eq!(back, only);
+
+        let cases = [
+            ("code-mode: maybe\n", "code-mode", "write `true`"),
+            (
+                "code-limits:\n  timeout: 5s\n",
+                "code-limits",
+                "`code-mode` is off",
+            ),
+            (
+                "code-mode: true\ncode-limits:\n  max-tool-calls: 0\n",
+                "code-limits.max-tool-calls",
+                "from 1 to 10000",
+            ),
+            (
+                "code-mode: true\ncode-limits:\n  timeout: 1h\n",
+                "code-limits.timeout",
+                "at most 5m",
+            ),
+            (
+                "code-mode: true\ncode-limits:\n  memory: 4GiB\n",
+                "code-limits.memory",
+                "at most 1GiB",
+            ),
+            (
+                "code-mode: true\ncode-limits:\n  fuel: 9\n",
+                "code-limits.fuel",
+                "unknown field",
+            ),
+        ];
+        for (extra, path, needle) in cases {
+            let e = err(&format!("{GOOD}{extra}"));
+            assert_eq!(e.path(), path, "{e}");
+            assert!(e.to_string().contains(needle), "{e}");
         }
     }
 

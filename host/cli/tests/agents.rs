@@ -597,3 +597,111 @@ async fn tack_run_streams_and_tack_approvals_decides() {
     assert!(stderr.contains("finished: end_turn"), "{stderr}");
     assert_eq!(s.ledger()["refunds"].as_array().unwrap().len(), 1);
 }
+
+/// A code-mode agent whose one program reads a balance and issues two
+/// refunds, each over $100 and so held for an approver.
+const CODE_SCRIPT: &str = r#"
+scenarios:
+  - steps:
+      - tool_calls:
+          - name: run_code
+            arguments:
+              code: |
+                const before = await tools.payments.read_balance({account: "acct_alice"});
+                const a = await tools.payments.issue_refund({account: "acct_alice", amount_cents: 12000, reason: "lamp"});
+                const b = await tools.payments.issue_refund({account: "acct_alice", amount_cents: 11000, reason: "mug"});
+                return [before.balance_cents, a.refund.refund_id, b.refund.refund_id];
+      - text: "Both refunds issued."
+"#;
+
+const CODE_AGENT: &str = "name: coder\ndescription: Refunds in code.\nmodel: scripted\ninstructions: Use code.\ntools:\n  - tack/payments@0.1.0\napproval-policy: refunds\ncode-mode: only\n";
+
+/// `kill -9` while a program waits for its second approval: the host that
+/// comes back runs the program again, its first refund's result comes from
+/// the log, and no refund is paid twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_mid_program_replays_its_calls_and_pays_each_refund_once() {
+    tack_distribution::client::install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let storage = format!("sqlite://{}", dir.path().join("host.db").display());
+    let s = Setup::scripted(&storage, None, CODE_SCRIPT).await;
+    tack(
+        s.dir.path(),
+        &s.config,
+        &[
+            "publish",
+            tack_tests::guest("tack_plugin_code_js").to_str().unwrap(),
+            "tack/code-js@0.1.0",
+        ],
+    );
+    let (builder, approver, user) = s.tokens.clone();
+    let approve = |host: &Host, approval: String| {
+        let url = format!("{}/v1/approvals/{approval}", host.url);
+        let approver = approver.clone();
+        async move {
+            let (st, v) = call(
+                reqwest::Method::POST,
+                url,
+                &approver,
+                Some(json!({"decision": "approve"})),
+            )
+            .await;
+            assert_eq!(st, 202, "{v}");
+        }
+    };
+    let approvals = |ev: &[Value]| -> Vec<String> {
+        ev.iter()
+            .filter(|e| e["type"] == "approval_required")
+            .map(|e| e["approval_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    let mut a = s.serve();
+    register(&a, &builder, CODE_AGENT).await;
+    let session = start_session(&a, &user, "coder", "two refunds").await;
+    let ev = wait_for(&a, &session, &user, |ev| count(ev, "approval_required") == 1).await;
+    approve(&a, approvals(&ev)[0].clone()).await;
+    let ev = wait_for(&a, &session, &user, |ev| count(ev, "approval_required") == 2).await;
+    assert_eq!(s.ledger()["refunds"].as_array().unwrap().len(), 1);
+    let waiting = approvals(&ev)[1].clone();
+    a.child.kill().unwrap(); // SIGKILL
+    a.child.wait().unwrap();
+
+    let b = s.serve();
+    approve(&b, waiting).await;
+    let ev = wait_for(&b, &session, &user, |ev| count(ev, "run_finished") == 1).await;
+
+    let refunds = s.ledger()["refunds"].as_array().unwrap().clone();
+    assert_eq!(refunds.len(), 2, "each refund paid once: {refunds:?}");
+    let program = ev
+        .iter()
+        .find(|e| e["type"] == "tool_call" && e["tool"] == "run_code")
+        .unwrap()["call_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let nested: Vec<&str> = ev
+        .iter()
+        .filter(|e| e["type"] == "tool_result" && e["parent_call_id"] == program.as_str())
+        .map(|e| e["call_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        nested,
+        [
+            format!("{program}.1"),
+            format!("{program}.2"),
+            format!("{program}.3")
+        ],
+        "one result per call of the program"
+    );
+    assert_eq!(count(&ev, "approval_required"), 2, "no approval asked twice");
+    let result = ev
+        .iter()
+        .find(|e| e["type"] == "tool_result" && e["call_id"] == program.as_str())
+        .unwrap();
+    assert_eq!(result["ok"], true, "{result}");
+    let value: Value = serde_json::from_str(result["content"].as_str().unwrap()).unwrap();
+    assert_eq!(value[1], "rf_1");
+    assert_eq!(value[2], "rf_2");
+    assert!(value[0].is_i64(), "the replayed read is JSON again: {value}");
+}

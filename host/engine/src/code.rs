@@ -45,6 +45,46 @@ pub fn code_tools(entries: &[ToolEntry]) -> Vec<CodeTool> {
         .collect()
 }
 
+/// Refuse tools two of which a program would call by one name (a plugin
+/// and an MCP server of the same name offering the same tool).
+pub fn distinct_code_names(entries: &[ToolEntry]) -> Result<(), crate::EngineError> {
+    let mut seen: HashMap<(String, String), &str> = HashMap::new();
+    for e in entries
+        .iter()
+        .filter(|e| !matches!(e.backend, Backend::Builtin))
+    {
+        if let Some(other) = seen.insert(code_name(e), &e.plugin) {
+            let (ns, tool) = code_name(e);
+            return Err(crate::EngineError::Resolve(format!(
+                "code mode: `{}` and `{other}` both offer `tools.{ns}.{tool}` to programs; \
+                 drop one of them from the agent, or narrow the MCP server's tools",
+                e.plugin
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// An agent's `code-limits` over the defaults.
+pub fn limits(spec: &tack_agent::CodeLimits) -> tack_runtime::CodeLimits {
+    let mut limits = tack_runtime::CodeLimits::default();
+    if let Some(t) = spec.timeout {
+        limits.timeout = t.0;
+    }
+    if let Some(m) = spec.memory {
+        limits.memory = m;
+        // The interpreter's heap takes half; the rest is its own.
+        limits.heap = tack_capability::ByteSize(m.0 / 2);
+    }
+    if let Some(n) = spec.max_tool_calls {
+        limits.tool_calls = n;
+    }
+    if let Some(o) = spec.max_output_bytes {
+        limits.output = o;
+    }
+    limits
+}
+
 /// The host's side of a program run outside an agent run: each call in a
 /// fresh sandbox (or through the gateway), checked against the tool's
 /// schema; destructive tools are refused unless the caller runs them.

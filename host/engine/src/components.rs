@@ -203,19 +203,35 @@ pub struct ResolvedAgent {
     /// References it loaded that no trusted key signed (each run says so in a
     /// `warning` event).
     pub unverified: Vec<String>,
+    /// Its code mode, when on: the runner programs run in and their limits.
+    pub code: Option<CodeSetup>,
     /// The system prompt (made once).
     system: String,
     /// Tool sets by loaded skills (made once each).
     tool_sets: std::sync::Mutex<HashMap<BTreeSet<String>, Arc<ToolSet>>>,
 }
 
+/// An agent's code mode: `run_code` and what its programs run in.
+#[derive(Clone)]
+pub struct CodeSetup {
+    /// `On` or `Only`.
+    pub mode: tack_agent::CodeMode,
+    /// The code-runner component (the host's `code-runner`).
+    pub runner: tack_runtime::CodeRunner,
+    /// Limits of one program: the agent's `code-limits` over the defaults.
+    pub limits: tack_runtime::CodeLimits,
+}
+
 /// The tools callable at one point of a session: the agent's, those of its
 /// loaded skills, the built-in ones; and the same list as sent to the model.
 pub struct ToolSet {
-    /// The tools.
+    /// The tools the model may call.
     pub entries: Vec<ToolEntry>,
     /// Their descriptors as offered to the model.
     pub model: ModelTools,
+    /// In code mode, the tools a program may call, by the name it calls
+    /// them (`namespace.tool`).
+    pub code: HashMap<String, ToolEntry>,
 }
 
 impl ResolvedAgent {
@@ -254,6 +270,7 @@ impl ResolvedAgent {
             skills,
             policy,
             unverified: Vec::new(),
+            code: None,
             system,
             tool_sets: std::sync::Mutex::default(),
         }
@@ -270,13 +287,31 @@ impl ResolvedAgent {
         if let Some(set) = sets.get(loaded) {
             return set.clone();
         }
-        let entries: Vec<ToolEntry> = self
-            .tools_with(loaded)
-            .cloned()
-            .chain(builtin_tools(&self.skills))
-            .collect();
+        let tools: Vec<ToolEntry> = self.tools_with(loaded).cloned().collect();
+        let mut code = HashMap::new();
+        let mut entries = builtin_tools(&self.skills);
+        match &self.code {
+            None => {
+                entries.splice(0..0, tools);
+            }
+            Some(setup) => {
+                let declarations = tack_code::declarations(&crate::code::code_tools(&tools));
+                entries.push(builtin_entry(builtin::run_code(&declarations)));
+                for t in &tools {
+                    let (ns, name) = crate::code::code_name(t);
+                    code.insert(format!("{ns}.{name}"), t.clone());
+                }
+                if setup.mode == tack_agent::CodeMode::On {
+                    entries.splice(0..0, tools);
+                }
+            }
+        }
         let model = ModelTools::new(entries.iter().map(|t| t.descriptor.clone()).collect());
-        let set = Arc::new(ToolSet { entries, model });
+        let set = Arc::new(ToolSet {
+            entries,
+            model,
+            code,
+        });
         sets.insert(loaded.clone(), set.clone());
         set
     }
@@ -465,6 +500,7 @@ impl Resolver {
             if count.get(&t.tool).copied().unwrap_or(0) > 1
                 || t.tool == builtin::ASK_USER
                 || t.tool == builtin::LOAD_SKILL
+                || t.tool == builtin::RUN_CODE
             {
                 let plugin = t
                     .plugin
@@ -526,8 +562,31 @@ impl Resolver {
                     })
                 }
             };
+        let code = match spec.code_mode {
+            tack_agent::CodeMode::Off => None,
+            mode => {
+                let all: Vec<ToolEntry> = raw
+                    .iter()
+                    .chain(skills.iter().flat_map(|k| k.tools.iter()))
+                    .cloned()
+                    .collect();
+                crate::code::distinct_code_names(&all)?;
+                let reference = &self.host.code_runner;
+                let bytes = self.component(reference, "code runner", u).await?;
+                let runner = self
+                    .runtime
+                    .load_code_runner(&bytes)
+                    .map_err(|e| EngineError::resolving(format!("code runner `{reference}`"), e))?;
+                Some(CodeSetup {
+                    mode,
+                    runner,
+                    limits: crate::code::limits(&spec.code_limits),
+                })
+            }
+        };
         let mut agent = ResolvedAgent::new(spec, version, model, adapter, raw, skills, policy);
         agent.unverified = std::mem::take(&mut *u.lock().expect("unverified lock"));
+        agent.code = code;
         Ok(agent)
     }
 

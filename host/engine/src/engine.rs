@@ -95,8 +95,10 @@ pub(crate) struct Inner {
     /// at.
     agents: tokio::sync::Mutex<HashMap<(String, u32), Resolved>>,
     direct: Arc<crate::direct::DirectApprovals>,
-    /// Calls waiting mid-call for the answer to a question they put:
-    /// (session, question id) -> where the answer goes.
+    /// Calls waiting in-process: for the answer to a question they put
+    /// (session, question id), or a program's call for its approval
+    /// (session, approval id) -> where the answer (or word of the
+    /// decision) goes.
     answers: Mutex<HashMap<(String, String), tokio::sync::oneshot::Sender<String>>>,
 }
 
@@ -663,6 +665,16 @@ impl Engine {
             .await?
             .remove(0);
         drop(log);
+        // A program's call waiting for it reads the decision from the log.
+        let waiting = self
+            .inner
+            .answers
+            .lock()
+            .expect("answers lock")
+            .remove(&(session.to_string(), approval_id.to_string()));
+        if let Some(tx) = waiting {
+            let _ = tx.send(String::new());
+        }
         self.kick(h);
         Ok(e)
     }

@@ -221,6 +221,10 @@ pub enum EventData {
         /// model response, in the approval request and in the result).
         #[serde(default)]
         redacted: Vec<String>,
+        /// The `run_code` call whose program made this call (code mode);
+        /// its id is then `PARENT.N`, N counting the program's calls from 1.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent_call_id: Option<String>,
     },
     /// A tool call waits for an approver.
     ApprovalRequired {
@@ -252,6 +256,9 @@ pub enum EventData {
         /// component; `central` for the destructive default).
         #[serde(default)]
         policy_version: String,
+        /// The `run_code` call whose program waits for this approval.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent_call_id: Option<String>,
     },
     /// An approver decided.
     ApprovalDecided {
@@ -370,6 +377,14 @@ pub enum EventData {
         approval: ApprovalStatus,
         /// Whether the result was replayed from the idempotency record.
         replayed: bool,
+        /// The `run_code` call whose program made this call; its result
+        /// went to that program, not to the model.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent_call_id: Option<String>,
+        /// The tool's content parts, for a program's call (a program that
+        /// runs again after a restart gets them back as they were).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parts: Option<Vec<tack_runtime::Content>>,
     },
     /// Something failed.
     Error {

@@ -18,6 +18,7 @@
 pub mod approval;
 pub mod builtin;
 pub mod code;
+mod code_run;
 pub mod components;
 pub mod direct;
 mod engine;

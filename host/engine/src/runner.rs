@@ -166,7 +166,7 @@ pub(crate) async fn drive(engine: &Engine, h: &Arc<SessionHandle>) -> Result<(),
     }
 }
 
-async fn set_status(h: &SessionHandle, status: Status) -> Result<(), EngineError> {
+pub(crate) async fn set_status(h: &SessionHandle, status: Status) -> Result<(), EngineError> {
     let mut log = h.log.lock().await;
     if log.status != Some(status) {
         log.append_one(EventData::StatusChanged { status }).await?;
@@ -526,18 +526,20 @@ async fn log_response(
 }
 
 /// A call's gate result, ready to be logged.
-struct GateResult {
-    call_id: String,
-    tool: String,
-    plugin: String,
-    arguments: String,
-    destructive: bool,
-    outcome: Outcome,
-    redacted: Vec<String>,
+pub(crate) struct GateResult {
+    pub(crate) call_id: String,
+    pub(crate) tool: String,
+    pub(crate) plugin: String,
+    pub(crate) arguments: String,
+    pub(crate) destructive: bool,
+    pub(crate) outcome: Outcome,
+    pub(crate) redacted: Vec<String>,
+    /// The `run_code` call whose program made the call.
+    pub(crate) parent: Option<String>,
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn gate_one(
+pub(crate) async fn gate_one(
     h: &SessionHandle,
     agent: &ResolvedAgent,
     tools: &[ToolEntry],
@@ -562,6 +564,7 @@ async fn gate_one(
                     .join(", ")
             )),
             redacted: Vec::new(),
+            parent: None,
         };
     };
     let granted = h
@@ -580,13 +583,14 @@ async fn gate_one(
         destructive: entry.destructive,
         outcome: g.outcome,
         redacted: g.redacted,
+        parent: None,
     }
 }
 
 /// The events that log a gate result: `tool_call` (when `with_call`), then
 /// `approval_required` if the call waits for an approver; each with its
 /// unredacted copy where the arguments are redacted.
-fn gate_events(run_id: &str, g: GateResult, with_call: bool) -> Vec<Pending> {
+pub(crate) fn gate_events(run_id: &str, g: GateResult, with_call: bool) -> Vec<Pending> {
     let args: Value =
         serde_json::from_str(&g.arguments).unwrap_or(Value::String(g.arguments.clone()));
     let shown = redact(&args, &g.redacted);
@@ -608,6 +612,7 @@ fn gate_events(run_id: &str, g: GateResult, with_call: bool) -> Vec<Pending> {
             approval,
             refused: refused.clone(),
             redacted: g.redacted.clone(),
+            parent_call_id: g.parent.clone(),
         };
         let private = (shown != args).then(|| event(args.clone()));
         events.push(Pending {
@@ -633,6 +638,7 @@ fn gate_events(run_id: &str, g: GateResult, with_call: bool) -> Vec<Pending> {
                 grant_ttl_s: r.grant_ttl_s,
                 policy: r.policy.clone(),
                 policy_version: r.policy_version.clone(),
+                parent_call_id: g.parent.clone(),
             },
             private: None,
         });
@@ -703,7 +709,7 @@ async fn gate_calls(
     Ok(())
 }
 
-async fn call_context(h: &SessionHandle, run_id: &str) -> CallContext {
+pub(crate) async fn call_context(h: &SessionHandle, run_id: &str) -> CallContext {
     CallContext {
         call_id: String::new(),
         run_id: Some(run_id.to_string()),
@@ -734,7 +740,7 @@ async fn execute(
         )
     };
     let futures = calls.into_iter().map(|c| {
-        let tools = &tools.entries;
+        let tools = &tools;
         let run_id = &run_id;
         async move { execute_one(engine, h, agent, tools, run_id, c).await }
     });
@@ -745,7 +751,7 @@ async fn execute(
 }
 
 /// The content of a tool result as the model reads it.
-fn content_text(content: &[Content]) -> String {
+pub(crate) fn content_text(content: &[Content]) -> String {
     content
         .iter()
         .map(|c| match c {
@@ -757,20 +763,20 @@ fn content_text(content: &[Content]) -> String {
 }
 
 /// A finished call as the idempotency record and the `tool_result` event hold it.
-struct Finished {
-    ok: bool,
-    content: String,
+pub(crate) struct Finished {
+    pub(crate) ok: bool,
+    pub(crate) content: String,
     /// The tool's content parts, when it returned some (redaction works on
     /// them: `content` is their text as the model reads it).
-    parts: Option<Vec<Content>>,
-    error_code: Option<String>,
-    latency_ms: u64,
-    sandbox_id: Option<String>,
-    replayed: bool,
+    pub(crate) parts: Option<Vec<Content>>,
+    pub(crate) error_code: Option<String>,
+    pub(crate) latency_ms: u64,
+    pub(crate) sandbox_id: Option<String>,
+    pub(crate) replayed: bool,
 }
 
 impl Finished {
-    fn error(code: &str, content: String) -> Self {
+    pub(crate) fn error(code: &str, content: String) -> Self {
         Finished {
             ok: false,
             content,
@@ -782,7 +788,7 @@ impl Finished {
         }
     }
 
-    fn record(&self) -> Value {
+    pub(crate) fn record(&self) -> Value {
         json!({"ok": self.ok, "content": self.content, "parts": self.parts,
                "error_code": self.error_code, "latency_ms": self.latency_ms,
                "sandbox_id": self.sandbox_id})
@@ -804,11 +810,12 @@ impl Finished {
 async fn execute_one(
     engine: &Engine,
     h: &Arc<SessionHandle>,
-    agent: &ResolvedAgent,
-    tools: &[ToolEntry],
+    agent: &Arc<ResolvedAgent>,
+    set: &Arc<ToolSet>,
     run_id: &str,
     c: CallState,
 ) -> Result<(), EngineError> {
+    let tools = &set.entries;
     let approval = match &c.approval {
         ApprovalState::NotRequired(s) | ApprovalState::Approved(s) => *s,
         ApprovalState::Denied { status, .. } => *status,
@@ -849,6 +856,8 @@ async fn execute_one(
                 };
             }
         }
+    } else if c.tool == builtin::RUN_CODE {
+        crate::code_run::run_code(engine, h, agent, set, run_id, &c).await
     } else if c.tool == builtin::LOAD_SKILL {
         let name = builtin::skill_name(&c.arguments).unwrap_or_default();
         match agent.skills.iter().find(|k| k.name == name) {
@@ -929,7 +938,27 @@ async fn log_result(
     f: Finished,
     call: Option<(&str, &Value)>,
 ) -> Result<(), EngineError> {
-    let event = |content: String| EventData::ToolResult {
+    // The last result of a step is written with the next `model_request`.
+    let entry = result_entry(run_id, c, approval, &f, None).closing(call);
+    h.log.lock().await.carry(entry).await
+}
+
+/// A call's `tool_result` (for a program's call, `parent` is the
+/// `run_code` call, and the tool's parts are kept for a re-run).
+pub(crate) fn result_entry(
+    run_id: &str,
+    c: &CallState,
+    approval: ApprovalStatus,
+    f: &Finished,
+    parent: Option<&str>,
+) -> Entry {
+    let parts = match (&f.parts, parent) {
+        (Some(parts), Some(_)) if *parts != [Content::Text(f.content.clone())] => {
+            Some(parts.clone())
+        }
+        _ => None,
+    };
+    let event = |content: String, parts: Option<Vec<Content>>| EventData::ToolResult {
         run_id: run_id.to_string(),
         call_id: c.call_id.clone(),
         tool: c.tool.clone(),
@@ -945,21 +974,23 @@ async fn log_result(
         sandbox_id: f.sandbox_id.clone(),
         approval,
         replayed: f.replayed,
+        parent_call_id: parent.map(str::to_string),
+        parts,
     };
     // A tool may echo a redacted argument back (a ledger entry with its note):
     // the log shows the result with those values scrubbed, on the parsed
     // values; the model gets it whole.
     let needles = crate::redact::needles(&c.arguments, &c.redacted);
-    let shown = match &f.parts {
-        Some(parts) => content_text(&crate::redact::scrub_parts(parts, &needles)),
-        None => crate::redact::scrub_plain(&f.content, &needles),
+    let (shown, shown_parts) = match &f.parts {
+        Some(p) => {
+            let scrubbed = crate::redact::scrub_parts(p, &needles);
+            let text = content_text(&scrubbed);
+            (text, parts.as_ref().map(|_| scrubbed))
+        }
+        None => (crate::redact::scrub_plain(&f.content, &needles), None),
     };
-    let private = (shown != f.content).then(|| event(f.content.clone()));
-    // The last result of a step is written with the next `model_request`.
-    let entry = Entry::default()
-        .and_private(event(shown), private)
-        .closing(call);
-    h.log.lock().await.carry(entry).await
+    let private = (shown != f.content).then(|| event(f.content.clone(), parts.clone()));
+    Entry::default().and_private(event(shown, shown_parts), private)
 }
 
 /// Run a plugin tool once. A destructive call claims its idempotency record
@@ -967,7 +998,7 @@ async fn log_result(
 /// finished is replayed from its record); the record is finished in the same
 /// transaction as the call's `tool_result` (hence the key returned with the
 /// result). Other calls take no record: after a crash they simply run again.
-async fn run_tool(
+pub(crate) async fn run_tool(
     engine: &Engine,
     h: &Arc<SessionHandle>,
     run_id: &str,
@@ -1236,6 +1267,7 @@ mod tests {
             cost_usd,
             calls: Vec::new(),
             asks: Default::default(),
+            code_calls: Default::default(),
         }
     }
 

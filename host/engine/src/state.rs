@@ -68,6 +68,44 @@ impl CallState {
     }
 }
 
+/// A tool call a `run_code` program made (code mode). Its events name the
+/// program's call as parent; its result went to the program, so it is kept
+/// apart from the step's calls until the step's results go to the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CodeCallState {
+    /// The `run_code` call.
+    pub parent: String,
+    /// Tool name as the model would call it.
+    pub tool: String,
+    /// Plugin reference.
+    pub plugin: String,
+    /// The arguments the program gave.
+    pub requested: serde_json::Value,
+    /// Arguments, JSON text (the approver's, after an edit).
+    pub arguments: String,
+    /// Redacted argument pointers.
+    pub redacted: Vec<String>,
+    /// Destructive after central flags.
+    pub destructive: bool,
+    /// Approval state.
+    pub approval: ApprovalState,
+    /// The logged result, once there is one.
+    pub result: Option<CodeCallResult>,
+}
+
+/// A program's call that ended, as its `tool_result` logged it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CodeCallResult {
+    /// Whether the tool succeeded.
+    pub ok: bool,
+    /// Its content as text.
+    pub content: String,
+    /// Its content parts, where they say more than `content`.
+    pub parts: Option<Vec<tack_runtime::Content>>,
+    /// The error class when not ok.
+    pub error_code: Option<String>,
+}
+
 /// A pending or decided approval.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Approval {
@@ -126,6 +164,8 @@ pub struct RunState {
     /// Questions tools put to the user mid-call and not yet answered:
     /// question id -> the asking call's id.
     pub asks: BTreeMap<String, String>,
+    /// Calls the current step's programs made, by call id (`PARENT.N`).
+    pub code_calls: BTreeMap<String, CodeCallState>,
 }
 
 /// What the run must do next.
@@ -190,6 +230,7 @@ impl SessionState {
                     cost_usd: 0.0,
                     calls: Vec::new(),
                     asks: BTreeMap::new(),
+                    code_calls: BTreeMap::new(),
                 });
             }
             EventData::StatusChanged { status } => self.status = Some(*status),
@@ -207,6 +248,7 @@ impl SessionState {
                     run.input_tokens = run.input_tokens.saturating_add(usage.input_tokens);
                     run.output_tokens = run.output_tokens.saturating_add(usage.output_tokens);
                     run.cost_usd += cost_usd;
+                    run.code_calls.clear();
                     run.calls = message
                         .tool_calls()
                         .map(|c| CallState {
@@ -227,6 +269,39 @@ impl SessionState {
             }
             EventData::ToolCall {
                 call_id,
+                tool,
+                plugin,
+                arguments,
+                destructive,
+                approval,
+                refused,
+                redacted,
+                parent_call_id: Some(parent),
+                ..
+            } => {
+                if let Some(run) = &mut self.run {
+                    let approval = first_look(refused, *approval);
+                    run.code_calls.insert(
+                        call_id.clone(),
+                        CodeCallState {
+                            parent: parent.clone(),
+                            tool: tool.clone(),
+                            plugin: plugin.clone(),
+                            requested: arguments.clone(),
+                            arguments: match arguments {
+                                serde_json::Value::String(raw) => raw.clone(),
+                                other => other.to_string(),
+                            },
+                            redacted: redacted.clone(),
+                            destructive: *destructive,
+                            approval,
+                            result: None,
+                        },
+                    );
+                }
+            }
+            EventData::ToolCall {
+                call_id,
                 plugin,
                 destructive,
                 approval,
@@ -239,21 +314,7 @@ impl SessionState {
                     c.redacted = redacted.clone();
                     c.destructive = *destructive;
                     if c.approval == ApprovalState::Ungated {
-                        c.approval = match (refused, approval) {
-                            (Some(reason), _) => ApprovalState::Denied {
-                                reason: reason.clone(),
-                                status: ApprovalStatus::RefusedByPolicy,
-                            },
-                            (None, ApprovalStatus::SessionGrant) => {
-                                ApprovalState::NotRequired(ApprovalStatus::SessionGrant)
-                            }
-                            // `required`: the approval_required event that follows sets Pending;
-                            // until then the call must not run.
-                            (None, ApprovalStatus::Required) => {
-                                ApprovalState::Pending(String::new())
-                            }
-                            _ => ApprovalState::NotRequired(ApprovalStatus::NotRequired),
-                        };
+                        c.approval = first_look(refused, *approval);
                     }
                 }
             }
@@ -285,6 +346,8 @@ impl SessionState {
                 );
                 if let Some(c) = self.call_mut(call_id) {
                     c.approval = ApprovalState::Pending(approval_id.clone());
+                } else if let Some(c) = self.code_call_mut(call_id) {
+                    c.approval = ApprovalState::Pending(approval_id.clone());
                 }
             }
             EventData::ApprovalDecided {
@@ -310,22 +373,25 @@ impl SessionState {
                     }
                 }
                 self.grants.extend(grant);
-                if let Some(c) = self.call_mut(call_id) {
-                    c.approval = match decision {
-                        Verdict::Approve => ApprovalState::Approved(ApprovalStatus::Approved),
-                        Verdict::Edit => {
-                            if let Some(args) = arguments {
-                                c.arguments = args.to_string();
-                            }
-                            ApprovalState::Approved(ApprovalStatus::Edited)
+                let decided = |args: &mut String| match decision {
+                    Verdict::Approve => ApprovalState::Approved(ApprovalStatus::Approved),
+                    Verdict::Edit => {
+                        if let Some(edited) = arguments {
+                            *args = edited.to_string();
                         }
-                        Verdict::Deny => ApprovalState::Denied {
-                            reason: reason
-                                .clone()
-                                .unwrap_or_else(|| "an approver denied the call".into()),
-                            status: ApprovalStatus::Denied,
-                        },
-                    };
+                        ApprovalState::Approved(ApprovalStatus::Edited)
+                    }
+                    Verdict::Deny => ApprovalState::Denied {
+                        reason: reason
+                            .clone()
+                            .unwrap_or_else(|| "an approver denied the call".into()),
+                        status: ApprovalStatus::Denied,
+                    },
+                };
+                if let Some(c) = self.call_mut(call_id) {
+                    c.approval = decided(&mut c.arguments);
+                } else if let Some(c) = self.code_call_mut(call_id) {
+                    c.approval = decided(&mut c.arguments);
                 }
             }
             EventData::AskUser {
@@ -375,6 +441,24 @@ impl SessionState {
             EventData::McpAuthCompleted { call_id, .. } => {
                 if let Some(c) = self.call_mut(call_id) {
                     c.awaiting_auth = None;
+                }
+            }
+            EventData::ToolResult {
+                call_id,
+                ok,
+                content,
+                error_code,
+                parts,
+                parent_call_id: Some(_),
+                ..
+            } => {
+                if let Some(c) = self.code_call_mut(call_id) {
+                    c.result = Some(CodeCallResult {
+                        ok: *ok,
+                        content: content.clone(),
+                        parts: parts.clone(),
+                        error_code: error_code.clone(),
+                    });
                 }
             }
             EventData::ToolResult {
@@ -438,6 +522,15 @@ impl SessionState {
             | EventData::ModelRetry { .. }
             | EventData::Error { .. } => {}
         }
+    }
+
+    fn code_call_mut(&mut self, id: &str) -> Option<&mut CodeCallState> {
+        self.run.as_mut()?.code_calls.get_mut(id)
+    }
+
+    /// Call `id` of a program of the current step, if it was logged.
+    pub fn code_call(&self, id: &str) -> Option<&CodeCallState> {
+        self.run.as_ref()?.code_calls.get(id)
     }
 
     fn call(&self, id: &str) -> Option<&CallState> {
@@ -548,6 +641,24 @@ impl SessionState {
             }
             _ => Next::ModelCall,
         }
+    }
+}
+
+/// A call's approval state from the gate's first look, as its `tool_call`
+/// reports it.
+fn first_look(refused: &Option<String>, approval: ApprovalStatus) -> ApprovalState {
+    match (refused, approval) {
+        (Some(reason), _) => ApprovalState::Denied {
+            reason: reason.clone(),
+            status: ApprovalStatus::RefusedByPolicy,
+        },
+        (None, ApprovalStatus::SessionGrant) => {
+            ApprovalState::NotRequired(ApprovalStatus::SessionGrant)
+        }
+        // `required`: the approval_required event that follows sets Pending;
+        // until then the call must not run.
+        (None, ApprovalStatus::Required) => ApprovalState::Pending(String::new()),
+        _ => ApprovalState::NotRequired(ApprovalStatus::NotRequired),
     }
 }
 

@@ -28,6 +28,12 @@ pub struct TraceRecord {
     pub approval_status: Option<ApprovalStatus>,
     /// The sandbox instance (tool steps that ran).
     pub sandbox_id: Option<String>,
+    /// The call (tool steps).
+    pub call_id: Option<String>,
+    /// The `run_code` call whose program made the call (code mode): its
+    /// record is this step's parent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_call_id: Option<String>,
     /// Prompt tokens (model steps).
     pub tokens_in: u64,
     /// Generated tokens (model steps).
@@ -74,6 +80,8 @@ pub fn trace(agent: &str, run_id: &str, events: &[LoggedEvent]) -> Vec<TraceReco
                 approval_required: false,
                 approval_status: None,
                 sandbox_id: None,
+                call_id: None,
+                parent_call_id: None,
                 tokens_in: usage.input_tokens,
                 tokens_out: usage.output_tokens,
                 latency_ms: *latency_ms,
@@ -89,6 +97,7 @@ pub fn trace(agent: &str, run_id: &str, events: &[LoggedEvent]) -> Vec<TraceReco
                 latency_ms,
                 sandbox_id,
                 approval,
+                parent_call_id,
                 ..
             } if r == run_id => out.push(TraceRecord {
                 run_id: run_id.into(),
@@ -101,6 +110,8 @@ pub fn trace(agent: &str, run_id: &str, events: &[LoggedEvent]) -> Vec<TraceReco
                 approval_required: required.get(call_id.as_str()).copied().unwrap_or(false),
                 approval_status: Some(*approval),
                 sandbox_id: sandbox_id.clone(),
+                call_id: Some(call_id.clone()),
+                parent_call_id: parent_call_id.clone(),
                 tokens_in: 0,
                 tokens_out: 0,
                 latency_ms: *latency_ms,

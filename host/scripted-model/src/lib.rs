@@ -89,7 +89,9 @@ pub struct Step {
     /// Wait this long before answering (to exercise timeouts).
     #[serde(default)]
     pub delay_ms: u64,
-    /// Tokens reported as used (default: derived from the text lengths).
+    /// Tokens reported as used (default: estimated at four bytes a token,
+    /// input from the request's system prompt, messages and tools, output
+    /// from the answer's text and calls).
     #[serde(default)]
     pub usage: Option<(u64, u64)>,
 }
@@ -101,6 +103,10 @@ pub struct Scenario {
     /// Substring of the first user message that selects this scenario.
     #[serde(default, rename = "match")]
     pub matches: Option<String>,
+    /// A tool the request must offer for this scenario (`run_code`: the
+    /// agent is in code mode).
+    #[serde(default)]
+    pub offers: Option<String>,
     /// The assistant turns, in order.
     pub steps: Vec<Step>,
 }
@@ -297,6 +303,9 @@ fn respond(
         s.matches
             .as_deref()
             .is_none_or(|m| conv.first_user.contains(m))
+            && s.offers
+                .as_deref()
+                .is_none_or(|t| conv.tools.iter().any(|n| n == t))
     }) else {
         return (
             400,
@@ -335,12 +344,16 @@ fn respond(
         .and_then(Value::as_str)
         .unwrap_or("scripted");
     let usage = step.usage.unwrap_or_else(|| {
-        let out = step
-            .text
-            .as_deref()
-            .map_or(0, |t| t.split_whitespace().count())
-            + step.tool_calls.len() * 8;
-        (conv.input_words.max(1) as u64, out.max(1) as u64)
+        let out = step.text.as_deref().map_or(0, str::len)
+            + step
+                .tool_calls
+                .iter()
+                .map(|c| c.name.len() + c.arguments.to_string().len())
+                .sum::<usize>();
+        (
+            conv.input_tokens.max(1) as u64,
+            out.div_ceil(4).max(1) as u64,
+        )
     });
     let include_usage = req
         .pointer("/stream_options/include_usage")

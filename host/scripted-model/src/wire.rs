@@ -12,7 +12,11 @@ use serde_json::{Value, json};
 pub(crate) struct Conversation {
     pub(crate) first_user: String,
     pub(crate) assistant_turns: usize,
-    pub(crate) input_words: usize,
+    /// The request's size in tokens, estimated at four bytes a token (the
+    /// usual rule of thumb for English and JSON): what the model reads.
+    pub(crate) input_tokens: usize,
+    /// The names of the tools offered.
+    pub(crate) tools: Vec<String>,
 }
 
 fn text_of(content: &Value) -> String {
@@ -46,17 +50,35 @@ impl Conversation {
             .map(|m| text_of(m.get("content").unwrap_or(&Value::Null)))
             .unwrap_or_default();
         let assistant_turns = messages.iter().filter(|m| role(m) == "assistant").count();
-        let input_words = messages
+        let bytes: usize = ["system", "messages", "tools"]
             .iter()
-            .map(|m| m.to_string().split_whitespace().count())
-            .sum::<usize>()
-            + text_of(req.get("system").unwrap_or(&Value::Null))
-                .split_whitespace()
-                .count();
+            .filter_map(|k| req.get(*k))
+            .map(|v| match v {
+                Value::String(s) => s.len(),
+                other => other.to_string().len(),
+            })
+            .sum();
+        // OpenAI nests the name under `function`; Anthropic does not.
+        let tools = req
+            .get("tools")
+            .and_then(Value::as_array)
+            .map(|tools| {
+                tools
+                    .iter()
+                    .filter_map(|t| {
+                        t.pointer("/function/name")
+                            .or_else(|| t.get("name"))
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         Conversation {
             first_user,
             assistant_turns,
-            input_words,
+            input_tokens: bytes.div_ceil(4),
+            tools,
         }
     }
 }

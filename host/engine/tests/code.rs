@@ -406,3 +406,100 @@ async fn a_restarted_host_replays_the_programs_calls_and_pays_once() {
         .unwrap();
     assert!(program.contains("refunded rf_1 rf_2"), "{program}");
 }
+
+/// The example in `examples/order-audit`: the same question answered by one
+/// program, and tool call by tool call; the program's run reads a fraction
+/// of the tokens, and finds the answer itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_order_audit_example_answers_in_one_program_for_far_fewer_tokens() {
+    let example = tack_tests::workspace_root().join("examples/order-audit");
+    let read = |f: &str| std::fs::read_to_string(example.join(f)).unwrap();
+    // The example's model, `demo-audit`, is the harness's `scripted` here.
+    let h = Harness::start_with(&read("demo-model.yaml"), None, "").await;
+    let question = "Which of these 500 orders over $100 were refunded twice?";
+    let mut runs = Vec::new();
+    for file in ["agent.yaml", "agent-tool-by-tool.yaml"] {
+        let rec = h
+            .engine
+            .register_agent(
+                &read(file).replace("model: demo-audit", "model: scripted"),
+                &builder(),
+            )
+            .await
+            .unwrap();
+        let s = h
+            .engine
+            .create_session(&rec.name, question, &user())
+            .await
+            .unwrap()
+            .id;
+        runs.push(wait_finished(&h.engine, &s, 1).await);
+    }
+    let tokens = |events: &[LoggedEvent]| {
+        events
+            .iter()
+            .find_map(|e| match &e.data {
+                EventData::RunFinished {
+                    stop_reason,
+                    input_tokens,
+                    ..
+                } => {
+                    assert_eq!(*stop_reason, RunStop::EndTurn);
+                    Some(*input_tokens)
+                }
+                _ => None,
+            })
+            .unwrap()
+    };
+    let (code, direct) = (&runs[0], &runs[1]);
+    // Code mode: the model made one call, run_code; its program made seven.
+    let top: Vec<&str> = code
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::ToolCall {
+                tool,
+                parent_call_id: None,
+                ..
+            } => Some(tool.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(top, ["run_code"]);
+    let parent = run_code_id(code);
+    assert_eq!(nested(code, &parent).len(), 7);
+    let result = code
+        .iter()
+        .find_map(|e| match &e.data {
+            EventData::ToolResult {
+                call_id,
+                content,
+                ok: true,
+                ..
+            } if *call_id == parent => Some(content.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let (value, console) = result.split_once("\n\nconsole:\n").unwrap();
+    let orders: Vec<String> = serde_json::from_str::<Value>(value)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["order"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        orders,
+        [
+            "ord_0097", "ord_0107", "ord_0192", "ord_0211", "ord_0245", "ord_0356"
+        ]
+    );
+    assert_eq!(console.trim(), "checked 500 orders and 157 refunds");
+    // Tool by tool: seven results in the prompt.
+    assert_eq!(of_kind(direct, "tool_result").len(), 7);
+    let (code, direct) = (tokens(code), tokens(direct));
+    eprintln!("input tokens: code mode {code}, tool by tool {direct}");
+    assert!(
+        code * 10 < direct,
+        "code mode read {code} input tokens, tool by tool {direct}"
+    );
+}

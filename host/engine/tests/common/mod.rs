@@ -90,6 +90,7 @@ pub fn source() -> LocalSource {
         .skill("tack/refund-policy@0.1.0", SKILL)
         .component("tack/jq@0.1.0", guest("tack_plugin_jq"))
         .component("tack/code-js@0.1.0", guest("tack_plugin_code_js"))
+        .component("tack/shop@0.1.0", guest("tack_plugin_shop"))
         .skill("tack/data-skill@0.1.0", DATA_SKILL)
 }
 

@@ -659,9 +659,15 @@ async fn sigkill_mid_program_replays_its_calls_and_pays_each_refund_once() {
     let mut a = s.serve();
     register(&a, &builder, CODE_AGENT).await;
     let session = start_session(&a, &user, "coder", "two refunds").await;
-    let ev = wait_for(&a, &session, &user, |ev| count(ev, "approval_required") == 1).await;
+    let ev = wait_for(&a, &session, &user, |ev| {
+        count(ev, "approval_required") == 1
+    })
+    .await;
     approve(&a, approvals(&ev)[0].clone()).await;
-    let ev = wait_for(&a, &session, &user, |ev| count(ev, "approval_required") == 2).await;
+    let ev = wait_for(&a, &session, &user, |ev| {
+        count(ev, "approval_required") == 2
+    })
+    .await;
     assert_eq!(s.ledger()["refunds"].as_array().unwrap().len(), 1);
     let waiting = approvals(&ev)[1].clone();
     a.child.kill().unwrap(); // SIGKILL
@@ -694,7 +700,11 @@ async fn sigkill_mid_program_replays_its_calls_and_pays_each_refund_once() {
         ],
         "one result per call of the program"
     );
-    assert_eq!(count(&ev, "approval_required"), 2, "no approval asked twice");
+    assert_eq!(
+        count(&ev, "approval_required"),
+        2,
+        "no approval asked twice"
+    );
     let result = ev
         .iter()
         .find(|e| e["type"] == "tool_result" && e["call_id"] == program.as_str())
@@ -703,5 +713,8 @@ async fn sigkill_mid_program_replays_its_calls_and_pays_each_refund_once() {
     let value: Value = serde_json::from_str(result["content"].as_str().unwrap()).unwrap();
     assert_eq!(value[1], "rf_1");
     assert_eq!(value[2], "rf_2");
-    assert!(value[0].is_i64(), "the replayed read is JSON again: {value}");
+    assert!(
+        value[0].is_i64(),
+        "the replayed read is JSON again: {value}"
+    );
 }

@@ -1,8 +1,8 @@
 //! `tack code run` and `tack code declarations` against a toolset of the
-//! host configuration: a program calls a plugin's tools (two at once with
-//! `Promise.all`), filters their results and returns only what it needs; a
-//! destructive tool is refused outside a run; a failing program exits with
-//! its failure named.
+//! host configuration or a registered agent: a program calls a plugin's
+//! tools (two at once with `Promise.all`), filters their results and returns
+//! only what it needs; a destructive tool is refused outside a run; an
+//! agent's code-limits hold; a failing program exits with its failure named.
 
 mod common;
 
@@ -84,6 +84,94 @@ async fn a_program_runs_against_a_toolsets_tools() {
     assert!(
         stderr.contains("about to fail")
             && stderr.contains("the program failed (exception): TypeError"),
+        "{stderr}"
+    );
+}
+
+/// `tack code run AGENT`: the agent's tools as its runs resolve them, under
+/// its `code-limits`; its destructive tools are refused outside a run.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_program_runs_against_a_registered_agents_tools() {
+    tack_distribution::client::install_crypto();
+    let s = Setup::build("sqlite://host.db", None, "scenarios: []", UNSIGNED_TACK).await;
+    let d = s.dir.path();
+    tack(
+        d,
+        &s.config,
+        &[
+            "publish",
+            guest("tack_plugin_code_js").to_str().unwrap(),
+            "tack/code-js@0.1.0",
+        ],
+    );
+    let (builder, _, _) = s.tokens.clone();
+    {
+        let host = s.serve();
+        register(
+            &host,
+            &builder,
+            "name: coder\ndescription: Refunds in code.\nmodel: scripted\n\
+             tools:\n  - tack/payments@0.1.0\ncode-mode: only\n\
+             code-limits:\n  max-tool-calls: 2\n",
+        )
+        .await;
+    }
+    let run = |target: &str, program: &str| {
+        let path = d.join("program.js");
+        std::fs::write(&path, program).unwrap();
+        command(d, &s.config, None)
+            .args(["code", "run", target])
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+
+    let out = run(
+        "coder",
+        r#"const b = await tools.payments.read_balance({ account: "acct_alice" });
+        let refused;
+        try {
+          await tools.payments.issue_refund({ account: "acct_alice", amount_cents: 100, reason: "x" });
+        } catch (e) { refused = e.code; }
+        return [b.balance_cents, refused];"#,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v, json!([12500, "permission_denied"]));
+    assert_eq!(s.ledger()["refunds"], json!([]));
+
+    // The agent's limit of two calls holds; a flag may raise it.
+    let three = r#"await Promise.all([1, 2, 3].map(() =>
+        tools.payments.read_balance({ account: "acct_alice" }))); return "ok";"#;
+    let out = run("agent:coder@1", three);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("(too_many_calls)"), "{stderr}");
+    let out = command(d, &s.config, None)
+        .args(["code", "run", "coder", "-", "--max-tool-calls", "3"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(three.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "\"ok\"");
+
+    let declarations = tack(d, &s.config, &["code", "declarations", "agent:coder"]);
+    assert!(
+        declarations.contains("issue_refund(args: {"),
+        "{declarations}"
+    );
+    let out = run("nobody", "return 1;");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`nobody` is neither a toolset of the host configuration (toolsets: none) nor an agent registered on this host"),
         "{stderr}"
     );
 }

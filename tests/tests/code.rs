@@ -280,3 +280,44 @@ async fn a_program_reaches_nothing_but_its_tools() {
     let (again, _) = run(&runner, "return Date.now();", &CodeLimits::default()).await;
     assert_eq!(v["now"].to_string(), again.unwrap().value);
 }
+
+/// TypeScript: its types are stripped inside the sandbox, and an error
+/// names the line of the program as written.
+#[tokio::test(flavor = "multi_thread")]
+async fn typescript_programs_run_and_their_errors_name_their_own_lines() {
+    let runner = runner().await;
+    let limits = CodeLimits::default();
+    let typed = r#"
+        interface Order { id: number; total: number }
+        type Totals = Record<string, number>;
+        enum Level { Low = 1, High = 2 }
+        const orders = (await tools.orders.list({})) as Order[];
+        const big = <T extends Order>(xs: T[], min: number): T[] => xs.filter((o: T) => o.total > min);
+        const totals: Totals = {};
+        for (const o of big(orders, 10)) totals[String(o.id)] = o.total;
+        return { totals, level: Level.High };
+    "#;
+    let (out, _) = run(&runner, typed, &limits).await;
+    let v: Value = serde_json::from_str(&out.unwrap().value).unwrap();
+    assert_eq!(v["level"], 2);
+    assert!(
+        v["totals"].as_object().is_some_and(|t| !t.is_empty()),
+        "{v}"
+    );
+
+    // Line 4 of the program throws; the stripped code's lines differ.
+    let throws =
+        "interface A {\n  x: number;\n}\nconst a: A = { x: 1 }; throw new Error(`boom ${a.x}`);\n";
+    let e = failure(run(&runner, throws, &limits).await.0);
+    assert_eq!(e.failure, CodeFailure::Exception);
+    assert!(e.message.starts_with("Error: boom 1"), "{e:?}");
+    assert!(e.message.contains(":4:"), "the program's own line 4: {e:?}");
+
+    // Neither JavaScript nor TypeScript: the error has the line and column.
+    let broken = "const a: number = 1;\nconst b: = 2;\n";
+    let e = failure(run(&runner, broken, &limits).await.0);
+    assert_eq!(e.failure, CodeFailure::Syntax);
+    assert!(e.message.contains("(line 2, column 10)"), "{e:?}");
+    let e = failure(run(&runner, "const x: number = ;", &limits).await.0);
+    assert!(e.message.contains("(line 1, column 19)"), "{e:?}");
+}

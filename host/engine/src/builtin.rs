@@ -22,8 +22,8 @@ pub fn run_code(declarations: &str) -> ToolDescriptor {
     ToolDescriptor {
         name: RUN_CODE.into(),
         description: format!(
-            "Run a JavaScript program that calls your tools as async functions, and get back \
-             what it returns. Use it to make several tool calls and filter, join or count \
+            "Run a JavaScript (or TypeScript) program that calls your tools as async \
+             functions, and get back what it returns. Use it to make several tool calls and filter, join or count \
              their results in code, so that only what matters comes back to you. The program \
              is the body of an async function: `await` each call, run independent calls \
              together with `Promise.all`, and `return` the answer (a JSON value). \

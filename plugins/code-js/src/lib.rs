@@ -25,6 +25,8 @@ use rquickjs::promise::PromiseState;
 use rquickjs::{Context, Ctx, Exception, Function, Promise, Runtime, Value};
 use std::cell::RefCell;
 use std::rc::Rc;
+
+mod typescript;
 use tack::plugin::host_tools::{await_calls, start_call};
 use tack::plugin::types::{Content, ErrorCode};
 
@@ -88,9 +90,15 @@ struct State {
     started: u32,
     max_calls: u32,
     refused: bool,
+    /// A TypeScript program's stripped form, whose places errors map back.
+    stripped: Option<typescript::Stripped>,
 }
 
 struct Runner;
+
+/// What a program is wrapped in, before it: the body of an async function
+/// called at once, on the program's first line.
+const WRAPPER_OPENING: &str = "(async () => {";
 
 impl Guest for Runner {
     fn run(source: String, tools: Vec<String>, limits: Limits) -> Result<RunOutput, RunError> {
@@ -235,16 +243,28 @@ fn run_in<'js>(
         .map_err(internal)?;
     let pump: Function = ctx.eval(PRELUDE).map_err(|_| caught(ctx, state))?;
     // The program's first line stays line 1 of what QuickJS sees.
-    let wrapped = format!("(async () => {{{source}\n}})()");
-    let result: Promise = ctx.eval(wrapped).map_err(|_| {
-        let (failure, message) = caught(ctx, state);
-        let failure = if message.starts_with("SyntaxError") {
-            Failure::Syntax
-        } else {
-            failure
-        };
-        (failure, message)
-    })?;
+    let wrapped = format!("{WRAPPER_OPENING}{source}\n}})()");
+    let result: Promise = match ctx.eval(wrapped.as_str()) {
+        Ok(promise) => promise,
+        Err(_) => {
+            let (failure, message) = caught(ctx, state);
+            if !message.starts_with("SyntaxError") {
+                return Err((failure, message));
+            }
+            // Not JavaScript: TypeScript, once its types are stripped?
+            let stripped = typescript::strip(&wrapped).map_err(|e| (Failure::Syntax, e))?;
+            let code = stripped.code.clone();
+            state.borrow_mut().stripped = Some(stripped);
+            ctx.eval(code).map_err(|_| {
+                let (failure, message) = caught(ctx, state);
+                if message.starts_with("SyntaxError") {
+                    (Failure::Syntax, message)
+                } else {
+                    (failure, message)
+                }
+            })?
+        }
+    };
     loop {
         // Within `Context::with` the runtime is borrowed: jobs run
         // through the context (a job's exception rejects its promise).
@@ -289,7 +309,10 @@ fn caught(ctx: &Ctx<'_>, state: &Rc<RefCell<State>>) -> (Failure, String) {
         let message = describe(&value);
         return (Failure::TooManyCalls, message);
     }
-    let message = describe(&value);
+    let mut message = describe(&value);
+    if let Some(stripped) = &state.borrow().stripped {
+        message = stripped.map_places(&message);
+    }
     let failure = if message.contains("out of memory") || message.contains("stack overflow") {
         Failure::OutOfMemory
     } else {

@@ -214,19 +214,7 @@ async fn call(
         Ok(decided) => decided,
         Err(refused) => return Ok(Err(refused)),
     };
-    let c = CallState {
-        call_id: id.to_string(),
-        tool: entry.name.clone(),
-        arguments: state.arguments.clone(),
-        plugin: entry.plugin.clone(),
-        destructive: entry.destructive,
-        approval: state.approval.clone(),
-        redacted: state.redacted.clone(),
-        asked: false,
-        answer: None,
-        awaiting_auth: None,
-        result: None,
-    };
+    let c = call_state(id, &state);
     let f = match authorization(p, entry, id).await {
         Some(refused) => refused,
         None => {
@@ -242,6 +230,23 @@ async fn call(
     let entry = result_entry(&p.run_id, &c, approval, &f, Some(&p.parent));
     p.h.log.lock().await.append(entry).await?;
     Ok(outcome(f.ok, f.content, f.parts, f.error_code))
+}
+
+/// Program call `id` as the runner's tool and result code takes a call.
+fn call_state(id: &str, state: &CodeCallState) -> CallState {
+    CallState {
+        call_id: id.to_string(),
+        tool: state.tool.clone(),
+        arguments: state.arguments.clone(),
+        plugin: state.plugin.clone(),
+        destructive: state.destructive,
+        approval: state.approval.clone(),
+        redacted: state.redacted.clone(),
+        asked: false,
+        answer: None,
+        awaiting_auth: None,
+        result: None,
+    }
 }
 
 /// The gate's look at a program's call.
@@ -305,19 +310,7 @@ async fn wait_for_approval(
                     resume_status(&p.h).await?;
                 }
                 let f = Finished::error("denied", format!("The call was not run: {reason}"));
-                let c = CallState {
-                    call_id: id.to_string(),
-                    tool: state.tool.clone(),
-                    arguments: state.arguments.clone(),
-                    plugin: state.plugin.clone(),
-                    destructive: state.destructive,
-                    approval: state.approval.clone(),
-                    redacted: state.redacted.clone(),
-                    asked: false,
-                    answer: None,
-                    awaiting_auth: None,
-                    result: None,
-                };
+                let c = call_state(id, &state);
                 let entry = result_entry(&p.run_id, &c, *status, &f, Some(&p.parent));
                 p.h.log.lock().await.append(entry).await?;
                 return Ok(Err(tool_error(ErrorCode::PermissionDenied, f.content)));

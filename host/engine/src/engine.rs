@@ -666,15 +666,7 @@ impl Engine {
             .remove(0);
         drop(log);
         // A program's call waiting for it reads the decision from the log.
-        let waiting = self
-            .inner
-            .answers
-            .lock()
-            .expect("answers lock")
-            .remove(&(session.to_string(), approval_id.to_string()));
-        if let Some(tx) = waiting {
-            let _ = tx.send(String::new());
-        }
+        self.wake(session, approval_id, String::new());
         self.kick(h);
         Ok(e)
     }
@@ -705,15 +697,7 @@ impl Engine {
             .await?;
         drop(log);
         if mid_call {
-            let waiting = self
-                .inner
-                .answers
-                .lock()
-                .expect("answers lock")
-                .remove(&(session.to_string(), question_id.to_string()));
-            if let Some(tx) = waiting {
-                let _ = tx.send(answer.to_string());
-            }
+            self.wake(session, question_id, answer.to_string());
         } else {
             self.kick(h);
         }
@@ -775,6 +759,19 @@ impl Engine {
             .expect("answers lock")
             .insert((session.to_string(), question_id.to_string()), tx);
         rx
+    }
+
+    /// Hand `payload` to whatever waits in-process on `key` of `session`.
+    fn wake(&self, session: &str, key: &str, payload: String) {
+        let waiting = self
+            .inner
+            .answers
+            .lock()
+            .expect("answers lock")
+            .remove(&(session.to_string(), key.to_string()));
+        if let Some(tx) = waiting {
+            let _ = tx.send(payload);
+        }
     }
 
     /// Stop waiting for that answer.

@@ -151,24 +151,39 @@ impl Screen<'_> {
             EventData::ModelRetry {
                 error, delay_ms, ..
             } => eprintln!("  (model: {error}; retrying in {delay_ms} ms)"),
+            // A program's calls (code mode) are shown under its run_code.
             EventData::ToolCall {
-                tool, arguments, ..
+                tool,
+                arguments,
+                parent_call_id,
+                ..
             } => {
                 self.end_line();
-                eprintln!("  → {tool} {arguments}");
+                let indent = if parent_call_id.is_some() {
+                    "    "
+                } else {
+                    "  "
+                };
+                eprintln!("{indent}→ {tool} {arguments}");
             }
             EventData::ToolResult {
                 tool,
                 ok,
                 content,
                 latency_ms,
+                parent_call_id,
                 ..
             } => {
                 let short: String = content.chars().take(160).collect();
-                if ok {
-                    eprintln!("  ← {tool} ({latency_ms} ms) {short}");
+                let indent = if parent_call_id.is_some() {
+                    "    "
                 } else {
-                    eprintln!("  ← {tool} failed: {short}");
+                    "  "
+                };
+                if ok {
+                    eprintln!("{indent}← {tool} ({latency_ms} ms) {short}");
+                } else {
+                    eprintln!("{indent}← {tool} failed: {short}");
                 }
             }
             EventData::ApprovalRequired {

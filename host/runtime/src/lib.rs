@@ -42,6 +42,7 @@ mod runtime;
 mod scrub;
 mod state;
 mod types;
+pub mod wit_schema;
 
 pub use cache::{CacheOutcome, CodeCache};
 pub use code::{CodeError, CodeFailure, CodeLimits, CodeOutput, CodeRunner, CodeTools};

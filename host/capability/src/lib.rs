@@ -24,7 +24,7 @@ pub use effective::{Capabilities, DirMount, Limits, Note};
 pub use egress::{EgressDenied, EgressRules, HostPattern, forbidden_ip_reason};
 pub use grant::{DirGrant, Grant, HttpGrant, LimitsGrant};
 pub use manifest::{
-    DirRequest, HttpRequest, Manifest, ManifestCapabilities, ManifestLimits, PluginInfo,
+    DirRequest, HttpRequest, Manifest, ManifestCapabilities, ManifestLimits, PluginInfo, ToolNotes,
 };
 pub use units::{ByteSize, HumanDuration};
 

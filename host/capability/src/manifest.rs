@@ -8,6 +8,7 @@
 use crate::egress::HostPattern;
 use crate::{ByteSize, CapabilityError, Mode};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// A plugin's declaration of itself and of the capabilities it needs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -22,6 +23,33 @@ pub struct Manifest {
     /// Resources the plugin needs to work.
     #[serde(default)]
     pub limits: ManifestLimits,
+    /// What the plugin says about its tools, by tool name: for a component
+    /// whose tools are its plain exported functions, which carry no
+    /// annotations of their own.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tools: BTreeMap<String, ToolNotes>,
+}
+
+/// A tool's description and behaviour hints, declared in the manifest.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ToolNotes {
+    /// What the tool does, for the model (instead of the WIT doc comment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// It may change or delete state outside the sandbox: calls go through
+    /// the approval gate.
+    #[serde(default)]
+    pub destructive: bool,
+    /// It changes no state.
+    #[serde(default)]
+    pub read_only: bool,
+    /// Repeating a call has no further effect.
+    #[serde(default)]
+    pub idempotent: bool,
+    /// It reaches the open internet.
+    #[serde(default)]
+    pub open_world: bool,
 }
 
 /// Name and description of a plugin package.
@@ -107,6 +135,14 @@ impl Manifest {
         for (i, name) in self.capabilities.env.iter().enumerate() {
             validate_env_name(name, &format!("capabilities.env[{i}]"))?;
         }
+        for (name, notes) in &self.tools {
+            if notes.destructive && notes.read_only {
+                return Err(CapabilityError::Invalid {
+                    field: format!("tools.{name}"),
+                    message: "a tool cannot be both `destructive` and `read-only`".into(),
+                });
+            }
+        }
         Ok(())
     }
 }
@@ -186,6 +222,28 @@ mod tests {
             let err = Manifest::from_toml(&text).unwrap_err().to_string();
             assert!(err.contains("capabilities.dirs[0].guest"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn tool_notes_are_read_and_checked() {
+        let m = Manifest::from_toml(
+            "[tools.drop-table]\ndestructive = true\ndescription = \"Drops it.\"\n",
+        )
+        .unwrap();
+        assert!(m.tools["drop-table"].destructive);
+        assert_eq!(
+            m.tools["drop-table"].description.as_deref(),
+            Some("Drops it.")
+        );
+        let err = Manifest::from_toml("[tools.x]\ndestructive = true\nread-only = true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tools.x"), "{err}");
+        let err = Manifest::from_toml("[tools.x]\ndangerous = true\n").unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `dangerous`"),
+            "{err}"
+        );
     }
 
     #[test]

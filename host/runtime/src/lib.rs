@@ -36,12 +36,14 @@ mod gate;
 mod inspect;
 mod model;
 mod output;
+mod plain;
 mod plugin;
 mod pool;
 mod runtime;
 mod scrub;
 mod state;
 mod types;
+pub mod wit_json;
 pub mod wit_schema;
 
 pub use cache::{CacheOutcome, CodeCache};
@@ -49,11 +51,14 @@ pub use code::{CodeError, CodeFailure, CodeLimits, CodeOutput, CodeRunner, CodeT
 pub use egress::{Credential, EgressEvent, Resolve, StaticResolver, SystemResolver};
 pub use error::{ArgumentError, CallError, LoadError};
 pub use gate::{ApprovalRequest, Decision, GateRequest, GrantScope, PolicyComponent};
-pub use inspect::{WorldInfo, read_manifest, world_info};
+pub use inspect::{
+    WIT_DOCS_SECTION, WorldInfo, embed_manifest, embed_wit_docs, read_manifest, world_info,
+};
 pub use model::{
     AdapterSession, BoundAdapter, Completion, CompletionRequest, DeltaSink, Message, ModelAdapter,
     ModelError, ModelOutcome, ModelTools, Part, Role, StopReason, ToolCall, ToolResult, Usage,
 };
+pub use plain::SkippedExport;
 pub use plugin::{CallOutcome, Plugin, Sandbox};
 pub use runtime::{FileIo, Runtime, RuntimeConfig, is_local_disk, is_local_filesystem_type};
 pub use scrub::{SCRUBBED, Scrubber};

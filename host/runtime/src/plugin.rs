@@ -1,12 +1,13 @@
 //! Loaded plugins and the sandboxes their calls run in.
 
-use crate::bindings::ToolPluginPre;
+use crate::bindings::ToolPluginIndices;
 use crate::cache::CacheOutcome;
 use crate::clock::{CallMonotonicClock, FrozenWallClock};
 use crate::egress::{Credential, EgressBinding, EgressEvent, EgressHooks};
 use crate::error::{ArgumentError, CallError};
 use crate::inspect::WorldInfo;
 use crate::output::CappedPipe;
+use crate::plain::{PlainTools, SkippedExport};
 use crate::runtime::Runtime;
 use crate::state::{MemoryLimiter, SandboxState};
 use crate::types::{CallContext, Content, LogRecord, ToolDescriptor, ToolError};
@@ -16,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tack_capability::{Capabilities, CapabilityError, Grant, Manifest, Mode};
 use tokio::sync::{OnceCell, Semaphore};
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{Instance, InstancePre, ResourceTable};
 use wasmtime::{Store, Trap};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use wasmtime_wasi_http::WasiHttpCtx;
@@ -38,10 +39,20 @@ pub(crate) struct PluginInner {
     digest: String,
     manifest: Manifest,
     world: WorldInfo,
-    pre: ToolPluginPre<SandboxState>,
+    pre: InstancePre<SandboxState>,
+    exports: Exports,
     size: usize,
     tools: OnceCell<Vec<ToolDescriptor>>,
     validators: Mutex<HashMap<String, Arc<jsonschema::Validator>>>,
+}
+
+/// How a plugin offers its tools.
+pub(crate) enum Exports {
+    /// It exports `tack:plugin/tool` (an SDK plugin): it lists its tools and
+    /// runs them by name.
+    Contract(ToolPluginIndices),
+    /// Its plain exported functions are its tools.
+    Plain(PlainTools),
 }
 
 impl PluginInner {
@@ -50,17 +61,25 @@ impl PluginInner {
         digest: String,
         manifest: Manifest,
         world: WorldInfo,
-        pre: ToolPluginPre<SandboxState>,
+        pre: InstancePre<SandboxState>,
+        exports: Exports,
         size: usize,
     ) -> Self {
+        let tools = match &exports {
+            Exports::Contract(_) => OnceCell::new(),
+            Exports::Plain(plain) => OnceCell::new_with(Some(
+                plain.tools.iter().map(|t| t.descriptor.clone()).collect(),
+            )),
+        };
         PluginInner {
             runtime,
             digest,
             manifest,
             world,
             pre,
+            exports,
             size,
-            tools: OnceCell::new(),
+            tools,
             validators: Mutex::default(),
         }
     }
@@ -87,6 +106,28 @@ impl Plugin {
         &self.inner.world
     }
 
+    /// For a component whose tools are its plain exported functions: which
+    /// function each tool is (`package:name/interface#function`), by tool
+    /// name. Empty for a plugin exporting `tack:plugin/tool`.
+    pub fn tool_exports(&self) -> Vec<(&str, &str)> {
+        match &self.inner.exports {
+            Exports::Contract(_) => Vec::new(),
+            Exports::Plain(p) => p
+                .tools
+                .iter()
+                .map(|t| (t.descriptor.name.as_str(), t.export.as_str()))
+                .collect(),
+        }
+    }
+
+    /// Exported functions that are not offered as tools, and why.
+    pub fn skipped_exports(&self) -> &[SkippedExport] {
+        match &self.inner.exports {
+            Exports::Contract(_) => &[],
+            Exports::Plain(p) => &p.skipped,
+        }
+    }
+
     /// Whether native code came from the on-disk cache (or the in-memory one).
     pub fn cache_outcome(&self) -> CacheOutcome {
         self.cache
@@ -103,11 +144,16 @@ impl Plugin {
                 policy.limits.timeout = LIST_TOOLS_TIMEOUT;
                 let sandbox = Sandbox::new(self.clone(), policy);
                 let (mut store, _pipes) = sandbox.store(LIST_TOOLS_TIMEOUT)?;
+                let Exports::Contract(indices) = &self.inner.exports else {
+                    unreachable!("a plain component's tools are known when it loads")
+                };
+                let indices = indices.clone();
                 let result = sandbox
-                    .run(&mut store, LIST_TOOLS_TIMEOUT, |store, plugin| {
-                        Box::pin(
-                            async move { plugin.tack_plugin_tool().call_list_tools(store).await },
-                        )
+                    .run(&mut store, LIST_TOOLS_TIMEOUT, move |store, instance| {
+                        Box::pin(async move {
+                            let plugin = indices.load(&mut *store, &instance)?;
+                            plugin.tack_plugin_tool().call_list_tools(store).await
+                        })
                     })
                     .await;
                 let raw = match result {
@@ -383,50 +429,92 @@ impl Sandbox {
             .saturating_sub(start.elapsed())
             .max(Duration::from_millis(1));
         let (mut store, pipes) = self.store(remaining)?;
-        let mut wit_ctx = ctx.to_wit();
-        if wit_ctx.call_id.is_empty() {
-            wit_ctx.call_id = ulid::Ulid::generate().to_string();
-        }
-        let name = tool.to_string();
-        let args = arguments.to_string();
-        let result = self
-            .run(&mut store, remaining, move |store, plugin| {
-                Box::pin(async move {
-                    plugin
-                        .tack_plugin_tool()
-                        .call_call_tool(store, &name, &args, &wit_ctx)
-                        .await
-                })
-            })
-            .await;
-        let raw = match result {
-            Ok(raw) => raw,
-            Err(e) => return Err(self.classify(e, &store, &pipes)),
-        };
-
-        let size: u64 = match &raw {
-            Ok(items) => items
-                .iter()
-                .map(|c| match c {
-                    crate::bindings::tack::plugin::types::Content::Text(t)
-                    | crate::bindings::tack::plugin::types::Content::Json(t) => t.len() as u64,
-                })
-                .sum(),
-            Err(e) => e.message.len() as u64,
-        };
-        if size > limits.max_output.bytes() {
-            return Err(CallError::OutputTooLarge {
-                size,
-                limit: limits.max_output,
-            });
-        }
-        let result = match raw {
-            Ok(items) => Ok(items
-                .into_iter()
-                .map(Content::from_wit)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(CallError::Contract)?),
-            Err(e) => Err(ToolError::from(e)),
+        let result = match &self.plugin.inner.exports {
+            Exports::Contract(indices) => {
+                let mut wit_ctx = ctx.to_wit();
+                if wit_ctx.call_id.is_empty() {
+                    wit_ctx.call_id = ulid::Ulid::generate().to_string();
+                }
+                let name = tool.to_string();
+                let args = arguments.to_string();
+                let indices = indices.clone();
+                let result = self
+                    .run(&mut store, remaining, move |store, instance| {
+                        Box::pin(async move {
+                            let plugin = indices.load(&mut *store, &instance)?;
+                            plugin
+                                .tack_plugin_tool()
+                                .call_call_tool(store, &name, &args, &wit_ctx)
+                                .await
+                        })
+                    })
+                    .await;
+                let raw = match result {
+                    Ok(raw) => raw,
+                    Err(e) => return Err(self.classify(e, &store, &pipes)),
+                };
+                let size: u64 = match &raw {
+                    Ok(items) => items
+                        .iter()
+                        .map(|c| match c {
+                            crate::bindings::tack::plugin::types::Content::Text(t)
+                            | crate::bindings::tack::plugin::types::Content::Json(t) => {
+                                t.len() as u64
+                            }
+                        })
+                        .sum(),
+                    Err(e) => e.message.len() as u64,
+                };
+                check_output(size, limits)?;
+                match raw {
+                    Ok(items) => Ok(items
+                        .into_iter()
+                        .map(Content::from_wit)
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(CallError::Contract)?),
+                    Err(e) => Err(ToolError::from(e)),
+                }
+            }
+            Exports::Plain(plain) => {
+                let Some(pt) = plain.tools.iter().find(|t| t.descriptor.name == tool) else {
+                    unreachable!("the tool was found in the plugin's list above")
+                };
+                let params = crate::plain::arguments(pt, &value).map_err(|e| {
+                    CallError::InvalidArguments {
+                        tool: tool.to_string(),
+                        errors: vec![ArgumentError {
+                            pointer: e.pointer,
+                            message: e.message,
+                        }],
+                    }
+                })?;
+                let index = pt.index;
+                let mut results =
+                    vec![wasmtime::component::Val::Bool(false); usize::from(pt.result.is_some())];
+                let result = self
+                    .run(&mut store, remaining, |store, instance| {
+                        Box::pin(async move {
+                            let func = instance.get_func(&mut *store, index).ok_or_else(|| {
+                                wasmtime::Error::msg("the exported function is missing")
+                            })?;
+                            func.call_async(&mut *store, &params, &mut results).await?;
+                            Ok(results)
+                        })
+                    })
+                    .await;
+                let results = match result {
+                    Ok(r) => r,
+                    Err(e) => return Err(self.classify(e, &store, &pipes)),
+                };
+                let outcome = crate::plain::result_content(pt.result.as_ref(), results.first());
+                let size = match &outcome {
+                    Ok(Content::Text(t)) => t.len() as u64,
+                    Ok(Content::Json(j)) => j.to_string().len() as u64,
+                    Err(e) => e.message.len() as u64,
+                };
+                check_output(size, limits)?;
+                outcome.map(|c| vec![c])
+            }
         };
         let fuel_used = limits
             .fuel
@@ -462,16 +550,12 @@ impl Sandbox {
         &self,
         store: &mut Store<SandboxState>,
         timeout: Duration,
-        f: impl for<'a> FnOnce(
-            &'a mut Store<SandboxState>,
-            &'a crate::bindings::ToolPlugin,
-        ) -> BoxFut<'a, T>
-        + Send,
+        f: impl for<'a> FnOnce(&'a mut Store<SandboxState>, Instance) -> BoxFut<'a, T> + Send,
     ) -> wasmtime::Result<T> {
         let pre = &self.plugin.inner.pre;
         let fut = async {
             let instance = pre.instantiate_async(&mut *store).await?;
-            f(store, &instance).await
+            f(store, instance).await
         };
         match tokio::time::timeout(timeout, fut).await {
             Ok(r) => r,
@@ -487,6 +571,17 @@ impl Sandbox {
     ) -> CallError {
         classify(err, store, pipes, &self.capabilities.limits)
     }
+}
+
+/// Refuse a result larger than the call's output limit.
+fn check_output(size: u64, limits: tack_capability::Limits) -> Result<(), CallError> {
+    if size > limits.max_output.bytes() {
+        return Err(CallError::OutputTooLarge {
+            size,
+            limit: limits.max_output,
+        });
+    }
+    Ok(())
 }
 
 /// The panic line(s) from a Rust guest's stderr, or a generic note.

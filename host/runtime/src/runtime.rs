@@ -1,6 +1,6 @@
 //! The process-wide runtime: engine, linker, caches, epoch ticker.
 
-use crate::bindings::ToolPluginPre;
+use crate::bindings::ToolPluginIndices;
 use crate::bindings::code_world::CodeModePre;
 use crate::bindings::model_world::ModelAdapterPre;
 use crate::bindings::policy_world::PolicyPre;
@@ -11,7 +11,7 @@ use crate::error::LoadError;
 use crate::gate::PolicyComponent;
 use crate::inspect::{read_manifest, world_info};
 use crate::model::ModelAdapter;
-use crate::plugin::{Plugin, PluginInner};
+use crate::plugin::{Exports, Plugin, PluginInner};
 use crate::state::SandboxState;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -163,6 +163,10 @@ impl Runtime {
             .max_wasm_stack(config.max_wasm_stack)
             .async_stack_size(config.max_wasm_stack + 1024 * 1024)
             .memory_init_cow(true)
+            // WIT's `list<T, N>` and `map<K, V>`, which plain exported
+            // functions may take and return.
+            .wasm_component_model_fixed_length_lists(true)
+            .wasm_component_model_map(true)
             .wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
         // For profiling guests: `TACK_WASM_PERFMAP=1` writes /tmp/perf-<pid>.map,
         // so `perf report` names the guests' own functions.
@@ -275,7 +279,9 @@ impl Runtime {
     }
 
     /// Load a tool plugin from its bytes: check it, read its manifest, compile it
-    /// (or load native code from the cache) and pre-instantiate it.
+    /// (or load native code from the cache) and pre-instantiate it. A component
+    /// that does not export `tack:plugin/tool` offers its plain exported
+    /// functions as tools (see `plain.rs`).
     ///
     /// Loading the same bytes again returns the same plugin without recompiling.
     pub fn load(&self, bytes: &[u8]) -> Result<Plugin, LoadError> {
@@ -286,16 +292,31 @@ impl Runtime {
                 cache: CacheOutcome::Hit,
             });
         }
-        let c = self.compile(bytes, "tack:plugin/tool", "tool plugin")?;
-        let pre = ToolPluginPre::new(c.pre)
-            .map_err(|e| LoadError::Incompatible(format!("the component's `tack:plugin/tool` export does not match this host's contract: {e:#}")))?;
+        let c = self.compile(bytes, None, "tool plugin")?;
+        let exports = if c.world.is_tool_plugin() {
+            if let Some(name) = c.manifest.tools.keys().next() {
+                return Err(LoadError::Incompatible(format!(
+                    "the manifest's [tools.{name}] is for components whose tools are plain exported functions; a `tack:plugin/tool` plugin gives each tool's description and annotations in its tool list"
+                )));
+            }
+            Exports::Contract(ToolPluginIndices::new(&c.pre).map_err(|e| {
+                LoadError::Incompatible(format!("the component's `tack:plugin/tool` export does not match this host's contract: {e:#}"))
+            })?)
+        } else {
+            Exports::Plain(crate::plain::plain_tools(
+                bytes,
+                c.pre.component(),
+                &c.manifest,
+            )?)
+        };
 
         let inner = Arc::new(PluginInner::new(
             self.clone(),
             c.digest.clone(),
             c.manifest,
             c.world,
-            pre,
+            c.pre,
+            exports,
             bytes.len(),
         ));
         self.inner
@@ -311,7 +332,7 @@ impl Runtime {
 
     /// Load a model-adapter component (world `model-adapter`).
     pub fn load_model_adapter(&self, bytes: &[u8]) -> Result<ModelAdapter, LoadError> {
-        let c = self.compile(bytes, "tack:plugin/model", "model adapter")?;
+        let c = self.compile(bytes, Some("tack:plugin/model"), "model adapter")?;
         let pre = ModelAdapterPre::new(c.pre).map_err(|e| {
             LoadError::Incompatible(format!("the component's `tack:plugin/model` export does not match this host's contract: {e:#}"))
         })?;
@@ -326,7 +347,11 @@ impl Runtime {
 
     /// Load a policy component (world `policy`).
     pub fn load_policy(&self, bytes: &[u8]) -> Result<PolicyComponent, LoadError> {
-        let c = self.compile(bytes, "tack:plugin/approval-policy", "policy component")?;
+        let c = self.compile(
+            bytes,
+            Some("tack:plugin/approval-policy"),
+            "policy component",
+        )?;
         let pre = PolicyPre::new(c.pre).map_err(|e| {
             LoadError::Incompatible(format!("the component's `tack:plugin/approval-policy` export does not match this host's contract: {e:#}"))
         })?;
@@ -340,16 +365,22 @@ impl Runtime {
 
     /// Load a code-runner component (world `code-mode`).
     pub fn load_code_runner(&self, bytes: &[u8]) -> Result<CodeRunner, LoadError> {
-        let c = self.compile(bytes, "tack:plugin/code-runner", "code runner")?;
+        let c = self.compile(bytes, Some("tack:plugin/code-runner"), "code runner")?;
         let pre = CodeModePre::new(c.pre).map_err(|e| {
             LoadError::Incompatible(format!("the component's `tack:plugin/code-runner` export does not match this host's contract: {e:#}"))
         })?;
         Ok(CodeRunner::new(self.clone(), c.digest, c.manifest, pre))
     }
 
-    /// Check that `bytes` is a component exporting `export`, read its manifest,
-    /// compile it (or take native code from the cache) and link it.
-    fn compile(&self, bytes: &[u8], export: &str, what: &str) -> Result<Compiled, LoadError> {
+    /// Check that `bytes` is a component (exporting `export`, if given), read
+    /// its manifest, compile it (or take native code from the cache) and link
+    /// it.
+    fn compile(
+        &self,
+        bytes: &[u8],
+        export: Option<&str>,
+        what: &str,
+    ) -> Result<Compiled, LoadError> {
         let digest = sha256_hex(bytes);
         if wasmparser::Parser::is_core_wasm(bytes) {
             return Err(LoadError::NotAComponent(
@@ -363,7 +394,9 @@ impl Runtime {
         }
         let world = world_info(bytes)
             .map_err(|e| LoadError::NotAComponent(format!("cannot decode the component: {e:#}")))?;
-        if !world.exports_interface(export) {
+        if let Some(export) = export
+            && !world.exports_interface(export)
+        {
             return Err(LoadError::Incompatible(format!(
                 "the component does not export `{export}`, so it is not a {what} (it exports: {})",
                 if world.exports.is_empty() {

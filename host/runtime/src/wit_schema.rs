@@ -161,12 +161,26 @@ pub fn schema_of(resolve: &Resolve, ty: &Type, path: &str) -> Result<Value, Unsu
 
 /// Add `docs` to `schema` as its description, unless it has one.
 fn describe(schema: &mut Value, docs: &Docs) {
-    if let (Some(text), Some(map)) = (&docs.contents, schema.as_object_mut()) {
-        let text = text.trim();
-        if !text.is_empty() && !map.contains_key("description") {
-            map.insert("description".into(), Value::String(text.to_string()));
-        }
+    if let (Some(text), Some(map)) = (docs_text(docs), schema.as_object_mut())
+        && !map.contains_key("description")
+    {
+        map.insert("description".into(), Value::String(text));
     }
+}
+
+/// A doc comment as prose: the lines of each paragraph joined with spaces
+/// (WIT comments are wrapped for the source, not for a model), paragraphs
+/// kept apart; `None` when there is none.
+pub(crate) fn docs_text(docs: &Docs) -> Option<String> {
+    let text = docs.contents.as_deref()?.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let paragraphs: Vec<String> = text
+        .split("\n\n")
+        .map(|p| p.lines().map(str::trim).collect::<Vec<_>>().join(" "))
+        .collect();
+    Some(paragraphs.join("\n\n"))
 }
 
 /// The arguments of `function` as one JSON object schema: each parameter a

@@ -43,6 +43,8 @@ pub(crate) async fn run(args: InspectArgs, cache: &Globals) -> Result<ExitCode, 
             "world": plugin.world(),
             "manifest": manifest,
             "tools": tools,
+            "tool-exports": plugin.tool_exports().into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+            "skipped-exports": plugin.skipped_exports(),
             "artifact": loaded.fetched.as_ref().map(|f| json!({
                 "manifest-digest": f.digest,
                 "source": f.source,
@@ -122,7 +124,11 @@ pub(crate) async fn run(args: InspectArgs, cache: &Globals) -> Result<ExitCode, 
         println!("  none (the plugin runs with no filesystem, network, environment or clock)");
     }
 
+    let exports = plugin.tool_exports();
     println!("\ntools");
+    if !exports.is_empty() {
+        println!("  (the component's plain exported functions; annotations from its manifest)");
+    }
     for t in tools {
         let a = &t.annotations;
         let mut flags = Vec::new();
@@ -139,11 +145,21 @@ pub(crate) async fn run(args: InspectArgs, cache: &Globals) -> Result<ExitCode, 
             flags.push("open-world");
         }
         println!("  {}  [{}]", t.name, flags.join(", "));
+        if let Some((_, export)) = exports.iter().find(|(n, _)| *n == t.name) {
+            println!("    from {export}");
+        }
         println!("    {}", t.description);
         let schema = serde_json::to_string_pretty(&t.input_schema).expect("JSON serialises");
         println!("    input schema:");
         for line in schema.lines() {
             println!("      {line}");
+        }
+    }
+    let skipped = plugin.skipped_exports();
+    if !skipped.is_empty() {
+        println!("\nexported functions that are not tools");
+        for s in skipped {
+            println!("  {}: {}", s.export, s.reason);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -17,6 +17,7 @@ mod approvals;
 mod call;
 mod code;
 mod dist;
+mod embed;
 mod inspect;
 mod keygen;
 mod mcp;
@@ -129,6 +130,8 @@ enum Command {
 enum PluginCommand {
     /// Show a component's world, tools with their schemas, and declared capabilities.
     Inspect(inspect::InspectArgs),
+    /// Embed a manifest and WIT doc comments into a component built by any toolchain.
+    Embed(embed::EmbedArgs),
 }
 
 #[derive(Subcommand)]
@@ -190,6 +193,7 @@ fn main() -> ExitCode {
     let result = rt.block_on(async {
         match cli.command {
             Command::Plugin(PluginCommand::Inspect(args)) => inspect::run(args, &g).await,
+            Command::Plugin(PluginCommand::Embed(args)) => embed::run(args),
             Command::Tool(ToolCommand::Call(args)) => call::run(*args, &g).await,
             Command::Publish(args) => publish::publish(args, &g).await,
             Command::Pull(args) => pull::pull(args, &g).await,

@@ -87,6 +87,9 @@ impl Kind {
     }
 
     /// The kind of a component from the interfaces it exports, if it is one of tack's.
+    ///
+    /// A component that exports none of tack's interfaces but exports anything outside
+    /// `wasi:` is a tool plugin of plain functions: its exported functions are its tools.
     pub fn of_exports<S: AsRef<str>>(exports: &[S]) -> Option<Kind> {
         let has = |iface: &str| {
             exports.iter().any(|e| {
@@ -102,6 +105,8 @@ impl Kind {
             Some(Kind::Policy)
         } else if has("tack:plugin/code-runner") {
             Some(Kind::CodeRunner)
+        } else if exports.iter().any(|e| !e.as_ref().starts_with("wasi:")) {
+            Some(Kind::Tool)
         } else {
             None
         }
@@ -320,6 +325,11 @@ mod tests {
         assert_eq!(
             Kind::of_exports(&["wasi:http/incoming-handler@0.2.0"]),
             None
+        );
+        // Plain exported functions beside a wasi export: a tool plugin of plain functions.
+        assert_eq!(
+            Kind::of_exports(&["wasi:cli/run@0.2.0", "example:plain/text@0.1.0"]),
+            Some(Kind::Tool)
         );
         assert!(
             "agent"

@@ -77,7 +77,7 @@ async fn component_facts(
         .map_err(|e| bad(format!("this is not a WebAssembly component: {e:#}")))?;
     let kind = Kind::of_exports(&world.exports).ok_or_else(|| {
         bad(format!(
-            "exports {} but a tack component exports tack:plugin/tool, model-adapter, approval-policy or code-runner",
+            "exports {} but a tack component exports tack:plugin/tool, model-adapter, approval-policy or code-runner, or plain functions (outside wasi:) to offer as tools",
             if world.exports.is_empty() {
                 "nothing".to_string()
             } else {

@@ -11,8 +11,8 @@ use tack_runtime::{
     ToolError,
 };
 pub use tack_test_support::{
-    BearerProxy, LoopbackServer, OAuthServer, guest, one_worker_runtime, peak_rss_kib,
-    workspace_root,
+    BearerProxy, LoopbackServer, OAuthServer, Sdk, guest, one_worker_runtime, peak_rss_kib,
+    sdk_plugin, workspace_root,
 };
 
 /// A compiled-code cache shared by all test processes (compile each guest once per run).

@@ -31,6 +31,7 @@ mod serve;
 mod sign;
 mod token;
 mod verify;
+mod wit;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -132,6 +133,8 @@ enum PluginCommand {
     Inspect(inspect::InspectArgs),
     /// Embed a manifest and WIT doc comments into a component built by any toolchain.
     Embed(embed::EmbedArgs),
+    /// Write tack's WIT and WASI 0.2's into a WIT directory's `deps/`, for any toolchain.
+    Wit(wit::WitArgs),
 }
 
 #[derive(Subcommand)]
@@ -194,6 +197,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Plugin(PluginCommand::Inspect(args)) => inspect::run(args, &g).await,
             Command::Plugin(PluginCommand::Embed(args)) => embed::run(args),
+            Command::Plugin(PluginCommand::Wit(args)) => wit::run(args),
             Command::Tool(ToolCommand::Call(args)) => call::run(*args, &g).await,
             Command::Publish(args) => publish::publish(args, &g).await,
             Command::Pull(args) => pull::pull(args, &g).await,

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use tack_registry::Role;
 use tack_tests::registries::TackRegistry;
-use tack_tests::{guest, workspace_root};
+use tack_tests::{LoopbackServer, Sdk, guest, sdk_plugin, workspace_root};
 
 fn tack(dir: &Path, envs: &[(&str, &str)], args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tack"))
@@ -159,7 +159,9 @@ fn exercise(case: &Case) {
 
 /// The hostile basics, each stopped with its own error: a loop past the time limit,
 /// memory past the limit, HTTP to a host not granted, a file outside the grant.
-/// The plugin exports `spin`, `hog {mib}`, `read_file {path}` and `fetch {url}`.
+/// The plugin offers `spin`, `hog {mib}`, `read_file {path}` and `fetch {url}`
+/// (returning the status). What is granted works: the file inside the grant, the
+/// host allowed.
 fn hostile(wasm: &Path, memory: &str) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -183,6 +185,23 @@ fn hostile(wasm: &Path, memory: &str) {
     );
     assert!(stderr.contains("[memory-limit]"), "{stderr}");
 
+    // Egress: a granted host is reached; one not granted is refused by the host.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(LoopbackServer::start());
+    let port = server.addr.port();
+    let granted_host = format!("127.0.0.1:{port}");
+    let status = ok(&call(
+        "fetch",
+        &format!(r#"{{"url": "http://{granted_host}/granted"}}"#),
+        &[
+            "--allow-host",
+            &granted_host,
+            "--allow-private",
+            "127.0.0.1/32",
+        ],
+    ));
+    assert_eq!(status.trim(), "200");
+    assert_eq!(server.hits(), 1);
     let out = call(
         "fetch",
         r#"{"url": "http://forbidden.invalid/"}"#,
@@ -280,4 +299,116 @@ fn plain_wit_component_runs_as_tools() {
 fn plain_wit_component_is_held_to_its_sandbox() {
     let dir = tempfile::tempdir().unwrap();
     hostile(&plain_guest(dir.path()), "32MiB");
+}
+
+#[test]
+fn python_plugin_runs_as_tools() {
+    exercise(&Case {
+        name: "csv-stats",
+        wasm: sdk_plugin(Sdk::Python, "plugins/csv-stats", tack_bin()),
+        tools: &["summarize", "top_words", "write_csv"],
+        call: (
+            "top_words",
+            r#"{"text": "b a b", "n": 1}"#,
+            r#""word": "b""#,
+        ),
+        refused: (
+            "top_words",
+            r#"{"text": "a b", "n": 0}"#,
+            "at `/n`: 0 is less than the minimum of 1",
+        ),
+    });
+}
+
+#[test]
+fn python_plugin_is_held_to_its_sandbox() {
+    hostile(
+        &sdk_plugin(Sdk::Python, "tests/guests/python-hostile", tack_bin()),
+        "64MiB",
+    );
+}
+
+fn tack_bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_tack"))
+}
+
+/// The files (` ```LANG file=NAME `) and commands (` ```sh run `) of a "write
+/// your first tool" section, as a reader follows them: files written into a new
+/// directory, commands run there in order with `bash -e`. Returns their stdout.
+fn follow_readme(readme: &Path, dir: &Path, path: &str, envs: &[(&str, &str)]) -> String {
+    let text = std::fs::read_to_string(readme).unwrap();
+    let mut stdout = String::new();
+    let blocks = text.split("```").skip(1).step_by(2);
+    let mut ran = 0;
+    for block in blocks {
+        let (info, body) = block.split_once('\n').unwrap();
+        let words: Vec<&str> = info.split_whitespace().collect();
+        if let Some(file) = words.iter().find_map(|w| w.strip_prefix("file=")) {
+            std::fs::write(dir.join(file), body).unwrap();
+        } else if words == ["sh", "run"] {
+            let out = Command::new("bash")
+                .args(["-e", "-c", body])
+                .current_dir(dir)
+                .env("PATH", path)
+                .envs(envs.iter().copied())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}: this step failed:\n{body}\n{}{}",
+                readme.display(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            stdout.push_str(&String::from_utf8_lossy(&out.stdout));
+            ran += 1;
+        }
+    }
+    assert!(ran > 0, "{} has no `sh run` steps", readme.display());
+    stdout
+}
+
+/// `PATH` with the `tack` under test first.
+fn path_with_tack() -> String {
+    format!(
+        "{}:{}",
+        tack_bin().parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+#[test]
+fn python_sdk_readme_is_followed_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The README's setup step, into a directory of this test's own:
+    // `pip install ./sdk/python` (componentize-py is installed by scripts/test).
+    let site = d.join("site");
+    let pip = Command::new("python3")
+        .args(["-m", "pip", "install", "--quiet", "--no-deps", "--target"])
+        .arg(&site)
+        .arg(workspace_root().join("sdk/python"))
+        .output()
+        .unwrap();
+    assert!(
+        pip.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pip.stderr)
+    );
+    let project = d.join("word-tools");
+    std::fs::create_dir(&project).unwrap();
+    let out = follow_readme(
+        &workspace_root().join("sdk/python/README.md"),
+        &project,
+        &path_with_tack(),
+        &[
+            ("PYTHONPATH", site.to_str().unwrap()),
+            ("TACK_CACHE_DIR", d.join("code").to_str().unwrap()),
+        ],
+    );
+    assert!(out.contains("built "), "{out}");
+    assert!(out.contains("count  [read-only]"), "{out}");
+    assert!(out.contains(r#""words": 3"#), "{out}");
+    assert!(out.contains("A.L."), "{out}");
+    assert!(out.contains("refused with exit code 3"), "{out}");
 }

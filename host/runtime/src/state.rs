@@ -79,8 +79,8 @@ impl crate::bindings::model_world::tack::plugin::model_stream::Host for SandboxS
     }
 }
 
-/// Caps the total linear memory of a store and remembers whether the cap was hit,
-/// so a trap that follows a refused `memory.grow` is reported as a memory limit.
+/// Caps the total linear memory of a store: a `memory.grow` past the cap traps,
+/// and `hit` says so, so the call is reported as stopped at its memory limit.
 pub(crate) struct MemoryLimiter {
     pub(crate) limit: usize,
     pub(crate) total: usize,
@@ -109,8 +109,15 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
     ) -> wasmtime::Result<bool> {
         let next = self.total - current.min(self.total) + desired;
         if next > self.limit {
+            // Trap rather than fail the growth: a guest whose language recovers
+            // from a failed allocation (Python's MemoryError, a JS engine's
+            // exception) would otherwise turn the limit into its own error.
+            // Stopping the call makes the limit the same in every language.
             self.hit = true;
-            return Ok(false);
+            return Err(wasmtime::format_err!(
+                "memory limit of {} bytes reached",
+                self.limit
+            ));
         }
         self.total = next;
         Ok(true)

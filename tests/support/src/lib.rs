@@ -9,11 +9,13 @@ pub mod node;
 mod oauth;
 mod peers;
 mod proxy;
+mod sdk;
 
 pub use loopback::LoopbackServer;
 pub use oauth::OAuthServer;
 pub use peers::{DockerRegistry, Postgres, files_under, free_port, wait_for_port, which};
 pub use proxy::BearerProxy;
+pub use sdk::{Sdk, sdk_plugin};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

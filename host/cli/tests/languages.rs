@@ -412,3 +412,55 @@ fn python_sdk_readme_is_followed_end_to_end() {
     assert!(out.contains("A.L."), "{out}");
     assert!(out.contains("refused with exit code 3"), "{out}");
 }
+
+#[test]
+fn typescript_plugin_runs_as_tools() {
+    exercise(&Case {
+        name: "json-tools",
+        wasm: sdk_plugin(Sdk::Js, "plugins/json-tools", tack_bin()),
+        tools: &["diff", "pick", "fetch_json"],
+        call: (
+            "pick",
+            r#"{"document": {"a": [1, 2]}, "pointers": ["/a/1"]}"#,
+            r#""/a/1": 2"#,
+        ),
+        refused: (
+            "pick",
+            r#"{"document": {}, "pointers": []}"#,
+            "at `/pointers`: [] has less than 1 item",
+        ),
+    });
+}
+
+#[test]
+fn javascript_plugin_is_held_to_its_sandbox() {
+    hostile(
+        &sdk_plugin(Sdk::Js, "tests/guests/js-hostile", tack_bin()),
+        "64MiB",
+    );
+}
+
+#[test]
+fn js_sdk_readme_is_followed_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let project = d.join("word-tools");
+    std::fs::create_dir(&project).unwrap();
+    let node = tack_tests::node::node();
+    let path = format!("{}:{}", node.parent().unwrap().display(), path_with_tack());
+    let out = follow_readme(
+        &workspace_root().join("sdk/js/README.md"),
+        &project,
+        &path,
+        &[
+            ("TACK_CHECKOUT", workspace_root().to_str().unwrap()),
+            ("TACK_CACHE_DIR", d.join("code").to_str().unwrap()),
+            ("npm_config_cache", d.join("npm-cache").to_str().unwrap()),
+        ],
+    );
+    assert!(out.contains("built "), "{out}");
+    assert!(out.contains("count  [read-only]"), "{out}");
+    assert!(out.contains(r#""words": 3"#), "{out}");
+    assert!(out.contains("A.L."), "{out}");
+    assert!(out.contains("refused with exit code 3"), "{out}");
+}

@@ -12,7 +12,7 @@ use std::process::Command;
 pub enum Sdk {
     /// `sdk/python`: `python3 -m tack_sdk build app.py`.
     Python,
-    /// `sdk/js`: `node sdk/js/bin/tack-js.mjs build index.js`.
+    /// `sdk/js`: `node sdk/js/bin/tack-js.mjs build index.ts` (or `index.js`).
     Js,
 }
 
@@ -65,9 +65,11 @@ pub fn sdk_plugin(sdk: Sdk, source: &str, tack: &Path) -> PathBuf {
         }
         Sdk::Js => {
             let mut c = Command::new(crate::node::node());
+            let ts = source.join("index.ts");
+            let entry = if ts.exists() { ts } else { source.join("index.js") };
             c.arg(sdk.dir().join("bin/tack-js.mjs"))
                 .arg("build")
-                .arg(source.join("index.js"));
+                .arg(entry);
             c
         }
     };

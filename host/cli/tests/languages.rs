@@ -4,7 +4,9 @@
 //! arguments before the call, and hold the plugin to its sandbox (time, memory,
 //! egress, files). Each language's plugin goes through the same steps.
 
-use serde_json::Value;
+mod common;
+
+use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use tack_registry::Role;
@@ -463,4 +465,150 @@ fn js_sdk_readme_is_followed_end_to_end() {
     assert!(out.contains(r#""words": 3"#), "{out}");
     assert!(out.contains("A.L."), "{out}");
     assert!(out.contains("refused with exit code 3"), "{out}");
+}
+
+/// The agent's script: a Rust tool, a TypeScript tool, a Python tool, then a
+/// destructive Python tool that waits for approval.
+const MIXED_SCRIPT: &str = r#"
+scenarios:
+  - steps:
+      - tool_calls: [{name: read_balance, arguments: {account: acct_alice}}]
+      - tool_calls: [{name: pick, arguments: {document: {orders: [{id: o-1, total: 12.5}, {id: o-2, total: 7.5}]}, pointers: [/orders/1/total]}}]
+      - tool_calls: [{name: summarize, arguments: {csv_text: "id,total\no-1,12.5\no-2,7.5\n"}}]
+      - tool_calls: [{name: write_csv, arguments: {path: report.csv, rows: [{id: o-1, total: "12.5"}, {id: o-2, total: "7.5"}]}}]
+      - text: "Report written."
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_runs_rust_python_and_typescript_plugins_with_approvals() {
+    tack_distribution::client::install_crypto();
+    let keys = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let csv_stats = sdk_plugin(Sdk::Python, "plugins/csv-stats", tack_bin());
+    let json_tools = sdk_plugin(Sdk::Js, "plugins/json-tools", tack_bin());
+    let keygen = ok(&tack(
+        keys.path(),
+        &[],
+        &["keygen", "--output", "publisher"],
+    ));
+    let fingerprint = keygen.split_whitespace().last().unwrap().to_string();
+    // The Rust plugins the harness publishes are unsigned (the `tack` namespace
+    // opts out); the Python and TypeScript ones go to `lang`, which requires
+    // the publisher's signature.
+    let extra = format!(
+        r#"{unsigned}
+[trust.lang]
+keys = ["{key}"]
+
+[tools."lang/csv-stats"]
+grant = {{ dirs = [{{ host = "{data}", guest = "/data", mode = "rw" }}] }}
+
+[approval-policies.writes]
+tools = ["*destructive"]
+"#,
+        unsigned = common::UNSIGNED_TACK,
+        key = keys.path().join("publisher.pub").display(),
+        data = data.path().display(),
+    );
+    let s = common::Setup::build(
+        &format!("sqlite://{}", data.path().join("host.db").display()),
+        None,
+        MIXED_SCRIPT,
+        &extra,
+    )
+    .await;
+    let key = keys.path().join("publisher.key");
+    for (wasm, reference) in [
+        (&csv_stats, "lang/csv-stats@0.1.0"),
+        (&json_tools, "lang/json-tools@0.1.0"),
+    ] {
+        let out = common::tack(
+            s.dir.path(),
+            &s.config,
+            &[
+                "publish",
+                wasm.to_str().unwrap(),
+                reference,
+                "--sign-key",
+                key.to_str().unwrap(),
+            ],
+        );
+        assert!(out.contains(&format!("signed  {fingerprint}")), "{out}");
+    }
+    let show = common::tack(
+        s.dir.path(),
+        &s.config,
+        &["registry", "show", "lang/csv-stats"],
+    );
+    assert!(show.contains("tool write_csv:"), "{show}");
+
+    let (builder, approver, user) = s.tokens.clone();
+    let host = s.serve();
+    common::register(
+        &host,
+        &builder,
+        "name: analyst\ndescription: Reports.\nmodel: scripted\ninstructions: Write reports.\n\
+         tools:\n  - tack/payments@0.1.0\n  - lang/csv-stats@0.1.0\n  - lang/json-tools@0.1.0\n\
+         approval-policy: writes\n",
+    )
+    .await;
+    let session = common::start_session(&host, &user, "analyst", "write the report").await;
+    let ev = common::wait_for(&host, &session, &user, |ev| {
+        common::count(ev, "approval_required") == 1
+    })
+    .await;
+    let asked = ev
+        .iter()
+        .find(|e| e["type"] == "approval_required")
+        .unwrap();
+    assert_eq!(asked["tool"], "write_csv", "{asked}");
+    assert!(
+        !data.path().join("report.csv").exists(),
+        "nothing is written before the approval"
+    );
+    let results = |ev: &[Value]| -> Vec<(String, bool, String)> {
+        ev.iter()
+            .filter(|e| e["type"] == "tool_result")
+            .map(|e| {
+                (
+                    e["tool"].as_str().unwrap().to_string(),
+                    e["ok"].as_bool().unwrap(),
+                    e["content"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let so_far = results(&ev);
+    let tools: Vec<&str> = so_far.iter().map(|(t, _, _)| t.as_str()).collect();
+    assert_eq!(tools, ["read_balance", "pick", "summarize"], "{so_far:?}");
+    assert!(so_far.iter().all(|(_, ok, _)| *ok), "{so_far:?}");
+    assert!(so_far[1].2.contains("7.5"), "{so_far:?}");
+    assert!(
+        so_far[2].2.contains("\"rows\":2") || so_far[2].2.contains("\"rows\": 2"),
+        "{so_far:?}"
+    );
+
+    let id = asked["approval_id"].as_str().unwrap();
+    let (st, v) = common::post(
+        &host,
+        &format!("/v1/approvals/{id}"),
+        &approver,
+        json!({"decision": "approve"}),
+    )
+    .await;
+    assert_eq!(st, 202, "{v}");
+    let ev = common::wait_for(&host, &session, &user, |ev| {
+        common::count(ev, "run_finished") == 1
+    })
+    .await;
+    let finished = ev.iter().find(|e| e["type"] == "run_finished").unwrap();
+    assert_eq!(finished["output"], "Report written.", "{finished}");
+    let all = results(&ev);
+    assert_eq!(all.len(), 4, "{all:?}");
+    assert_eq!(all[3].0, "write_csv");
+    assert!(all[3].1, "{all:?}");
+    assert_eq!(
+        std::fs::read_to_string(data.path().join("report.csv")).unwrap(),
+        "id,total\r\no-1,12.5\r\no-2,7.5\r\n"
+    );
 }

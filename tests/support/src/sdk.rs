@@ -66,7 +66,11 @@ pub fn sdk_plugin(sdk: Sdk, source: &str, tack: &Path) -> PathBuf {
         Sdk::Js => {
             let mut c = Command::new(crate::node::node());
             let ts = source.join("index.ts");
-            let entry = if ts.exists() { ts } else { source.join("index.js") };
+            let entry = if ts.exists() {
+                ts
+            } else {
+                source.join("index.js")
+            };
             c.arg(sdk.dir().join("bin/tack-js.mjs"))
                 .arg("build")
                 .arg(entry);

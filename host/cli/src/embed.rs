@@ -57,6 +57,7 @@ pub(crate) fn run(args: EmbedArgs) -> Result<ExitCode, Failure> {
                 format!("cannot read {}: {e}", path(manifest)),
             )
         })?;
+        refuse_tool_notes_for_contract_plugins(&bytes, &text, manifest)?;
         bytes = tack_runtime::embed_manifest(&bytes, &text).map_err(|e| {
             Failure::new(EXIT_UNUSABLE, format!("{}: {e}", path(manifest)))
                 .help("the manifest's format is in docs/capabilities.md")
@@ -70,4 +71,33 @@ pub(crate) fn run(args: EmbedArgs) -> Result<ExitCode, Failure> {
         .map_err(|e| Failure::new(EXIT_UNUSABLE, format!("cannot write {}: {e}", path(out))))?;
     eprintln!("embedded into {} ({} bytes)", path(out), bytes.len());
     Ok(ExitCode::SUCCESS)
+}
+
+/// `[tools.NAME]` notes are for plain-function components: a `tack:plugin/tool`
+/// plugin's tool list carries its annotations, and loading it would refuse them.
+fn refuse_tool_notes_for_contract_plugins(
+    component: &[u8],
+    manifest_text: &str,
+    manifest: &std::path::Path,
+) -> Result<(), Failure> {
+    let Ok(parsed) = tack_capability::Manifest::from_toml(manifest_text) else {
+        return Ok(()); // embed_manifest reports what is wrong with it
+    };
+    let contract = tack_runtime::world_info(component).is_ok_and(|w| {
+        w.exports
+            .iter()
+            .any(|e| e.starts_with("tack:plugin/tool@") || e == "tack:plugin/tool")
+    });
+    if contract && let Some(name) = parsed.tools.keys().next() {
+        return Err(Failure::new(
+            EXIT_UNUSABLE,
+            format!(
+                "{}: [tools.{name}] is for components whose tools are plain exported functions, \
+                 but this component exports tack:plugin/tool",
+                manifest.display()
+            ),
+        )
+        .help("give the tool's annotations in its descriptor (the SDKs' tool options) and drop the [tools] tables"));
+    }
+    Ok(())
 }

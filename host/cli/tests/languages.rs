@@ -612,3 +612,65 @@ tools = ["*destructive"]
         "id,total\r\no-1,12.5\r\no-2,7.5\r\n"
     );
 }
+
+#[test]
+fn embed_mistakes_get_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let echo = guest("tack_guest_echo");
+    let echo = echo.to_str().unwrap();
+    let stderr = failed(&tack(d, &[], &["plugin", "embed", echo]), 2);
+    assert!(stderr.contains("nothing to embed"), "{stderr}");
+
+    std::fs::write(
+        d.join("notes.toml"),
+        "[plugin]\nname = \"echo\"\n[tools.echo]\nread-only = true\n",
+    )
+    .unwrap();
+    let out = d.join("out.wasm");
+    let stderr = failed(
+        &tack(
+            d,
+            &[],
+            &[
+                "plugin",
+                "embed",
+                echo,
+                "--manifest",
+                "notes.toml",
+                "-o",
+                out.to_str().unwrap(),
+            ],
+        ),
+        4,
+    );
+    assert!(
+        stderr.contains("[tools.echo] is for components whose tools are plain exported functions"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "nothing is written");
+
+    // A second manifest is refused: the first stays the one that counts.
+    let plain = plain_guest(d);
+    let stderr = failed(
+        &tack(
+            d,
+            &[],
+            &[
+                "plugin",
+                "embed",
+                plain.to_str().unwrap(),
+                "--manifest",
+                workspace_root()
+                    .join("tests/guests/plain/tack.toml")
+                    .to_str()
+                    .unwrap(),
+            ],
+        ),
+        4,
+    );
+    assert!(
+        stderr.contains("the component already carries a manifest"),
+        "{stderr}"
+    );
+}

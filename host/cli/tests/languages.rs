@@ -6,38 +6,13 @@
 
 mod common;
 
-use serde_json::{Value, json};
+use common::{ok, tack_with as tack};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use tack_registry::Role;
 use tack_tests::registries::TackRegistry;
 use tack_tests::{LoopbackServer, Sdk, guest, sdk_plugin, workspace_root};
-
-fn tack(dir: &Path, envs: &[(&str, &str)], args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tack"))
-        .current_dir(dir)
-        .env_remove("TACK_CONFIG")
-        .env_remove("TACK_REGISTRY")
-        .env("TACK_ARTIFACT_DIR", dir.join("artifacts"))
-        .env(
-            "TACK_CACHE_DIR",
-            workspace_root().join("target/tack-test-cache"),
-        )
-        .envs(envs.iter().copied())
-        .args(args)
-        .output()
-        .expect("run tack")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "tack failed ({:?}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn failed(out: &Output, code: i32) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -589,14 +564,7 @@ tools = ["*destructive"]
     );
 
     let id = asked["approval_id"].as_str().unwrap();
-    let (st, v) = common::post(
-        &host,
-        &format!("/v1/approvals/{id}"),
-        &approver,
-        json!({"decision": "approve"}),
-    )
-    .await;
-    assert_eq!(st, 202, "{v}");
+    common::approve(&host, &approver, id).await;
     let ev = common::wait_for(&host, &session, &user, |ev| {
         common::count(ev, "run_finished") == 1
     })

@@ -863,14 +863,7 @@ grant-ttl = \"1h\"
         msg.contains("still waits") && msg.contains("/account"),
         "{v}"
     );
-    let (st, v) = post(
-        &host,
-        &format!("/v1/approvals/{approval}"),
-        &approver,
-        json!({"decision": "approve"}),
-    )
-    .await;
-    assert_eq!(st, 202, "{v}");
+    approve(&host, &approver, &approval).await;
     let ev = wait_for(&host, &session, &user, |ev| count(ev, "run_finished") == 1).await;
     let refunds: Vec<&Value> = ev
         .iter()

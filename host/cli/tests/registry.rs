@@ -1,9 +1,12 @@
 //! The registry workflow as a user runs it with the `tack` binary: serve, token,
 //! keygen, publish (signed), ls/show, call by reference, verify, and refusals.
 
+mod common;
+
+use common::{ok, tack_with as tack};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use tack_tests::guest;
 use tack_tests::registries::files_under;
 
@@ -14,28 +17,6 @@ impl Drop for Serve {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn tack(dir: &Path, envs: &[(&str, &str)], args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tack"))
-        .current_dir(dir)
-        .env_remove("TACK_CONFIG")
-        .env_remove("TACK_REGISTRY")
-        .env("TACK_ARTIFACT_DIR", dir.join("artifacts"))
-        .envs(envs.iter().copied())
-        .args(args)
-        .output()
-        .expect("run tack")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "tack failed ({:?}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Start `tack registry serve` on a free port; returns the process and host:port.

@@ -7,7 +7,7 @@
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 use tack_scripted_model::{Script, ScriptedModel};
 use tack_tests::guest;
@@ -54,6 +54,36 @@ pub fn command(dir: &Path, config: &Path, master_key: Option<&str>) -> Command {
         c.env("TACK_MASTER_KEY", k);
     }
     c
+}
+
+/// Run `tack` in `dir` configured by `envs` alone (the caller's `TACK_CONFIG`
+/// and `TACK_REGISTRY` removed), its artifacts under `dir`, its compiled code in
+/// the test run's shared cache.
+pub fn tack_with(dir: &Path, envs: &[(&str, &str)], args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tack"))
+        .current_dir(dir)
+        .env_remove("TACK_CONFIG")
+        .env_remove("TACK_REGISTRY")
+        .env("TACK_ARTIFACT_DIR", dir.join("artifacts"))
+        .env(
+            "TACK_CACHE_DIR",
+            tack_tests::workspace_root().join("target/tack-test-cache"),
+        )
+        .envs(envs.iter().copied())
+        .args(args)
+        .output()
+        .expect("run tack")
+}
+
+/// The stdout of a `tack` that must have succeeded.
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "tack failed ({:?}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 pub fn tack(dir: &Path, config: &Path, args: &[&str]) -> String {
@@ -227,6 +257,18 @@ pub async fn post(host: &Host, path: &str, token: &str, body: Value) -> (u16, Va
         Some(body),
     )
     .await
+}
+
+/// Approve `approval` as `approver`, which must be accepted.
+pub async fn approve(host: &Host, approver: &str, approval: &str) {
+    let (st, v) = post(
+        host,
+        &format!("/v1/approvals/{approval}"),
+        approver,
+        serde_json::json!({"decision": "approve"}),
+    )
+    .await;
+    assert_eq!(st, 202, "{v}");
 }
 
 /// GET `path` of `host` as `token`: (status, JSON answer).

@@ -152,6 +152,8 @@ struct Shared {
     script: Script,
     failures: Mutex<HashMap<(usize, usize), u32>>,
     requests: Mutex<Vec<Recorded>>,
+    /// Requests whose answer was handed over (after any delay).
+    answered: std::sync::atomic::AtomicUsize,
 }
 
 /// A running scripted model server.
@@ -173,6 +175,7 @@ impl ScriptedModel {
             script,
             failures: Mutex::default(),
             requests: Mutex::default(),
+            answered: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
@@ -200,6 +203,14 @@ impl ScriptedModel {
     /// Every request received so far.
     pub fn requests(&self) -> Vec<Recorded> {
         self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// How many requests have been answered: a request still in its step's
+    /// delay is recorded in [`requests`](Self::requests) but not counted here.
+    pub fn answered(&self) -> usize {
+        self.shared
+            .answered
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -255,6 +266,9 @@ async fn handle(
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
+    shared
+        .answered
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     response
 }
 

@@ -22,6 +22,8 @@ use wasmtime::component::Component;
 /// Where a component's native code came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheOutcome {
+    /// Already loaded by this runtime: the plugin it holds in memory.
+    Memory,
     /// Loaded from the on-disk cache.
     Hit,
     /// Compiled now (and stored, if the cache is on).

@@ -289,7 +289,7 @@ impl Runtime {
         if let Some(inner) = self.lookup(&digest) {
             return Ok(Plugin {
                 inner,
-                cache: CacheOutcome::Hit,
+                cache: CacheOutcome::Memory,
             });
         }
         let c = self.compile(bytes, None, "tool plugin")?;

@@ -792,7 +792,7 @@ approval-policy: refunds-over-100
             (
                 GOOD.replace("timeout: 2m", "timeout: soon"),
                 "limits.timeout",
-                "",
+                "`soon` is not a duration",
             ),
             (
                 GOOD.replace("name: refund-assistant", "name: Refund Assistant"),

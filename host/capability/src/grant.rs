@@ -400,6 +400,13 @@ mod tests {
             g.limits.timeout.unwrap().0,
             std::time::Duration::from_secs(5)
         );
+        assert_eq!(g.dirs.len(), 1);
+        assert_eq!(g.http.allow.len(), 1);
+        assert_eq!(g.http.allow_private.len(), 1);
+        assert_eq!(g.limits.max_concurrency, Some(4));
+        // Written back and read again, every field survives.
+        let text = toml::to_string(&g).unwrap();
+        assert_eq!(Grant::from_toml(&text).unwrap(), g, "{text}");
         let err = Grant::from_toml("[limits]\nmemroy = 1\n")
             .unwrap_err()
             .to_string();

@@ -323,6 +323,22 @@ async fn wall_clock_is_frozen_unless_granted() {
     let out = call(&sb, "wall_clock", json!({})).await.unwrap();
     assert_eq!(one_json(&out), json!(0));
     f.assert_survived(&sb).await;
+    // Granted, the plugin reads the host's clock: now, to within the call.
+    let sb = f.sandbox(|g| g.wall_clock = true);
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let out = call(&sb, "wall_clock", json!({})).await.unwrap();
+    let read = one_json(&out).as_u64().unwrap();
+    let after = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        (before..=after).contains(&read),
+        "{before} <= {read} <= {after}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -270,7 +270,8 @@ async fn an_adapter_cannot_reach_other_hosts() {
     assert!(!err.retryable, "{err:?}");
     assert!(err.message.contains("egress policy"), "{err:?}");
     assert!(other.requests().is_empty());
-    assert!(out.egress.iter().all(|e| !e.allowed));
+    assert!(!out.egress.is_empty(), "the refusal is recorded");
+    assert!(out.egress.iter().all(|e| !e.allowed), "{:?}", out.egress);
 }
 
 fn gate(tool: &str, args: serde_json::Value) -> GateRequest {

@@ -250,6 +250,19 @@ async fn injected_failures_come_first_in_each_dialects_shape() {
         .await
         .unwrap();
     assert_eq!(v["choices"][0]["message"]["content"], "finally");
+    // The same script as an Anthropic Messages endpoint: its error shape.
+    let m2 = server().await;
+    let body = json!({"model": "claude-test", "max_tokens": 64,
+                      "messages": [{"role": "user", "content": "flaky"}]});
+    let r = post(&m2, "/messages", body.clone()).await;
+    assert_eq!(r.status(), 429);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["type"], "error", "{v}");
+    assert_eq!(v["error"]["type"], "rate_limit_error", "{v}");
+    assert!(v["error"]["message"].is_string(), "{v}");
+    assert_eq!(post(&m2, "/messages", body.clone()).await.status(), 429);
+    let v: Value = post(&m2, "/messages", body).await.json().await.unwrap();
+    assert_eq!(v["content"][0]["text"], "finally", "{v}");
     let r = post(&m, "/messages", json!({"messages": "nope"})).await;
     assert_eq!(r.status(), 400);
     let r = post(&m, "/embeddings", json!({})).await;

@@ -24,6 +24,8 @@ struct Host {
 impl Host {
     fn new(registry: &str, token: Option<&str>, trust: TrustPolicy) -> Host {
         let dir = tempfile::tempdir().unwrap();
+        // Made empty first, so "nothing kept" checks look at a real directory.
+        std::fs::create_dir(dir.path().join("artifacts")).unwrap();
         Host {
             registries: host_registries(registry, token, dir.path()),
             dir,

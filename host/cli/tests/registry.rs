@@ -161,6 +161,9 @@ fn publish_signed_list_show_and_call_by_reference() {
     .unwrap();
     let strict = o.join("tack.toml");
     let code = o.join("code");
+    // Both made empty first: finding nothing in them afterwards then means something.
+    std::fs::create_dir(o.join("artifacts")).unwrap();
+    std::fs::create_dir(&code).unwrap();
     let out = tack(
         o,
         &[("TACK_CONFIG", strict.to_str().unwrap())],

@@ -108,7 +108,16 @@ pub fn which(program: &str) -> Option<PathBuf> {
 }
 
 /// Every file under `dir` (recursively), for "nothing was left behind" checks.
+///
+/// `dir` must exist: "no file in a directory that was never made" holds
+/// whatever the code did (a wrong path, a setting ignored), so it checks nothing.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    assert!(
+        dir.is_dir(),
+        "{} does not exist: create it before the code under test runs, so that \
+         finding nothing in it means something",
+        dir.display()
+    );
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

@@ -154,6 +154,7 @@ grant = {{ dirs = [{{ host = "{}", guest = "/state", mode = "rw" }}] }}
         ),
         tool_servers: None,
         retry: RetryPolicy::default(),
+        clock: Arc::new(tack_engine::SystemClock),
     })
 }
 

@@ -186,6 +186,7 @@ async fn order_audit_tokens() {
         ),
         tool_servers: None,
         retry: tack_engine::RetryPolicy::default(),
+        clock: Arc::new(tack_engine::SystemClock),
     });
     let question = "Which of these 500 orders over $100 were refunded twice?";
     println!("\nthe model's input tokens for: {question}");

@@ -188,6 +188,7 @@ async fn host(dir: &std::path::Path) -> (String, String) {
         ),
         tool_servers: None,
         retry: RetryPolicy::default(),
+        clock: Arc::new(tack_engine::SystemClock),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -104,6 +104,7 @@ pub(crate) async fn serve(a: ServeArgs, g: &Globals) -> Result<ExitCode, Failure
         secrets: secrets.clone(),
         components: Arc::new(source),
         retry: RetryPolicy::default(),
+        clock: Arc::new(tack_engine::SystemClock),
     });
     let resumed = engine
         .resume()

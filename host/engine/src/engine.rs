@@ -81,6 +81,8 @@ pub struct SessionHandle {
     pub(crate) deltas: broadcast::Sender<Delta>,
     pub(crate) running: AtomicBool,
     pub(crate) cancel: Notify,
+    /// The engine's clock, for grant checks made with only the handle.
+    pub(crate) clock: Arc<dyn crate::Clock>,
 }
 
 pub(crate) struct Inner {
@@ -88,6 +90,7 @@ pub(crate) struct Inner {
     pub(crate) store: Store,
     pub(crate) resolver: Resolver,
     pub(crate) retry: RetryPolicy,
+    pub(crate) clock: Arc<dyn crate::Clock>,
     sessions: Mutex<HashMap<String, Arc<SessionHandle>>>,
     /// Loaded sessions at which the next sweep of unused ones runs.
     sweep_at: AtomicUsize,
@@ -128,6 +131,9 @@ pub struct EngineConfig {
     pub tool_servers: Option<Arc<dyn crate::remote::ToolServers>>,
     /// Model call retries.
     pub retry: RetryPolicy,
+    /// The clock session grants expire by ([`SystemClock`](crate::SystemClock)
+    /// outside tests).
+    pub clock: Arc<dyn crate::Clock>,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -173,6 +179,7 @@ impl Engine {
                 host,
                 store: config.store,
                 retry: config.retry,
+                clock: config.clock,
                 sessions: Mutex::default(),
                 sweep_at: AtomicUsize::new(MIN_SWEEP_AT),
                 agents: tokio::sync::Mutex::default(),
@@ -434,6 +441,7 @@ impl Engine {
             deltas: broadcast::channel(LIVE_BUFFER).0,
             running: AtomicBool::new(false),
             cancel: Notify::new(),
+            clock: self.inner.clock.clone(),
         });
         let mut sessions = self.inner.sessions.lock().expect("sessions lock");
         let handle = sessions.entry(record.id.clone()).or_insert(handle).clone();
@@ -632,9 +640,9 @@ impl Engine {
             }
         }
         let grant_expires_ms = match (verdict, approval.scope) {
-            (Verdict::Approve | Verdict::Edit, crate::events::Scope::Session) => {
-                Some(now_ms() + approval.grant_ttl_s.unwrap_or(15 * 60) as i64 * 1000)
-            }
+            (Verdict::Approve | Verdict::Edit, crate::events::Scope::Session) => Some(
+                self.inner.clock.now_ms() + approval.grant_ttl_s.unwrap_or(15 * 60) as i64 * 1000,
+            ),
             _ => None,
         };
         let private = EventData::ApprovalDecided {

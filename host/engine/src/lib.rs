@@ -17,6 +17,7 @@
 
 pub mod approval;
 pub mod builtin;
+pub mod clock;
 pub mod code;
 mod code_run;
 pub mod components;
@@ -32,6 +33,7 @@ mod runner;
 pub mod state;
 pub mod trace;
 
+pub use clock::{Clock, SystemClock};
 pub use components::{Artifact, ComponentSource, LocalSource, SourceError};
 pub use engine::{Delta, Engine, EngineConfig, RetryPolicy, SessionHandle};
 pub use error::EngineError;

@@ -571,7 +571,7 @@ pub(crate) async fn gate_one(
         .log
         .lock()
         .await
-        .granted(&entry.plugin, &entry.name, now_ms());
+        .granted(&entry.plugin, &entry.name, h.clock.now_ms());
     let mut ctx = ctx.clone();
     ctx.call_id = call_id.to_string();
     let g = gate(agent.policy.as_ref(), entry, arguments, &ctx, granted).await;

@@ -139,6 +139,7 @@ async fn a_call_waits_for_its_users_authorization_across_a_restart() {
             EXTRA,
             Arc::new(source()),
             Some(servers),
+            h.clock.clone(),
         )
     };
     let first = on(&fake).await;

@@ -445,7 +445,7 @@ async fn a_session_grant_covers_later_calls_until_it_expires() {
 [approval-policies.session-refunds]
 tools = ["issue_refund"]
 scope = "session"
-grant-ttl = "2s"
+grant-ttl = "1h"
 "#;
     let h = Harness::start_with(TWICE, None, extra).await;
     let s = session(
@@ -476,7 +476,7 @@ grant-ttl = "2s"
     );
 
     // After the grant expires, the same tool asks again.
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    h.clock.advance(std::time::Duration::from_secs(3600));
     h.engine
         .post_message(&s, "one more", &user())
         .await

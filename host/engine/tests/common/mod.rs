@@ -7,10 +7,12 @@
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 use tack_config::HostConfig;
 use tack_engine::{
-    Engine, EngineConfig, EventData, LocalSource, LoggedEvent, Principal, RetryPolicy, Role, Status,
+    Clock, Engine, EngineConfig, EventData, LocalSource, LoggedEvent, Principal, RetryPolicy, Role,
+    Status,
 };
 use tack_scripted_model::{Script, ScriptedModel};
 use tack_store::Store;
@@ -27,6 +29,29 @@ pub struct Harness {
     pub model: ScriptedModel,
     pub dir: tempfile::TempDir,
     pub store_url: String,
+    /// The engine's clock: the system's, moved on by [`TestClock::advance`].
+    pub clock: Arc<TestClock>,
+}
+
+/// The system clock plus an offset a test moves forward, so waiting out a
+/// grant's lifetime takes no waiting.
+#[derive(Default)]
+pub struct TestClock {
+    offset_ms: AtomicI64,
+}
+
+impl TestClock {
+    /// Move the clock `by` forward.
+    pub fn advance(&self, by: Duration) {
+        self.offset_ms
+            .fetch_add(by.as_millis() as i64, Ordering::SeqCst);
+    }
+}
+
+impl Clock for TestClock {
+    fn now_ms(&self) -> i64 {
+        tack_engine::SystemClock.now_ms() + self.offset_ms.load(Ordering::SeqCst)
+    }
 }
 
 pub fn user() -> Principal {
@@ -109,22 +134,36 @@ impl Harness {
         std::fs::create_dir_all(&state).unwrap();
         let store_url = store_url
             .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("tack.db").display()));
-        let engine = engine(&model.base_url(), &state, &store_url, extra).await;
+        let clock = Arc::new(TestClock::default());
+        let engine = engine_full(
+            &model.base_url(),
+            &state,
+            &store_url,
+            extra,
+            Arc::new(source()),
+            None,
+            clock.clone(),
+        )
+        .await;
         Harness {
             engine,
             model,
             dir,
             store_url,
+            clock,
         }
     }
 
     /// A second engine on the same store and files, as after a host restart.
     pub async fn restart(&self) -> Engine {
-        let e = engine(
+        let e = engine_full(
             &self.model.base_url(),
             &self.dir.path().join("payments"),
             &self.store_url,
             "",
+            Arc::new(source()),
+            None,
+            self.clock.clone(),
         )
         .await;
         e.resume().await.unwrap();
@@ -155,10 +194,12 @@ pub async fn engine_with(
     extra: &str,
     components: Arc<dyn tack_engine::ComponentSource>,
 ) -> Engine {
-    engine_full(endpoint, state, store_url, extra, components, None).await
+    let clock = Arc::new(tack_engine::SystemClock);
+    engine_full(endpoint, state, store_url, extra, components, None, clock).await
 }
 
-/// [`engine_with`], reaching agents' `mcp-servers` through `servers`.
+/// [`engine_with`], reaching agents' `mcp-servers` through `servers`, grants
+/// expiring by `clock`.
 pub async fn engine_full(
     endpoint: &str,
     state: &std::path::Path,
@@ -166,6 +207,7 @@ pub async fn engine_full(
     extra: &str,
     components: Arc<dyn tack_engine::ComponentSource>,
     servers: Option<Arc<dyn tack_engine::ToolServers>>,
+    clock: Arc<dyn tack_engine::Clock>,
 ) -> Engine {
     let text = host_toml(endpoint, state, extra);
     let host = HostConfig::from_toml(&text, &PathBuf::from("/etc/tack/tack.toml")).expect("config");
@@ -182,6 +224,7 @@ pub async fn engine_full(
             base_delay: Duration::from_millis(10),
             max_delay: Duration::from_millis(50),
         },
+        clock,
     })
 }
 

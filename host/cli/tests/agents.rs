@@ -15,7 +15,17 @@ scenarios:
   - steps:
       - tool_calls: [{name: read_balance, arguments: {account: acct_alice}}]
       - tool_calls: [{name: issue_refund, arguments: {account: acct_alice, amount_cents: 15000, reason: damaged, idempotency_key: k-1}}]
-      - delay_ms: 1500
+      - text: "Refund issued."
+"#;
+
+/// [`SCRIPT`] with the final answer held until the test releases it, so a
+/// host can be killed while that model call is in flight.
+const HELD_SCRIPT: &str = r#"
+scenarios:
+  - steps:
+      - tool_calls: [{name: read_balance, arguments: {account: acct_alice}}]
+      - tool_calls: [{name: issue_refund, arguments: {account: acct_alice, amount_cents: 15000, reason: damaged, idempotency_key: k-1}}]
+      - hold: true
         text: "Refund issued."
 "#;
 
@@ -90,7 +100,7 @@ async fn start_refund(host: &Host, builder: &str, user: &str) -> (String, String
 
 async fn crash_and_resume(storage: &str) {
     tack_distribution::client::install_crypto();
-    let s = Setup::new(storage).await;
+    let s = Setup::scripted(storage, None, HELD_SCRIPT).await;
     let (builder, approver, user) = s.tokens.clone();
 
     // Host A: register, start, wait for the approval; then SIGKILL.
@@ -100,7 +110,7 @@ async fn crash_and_resume(storage: &str) {
     a.child.wait().unwrap();
 
     // Host B: the pending approval survived; approve it, let the refund run,
-    // and SIGKILL while the (slow) final model call is in flight.
+    // and SIGKILL while the final model call is in flight (held by the model).
     let mut b = s.serve();
     let (st, v) = call(
         reqwest::Method::POST,
@@ -115,8 +125,21 @@ async fn crash_and_resume(storage: &str) {
     })
     .await;
     assert_eq!(s.ledger()["refunds"].as_array().unwrap().len(), 1);
+    for _ in 0..2000 {
+        if s.model.requests().len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        s.model.requests().len(),
+        3,
+        "the final model call reached the model"
+    );
     b.child.kill().unwrap();
     b.child.wait().unwrap();
+    assert_eq!(s.model.answered(), 2, "B died before the final answer");
+    s.model.release();
 
     // Host C: resumes the run from its log and finishes it.
     let c = s.serve();

@@ -23,6 +23,8 @@
 //!
 //! `fail: {…, echo_headers: true}` puts the request's headers in the error
 //! message (as sent, and base64-encoded), as a careless provider does.
+//! `delay_ms: 500` waits before answering; `hold: true` waits until the test
+//! calls [`ScriptedModel::release`].
 //!
 //! Every request is recorded ([`ScriptedModel::requests`]) with its headers, so a
 //! test can check what reached the "provider" (the injected credential, and that no
@@ -89,6 +91,11 @@ pub struct Step {
     /// Wait this long before answering (to exercise timeouts).
     #[serde(default)]
     pub delay_ms: u64,
+    /// Hold the answer until [`ScriptedModel::release`]: the request stays in
+    /// flight for as long as a test needs (a crash mid-call, say), however
+    /// slow the machine.
+    #[serde(default)]
+    pub hold: bool,
     /// Tokens reported as used (default: estimated at four bytes a token,
     /// input from the request's system prompt, messages and tools, output
     /// from the answer's text and calls).
@@ -154,6 +161,24 @@ struct Shared {
     requests: Mutex<Vec<Recorded>>,
     /// Requests whose answer was handed over (after any delay).
     answered: std::sync::atomic::AtomicUsize,
+    /// Whether held answers may go ([`ScriptedModel::release`]).
+    released: tokio::sync::watch::Sender<bool>,
+}
+
+/// How long a request waits before its answer goes out.
+#[derive(Debug, Clone, Copy, Default)]
+struct Wait {
+    delay_ms: u64,
+    hold: bool,
+}
+
+impl From<&Step> for Wait {
+    fn from(step: &Step) -> Wait {
+        Wait {
+            delay_ms: step.delay_ms,
+            hold: step.hold,
+        }
+    }
 }
 
 /// A running scripted model server.
@@ -176,6 +201,7 @@ impl ScriptedModel {
             failures: Mutex::default(),
             requests: Mutex::default(),
             answered: Default::default(),
+            released: tokio::sync::watch::channel(false).0,
         });
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
@@ -212,6 +238,11 @@ impl ScriptedModel {
             .answered
             .load(std::sync::atomic::Ordering::SeqCst)
     }
+
+    /// Let the answers of `hold` steps go, those waiting and all later ones.
+    pub fn release(&self) {
+        self.shared.released.send_replace(true);
+    }
 }
 
 impl Drop for ScriptedModel {
@@ -240,16 +271,16 @@ async fn handle(
         _ => None,
     };
     let parsed: Result<Value, _> = serde_json::from_slice(&body);
-    let (status, response, delay) = match (dialect, &parsed) {
+    let (status, response, wait) = match (dialect, &parsed) {
         (None, _) => (
             404,
             wire::error_body(Dialect::OpenAi, 404, &format!("no endpoint {path}")),
-            0,
+            Wait::default(),
         ),
         (Some(d), Err(e)) => (
             400,
             wire::error_body(d, 400, &format!("body is not JSON: {e}")),
-            0,
+            Wait::default(),
         ),
         (Some(d), Ok(req)) => respond(&shared, d, req, &headers),
     };
@@ -263,8 +294,12 @@ async fn handle(
         status,
     };
     shared.requests.lock().unwrap().push(record);
-    if delay > 0 {
-        tokio::time::sleep(Duration::from_millis(delay)).await;
+    if wait.delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(wait.delay_ms)).await;
+    }
+    if wait.hold {
+        // The sender lives in `shared`, which this handler holds: never closed.
+        let _ = shared.released.subscribe().wait_for(|go| *go).await;
     }
     shared
         .answered
@@ -296,7 +331,7 @@ fn respond(
     dialect: Dialect,
     req: &Value,
     headers: &HeaderMap,
-) -> (u16, Response, u64) {
+) -> (u16, Response, Wait) {
     let valid = req
         .get("messages")
         .and_then(Value::as_array)
@@ -309,7 +344,7 @@ fn respond(
                 400,
                 "`messages` must be a non-empty array of messages with roles",
             ),
-            0,
+            Wait::default(),
         );
     }
     let conv = wire::Conversation::read(dialect, req);
@@ -328,7 +363,7 @@ fn respond(
                 400,
                 "no scenario of the script matches this conversation",
             ),
-            0,
+            Wait::default(),
         );
     };
     let step_index = conv.assistant_turns.min(scenario.steps.len() - 1);
@@ -349,7 +384,7 @@ fn respond(
                     .headers_mut()
                     .insert("retry-after", axum::http::HeaderValue::from(seconds));
             }
-            return (f.status, response, step.delay_ms);
+            return (f.status, response, step.into());
         }
     }
     let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
@@ -385,5 +420,5 @@ fn respond(
     } else {
         answer.json()
     };
-    (StatusCode::OK.as_u16(), response, step.delay_ms)
+    (StatusCode::OK.as_u16(), response, step.into())
 }

@@ -2,9 +2,8 @@
 //! and Debian's docker-registry, and every refusal: tampered blob, tampered
 //! manifest, unsigned, untrusted signer, tag moved since locked, push without role.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use tack_artifact::{PublicKey, SigningKey};
+use tack_artifact::SigningKey;
 use tack_capability::Grant;
 use tack_distribution::{
     ArtifactCache, ArtifactRef, DistError, DistributionConfig, FetchOptions, Fetched, Fetcher,
@@ -471,15 +470,6 @@ async fn push_without_the_role_is_refused() {
     // Nothing was stored: the catalog is empty.
     let store = tack_registry_store::Store::open(&reg.data).unwrap();
     assert!(store.catalog(None, None).unwrap().is_empty());
-}
-
-#[test]
-fn key_files_round_trip_like_cosign_keys() {
-    let key = SigningKey::generate();
-    let pem = key.public_key().to_pem();
-    assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"));
-    assert_eq!(PublicKey::from_pem(&pem).unwrap(), key.public_key());
-    let _unused: BTreeMap<(), ()> = BTreeMap::new();
 }
 
 #[tokio::test(flavor = "multi_thread")]

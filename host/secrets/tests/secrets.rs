@@ -23,7 +23,9 @@ async fn revealed(secrets: &Secrets, name: &str) -> Vec<u8> {
         .to_vec()
 }
 
-async fn exercise(url: &str) -> Vec<u8> {
+/// Set, rotate, reveal and misuse a secret on the store at `url`; the values
+/// it held, the rotated-away one first.
+async fn exercise(url: &str) -> [Vec<u8>; 2] {
     let store = Store::open(url).await.unwrap();
     let key = MasterKey::generate();
     let secrets = Secrets::new(store.clone(), MasterKey::from_hex(&key.to_hex()).unwrap());
@@ -71,29 +73,50 @@ async fn exercise(url: &str) -> Vec<u8> {
         secrets.set("EMPTY", b"").await,
         Err(SecretError::Empty(_))
     ));
-    v2
+    [v1, v2]
+}
+
+/// No file under `dir` holds either value in clear, while the secret's name
+/// (stored in clear) is found: the search sees the data.
+fn only_sealed_on_disk(dir: &std::path::Path, values: &[Vec<u8>]) {
+    let holds = |bytes: &[u8], needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    let mut name_seen = false;
+    for f in files_under(dir) {
+        let bytes = std::fs::read(&f).unwrap();
+        name_seen |= holds(&bytes, b"OPENAI_API_KEY");
+        for (i, v) in values.iter().enumerate() {
+            assert!(
+                !holds(&bytes, v),
+                "{} holds value {} of the secret in clear",
+                f.display(),
+                i + 1
+            );
+        }
+    }
+    assert!(
+        name_seen,
+        "no file under {} holds the secret's name",
+        dir.display()
+    );
 }
 
 #[tokio::test]
 async fn sqlite_holds_only_sealed_values() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("tack.db").display());
-    let plain = exercise(&url).await;
-    // No file of the database holds the value in clear.
-    for f in files_under(dir.path()) {
-        let bytes = std::fs::read(&f).unwrap();
-        assert!(
-            !bytes.windows(plain.len()).any(|w| w == &plain[..]),
-            "{} holds the secret",
-            f.display()
-        );
-    }
+    let values = exercise(&url).await;
+    // No file of the database holds either value in clear.
+    only_sealed_on_disk(dir.path(), &values);
 }
 
 #[tokio::test]
 async fn postgres_holds_only_sealed_values() {
     let pg = Postgres::start();
-    exercise(&pg.url).await;
+    let values = exercise(&pg.url).await;
+    // Neither the WAL nor the tables (written out by a checkpoint) hold
+    // either value in clear.
+    pg.checkpoint();
+    only_sealed_on_disk(pg.data_dir(), &values);
 }
 
 #[test]

@@ -235,6 +235,24 @@ impl Postgres {
 }
 
 impl Postgres {
+    /// The cluster's data directory (tables, WAL).
+    pub fn data_dir(&self) -> &Path {
+        &self.data
+    }
+
+    /// Write every changed page out to the data files (`CHECKPOINT`).
+    pub fn checkpoint(&self) {
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-X", "-q", "-d", &self.url, "-c", "CHECKPOINT"])
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "CHECKPOINT failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Run the SQL script at `file` (e.g. a `pg_dump`) with `psql`, stopping at
     /// the first error.
     pub fn run_sql_file(&self, file: &Path) {

@@ -5,9 +5,9 @@
 //! The `tack-sdk` crate re-exports both; model adapters and policies, which do not
 //! export the tool world, depend on this crate and generate their own bindings.
 
-// The HTTP client is made of WASI imports: guests only. The SSE parser is
-// plain Rust, so the host (`tack run`) reads event streams with it too.
-#[cfg(target_arch = "wasm32")]
+// The HTTP client is made of WASI imports: it works in guests only, but
+// compiles anywhere, so its unit tests run natively. The SSE parser is plain
+// Rust, so the host (`tack run`) reads event streams with it too.
 pub mod http;
 pub mod sse;
 

@@ -168,7 +168,6 @@ impl Parser {
     }
 }
 
-#[cfg(target_arch = "wasm32")]
 /// Feed `response`'s body through a [`Parser`], handing each event's data to
 /// `on_data` until it says the stream is complete (`Ok(true)`) or the body ends.
 /// Returns whether `on_data` saw the end.

@@ -533,7 +533,7 @@ scenarios:
         usage: [18446744073709551615, 18446744073709551615]
   - match: "slow"
     steps:
-      - delay_ms: 60000
+      - hold: true
         text: "too late"
   - steps:
       - tool_calls: [{name: read_balance, arguments: {account: acct_alice}}, {name: read_balance, arguments: {account: acct_bob}}]
@@ -687,7 +687,7 @@ async fn ask_user_pauses_for_the_answer() {
 async fn an_interrupt_cancels_the_model_call() {
     let h = Harness::start(LOOPING).await;
     let s = session(&h, &agent("a", "scripted", None, ""), "slow").await;
-    // The model has the request and sits on it (a minute's delay).
+    // The model has the request and holds its answer (never released).
     for _ in 0..2000 {
         if !h.model.requests().is_empty() {
             break;
@@ -696,8 +696,8 @@ async fn an_interrupt_cancels_the_model_call() {
     }
     assert_eq!(h.model.requests().len(), 1, "the model call started");
     h.engine.interrupt(&s, &user()).await.unwrap();
-    // The run ends while the model still holds its answer: waiting out the
-    // delay would outlast wait_finished, and would log a model_response.
+    // The run ends while the model still holds its answer: a run that
+    // waited for it would never finish.
     let events = wait_finished(&h.engine, &s, 1).await;
     assert_eq!(finished(&events).0, RunStop::Cancelled);
     assert_eq!(h.model.answered(), 0, "the run did not wait for the answer");

@@ -1954,7 +1954,10 @@ call-timeout = \"1s\"
     );
     let s = Setup::build("sqlite://host.db", None, script, &extra).await;
     let (builder, _, user) = s.tokens.clone();
-    let host = s.serve();
+    let serve_log = dir.path().join("serve.log");
+    let host = s.serve_logging(std::process::Stdio::from(
+        std::fs::File::create(&serve_log).unwrap(),
+    ));
     let agent = "name: asking\nmodel: scripted\nmcp-servers: [asking]\n";
     register(&host, &builder, agent).await;
     let session = start_session(&host, &user, "asking", "go").await;
@@ -1979,8 +1982,22 @@ call-timeout = \"1s\"
     let (_, v) = get(&host, &format!("/v1/sessions/{session}"), &user).await;
     assert_eq!(v["status"], "waiting_input", "{v}");
 
-    // Longer than call-timeout: a person's time does not count.
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // A person's time does not count: the call outlives its call-timeout
+    // (the host says so in its log) and is still waiting, not failed.
+    for _ in 0..2000 {
+        let log = std::fs::read_to_string(&serve_log).unwrap_or_default();
+        if log.contains("call-timeout passed while a person was asked") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let log = std::fs::read_to_string(&serve_log).unwrap();
+    assert!(
+        log.contains("call-timeout passed while a person was asked"),
+        "the call's timeout never came round: {log}"
+    );
+    let ev = wait_for(&host, &session, &user, |ev| count(ev, "ask_user") == 1).await;
+    assert_eq!(count(&ev, "tool_result"), 0, "the call waits: {ev:#?}");
     let answer = |id: Value, text: &str| {
         let host = &host;
         let user = &user;

@@ -591,6 +591,11 @@ impl Upstream {
                     if clock.open.load(Ordering::SeqCst) == 0 && now_answered == answered {
                         return Err(self.timed_out(&what, limit));
                     }
+                    tracing::debug!(
+                        server = %self.name,
+                        tool,
+                        "call-timeout passed while a person was asked: the call's clock restarts"
+                    );
                     answered = now_answered;
                     deadline = tokio::time::Instant::now() + limit;
                 }

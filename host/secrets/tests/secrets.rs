@@ -105,6 +105,16 @@ async fn sqlite_holds_only_sealed_values() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("tack.db").display());
     let values = exercise(&url).await;
+    // The store's connection closes on its own thread once dropped, folding
+    // the WAL into the database and removing it: scan after that, not while
+    // files vanish.
+    let wal = dir.path().join("tack.db-wal");
+    for _ in 0..2000 {
+        if !wal.exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     // No file of the database holds either value in clear.
     only_sealed_on_disk(dir.path(), &values);
 }

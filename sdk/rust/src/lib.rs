@@ -5,7 +5,7 @@
 //! (and `JsonSchema`), and its errors are [`ToolError`]s, which map onto the
 //! `tool-error` record of the WIT contract (`wit/types.wit`).
 //!
-//! ```ignore
+//! ```no_run
 //! use tack_sdk::{Annotations, CallContext, JsonSchema, ToolError, Toolbox};
 //! use serde::{Deserialize, Serialize};
 //!
@@ -25,8 +25,12 @@
 //! }
 //!
 //! tack_sdk::export_tools!(tools());
-//! tack_sdk::manifest!("tack.toml");
+//! # fn main() {}
 //! ```
+//!
+//! A plugin that needs capabilities (HTTP hosts, directories, a wall clock)
+//! declares them in a manifest next to its `Cargo.toml` and embeds it with
+//! `tack_sdk::manifest!("tack.toml");` (format: `docs/capabilities.md`).
 //!
 //! Build with `cargo build --target wasm32-wasip2 --release`: the `.wasm` file is a
 //! component ready for `tack plugin inspect` and `tack tool call`. See the README

@@ -83,11 +83,7 @@ fn refuse_tool_notes_for_contract_plugins(
     let Ok(parsed) = tack_capability::Manifest::from_toml(manifest_text) else {
         return Ok(()); // embed_manifest reports what is wrong with it
     };
-    let contract = tack_runtime::world_info(component).is_ok_and(|w| {
-        w.exports
-            .iter()
-            .any(|e| e.starts_with("tack:plugin/tool@") || e == "tack:plugin/tool")
-    });
+    let contract = tack_runtime::world_info(component).is_ok_and(|w| w.is_tool_plugin());
     if contract && let Some(name) = parsed.tools.keys().next() {
         return Err(Failure::new(
             EXIT_UNUSABLE,

@@ -14,6 +14,7 @@
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use tack_benches::percentile;
 use tack_capability::Grant;
 use tack_runtime::{CallContext, CodeCache, Runtime, RuntimeConfig};
 use tack_tests::{Sdk, sdk_plugin, workspace_root};
@@ -27,11 +28,6 @@ struct Plugin {
     wasm: PathBuf,
     tool: &'static str,
     args: &'static str,
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx]
 }
 
 fn ms(d: Duration) -> String {

@@ -11,6 +11,7 @@
 //! and the result lifted back. Nothing is reused between calls but compiled code.
 
 use std::time::{Duration, Instant};
+use tack_benches::percentile;
 use tack_capability::Grant;
 use tack_runtime::{CallContext, CodeCache, Runtime, RuntimeConfig};
 
@@ -23,11 +24,6 @@ const CALLS: usize = 2_000;
 const WARMUP: usize = 500;
 /// Loads measured per cache mode.
 const LOADS: usize = 5;
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx]
-}
 
 fn micros(d: Duration) -> String {
     format!("{:>7.1} µs", d.as_secs_f64() * 1e6)

@@ -3,8 +3,8 @@
 
 use std::process::Command;
 
-/// The sample at quantile `p` (0..=1) of `sorted`.
-pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+/// The sample at quantile `p` (0..=1) of `sorted` (seconds, `Duration`s, …).
+pub fn percentile<T: Copy>(sorted: &[T], p: f64) -> T {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 

@@ -2,7 +2,8 @@
 // node --test sdk/js/test/
 import assert from "node:assert/strict";
 import { beforeEach, describe, test } from "node:test";
-import { callTool, clearTools, declaredTools, s, setLogSink, tool, ToolError } from "../src/index.js";
+import { readFileSync } from "node:fs";
+import { callTool, clearTools, declaredTools, ERROR_CODES, s, setLogSink, tool, ToolError } from "../src/index.js";
 
 const logged = [];
 setLogSink((level, message) => logged.push([level, message]));
@@ -87,4 +88,15 @@ describe("tools", () => {
     await assert.rejects(callTool("fails", "[1]", ctx), { code: "invalid-arguments" });
     await assert.rejects(callTool("fails", "{", ctx), { code: "invalid-arguments", message: /not JSON/ });
   });
+});
+
+test("the error codes are the WIT enum's, in order", () => {
+  const wit = readFileSync(new URL("../../../wit/types.wit", import.meta.url), "utf8");
+  const body = /enum error-code \{([^}]*)\}/.exec(wit)[1];
+  const cases = body
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((line) => line && !line.startsWith("//"))
+    .map((line) => line.replace(/,$/, ""));
+  assert.deepEqual(ERROR_CODES, cases);
 });

@@ -259,5 +259,18 @@ class ToolTest(unittest.TestCase):
             ToolError("x", "nope")
 
 
+class ContractTest(unittest.TestCase):
+    def test_error_codes_are_the_wit_enums(self):
+        """The SDK's list follows `error-code` in wit/types.wit, in order."""
+        import pathlib
+        import re
+
+        wit = pathlib.Path(__file__).resolve().parents[3] / "wit" / "types.wit"
+        body = re.search(r"enum error-code \{(.*?)\}", wit.read_text(), re.S).group(1)
+        lines = (line.strip() for line in body.splitlines())
+        cases = [l.rstrip(",") for l in lines if l and not l.startswith("//")]
+        self.assertEqual(list(registry.ERROR_CODES), cases)
+
+
 if __name__ == "__main__":
     unittest.main()
